@@ -1,0 +1,81 @@
+"""Command line: ``evr-desktop`` starts the app; subcommands serve IT.
+
+Kept import-light: PySide6 and the crypto stack load only when the command
+needs them, so ``--version`` and ``audit verify`` start instantly and the GUI's
+first paint is not delayed by modules it does not use yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="evr-desktop",
+        description="EVR Desktop: video appointments, statements and evidence for police officers.",
+    )
+    p.add_argument("--version", action="version", version=f"evr-desktop {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: so `evr-desktop --profile X audit verify` keeps X (a subparser's
+    # own default would otherwise overwrite the value given before it).
+    common.add_argument("--profile", metavar="DIR", default=argparse.SUPPRESS, help="data folder")
+    common.add_argument("--demo", action="store_true", default=argparse.SUPPRESS, help="the demo profile")
+    p.add_argument("--profile", metavar="DIR", help="data folder (default: the per-user folder for this OS)")
+    p.add_argument("--demo", action="store_true", help="use the demo profile (invented officer and appointments)")
+    p.add_argument(
+        "--passphrase-fd",
+        type=int,
+        metavar="N",
+        help="read the passphrase from file descriptor N (scripted demos and kiosks): unlocks, "
+        "or in demo mode creates the demo officer on first run",
+    )
+    sub = p.add_subparsers(dest="command")
+    audit = sub.add_parser("audit", help="the audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    audit_sub.add_parser("verify", parents=[common], help="check the audit log's hash chain and checkpoint")
+    return p
+
+
+def _read_fd(fd: int) -> str:
+    with os.fdopen(fd, "r", encoding="utf-8", closefd=True) as fh:
+        return fh.readline().rstrip("\r\n")
+
+
+def _harden_process() -> None:
+    """No core dumps of a process holding keys and victim data (Linux)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            PR_SET_DUMPABLE = 4
+            ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .config import resolve_paths
+
+    paths = resolve_paths(args.profile, args.demo)
+    if args.command == "audit":
+        from .audit.log import run_verify
+
+        return run_verify(paths.audit)
+    _harden_process()
+    passphrase = _read_fd(args.passphrase_fd) if args.passphrase_fd is not None else None
+    from .app import run_gui
+
+    return run_gui(paths, passphrase)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

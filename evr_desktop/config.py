@@ -1,0 +1,99 @@
+"""Typed settings and data folders, in one place.
+
+Folders come from platformdirs (per-user, per-OS), with ``--profile`` as the
+override for tests and portable use. Settings are a small JSON file in the
+profile with typed defaults; Qt's QSettings is used only for window geometry.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from .fsutil import atomic_write
+
+APP_NAME = "EVR Desktop"
+APP_AUTHOR = "EVR"
+SETTINGS_FILE = "settings.json"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where one profile keeps its files."""
+
+    profile: Path
+    demo: bool
+
+    @property
+    def vault(self) -> Path:
+        return self.profile / "vault.json"
+
+    @property
+    def store(self) -> Path:
+        return self.profile / "store.sqlite3"
+
+    @property
+    def audit(self) -> Path:
+        return self.profile / "audit"
+
+    @property
+    def settings(self) -> Path:
+        return self.profile / SETTINGS_FILE
+
+    @property
+    def evidence_office(self) -> Path:
+        """Demo only: stands in for the force's evidence office, deliberately
+        *outside* the officer's profile (the officer's laptop would never hold
+        the escrow private key in real use)."""
+        return self.profile.parent / f"{self.profile.name}-evidence-office-DEMO"
+
+
+def default_profile(demo: bool) -> Path:
+    from platformdirs import user_data_path
+
+    base = user_data_path(APP_NAME, APP_AUTHOR)
+    return base / ("demo-profile" if demo else "profile")
+
+
+def resolve_paths(profile: str | Path | None, demo: bool) -> Paths:
+    path = Path(profile).expanduser().resolve() if profile else default_profile(demo)
+    return Paths(profile=path, demo=demo)
+
+
+@dataclass(frozen=True)
+class Settings:
+    lock_after_minutes: int = 10
+    # Bounds keep a hand-edited file from disabling the lock altogether.
+    @staticmethod
+    def bounds() -> dict[str, tuple[int, int]]:
+        return {"lock_after_minutes": (1, 60)}
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def load_settings(paths: Paths) -> Settings:
+    """Read settings; unknown keys are ignored, bad values refused with a message."""
+    if not paths.settings.exists():
+        return Settings()
+    try:
+        data = json.loads(paths.settings.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"{paths.settings} is not readable JSON ({exc}).") from exc
+    if not isinstance(data, dict):
+        raise SettingsError(f"{paths.settings} must hold a JSON object.")
+    values = {}
+    for f in fields(Settings):
+        if f.name in data:
+            value = data[f.name]
+            low, high = Settings.bounds()[f.name]
+            if type(value) is not int or not low <= value <= high:
+                raise SettingsError(f"Setting {f.name} must be a whole number from {low} to {high}.")
+            values[f.name] = value
+    return Settings(**values)
+
+
+def save_settings(paths: Paths, settings: Settings) -> None:
+    atomic_write(paths.settings, json.dumps(asdict(settings), indent=1).encode("utf-8"))

@@ -1,0 +1,39 @@
+"""Every main-window action, declared in one place (Picard's actions.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QWidget
+
+
+@dataclass
+class Actions:
+    new_appointment: QAction
+    edit_appointment: QAction
+    find: QAction
+    lock: QAction
+    quit: QAction
+
+    @classmethod
+    def create(cls, parent: QWidget) -> Actions:
+        def make(text: str, shortcut: QKeySequence | str, name: str) -> QAction:
+            a = QAction(text, parent)
+            a.setObjectName(name)
+            a.setShortcut(QKeySequence(shortcut))
+            parent.addAction(a)
+            return a
+
+        lock = make("&Lock", "Ctrl+L", "actionLock")
+        return cls(
+            new_appointment=make("&New appointment…", QKeySequence.StandardKey.New, "actionNew"),
+            edit_appointment=make("&Edit appointment…", "Ctrl+E", "actionEdit"),
+            find=make("&Find", QKeySequence.StandardKey.Find, "actionFind"),
+            lock=lock,
+            quit=make("&Quit", QKeySequence.StandardKey.Quit, "actionQuit"),
+        )
+
+    def set_unlocked(self, unlocked: bool) -> None:
+        for a in (self.new_appointment, self.edit_appointment, self.find, self.lock):
+            a.setEnabled(unlocked)

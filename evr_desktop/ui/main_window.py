@@ -1,0 +1,248 @@
+"""The main window: a thin shell that switches between screens.
+
+It contains a QMainWindow rather than inheriting from one (napari's Window),
+owns no business rules, and reaches the services only through background
+operations. A locked window shows the unlock page and nothing else: victim
+data is dropped from the model, dialogs holding it are closed, and the title
+never carries a victim's name.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QStackedWidget, QWidget
+
+from ..audit.log import Category
+from ..domain.appointment import Appointment, Status
+from ..services import Refused, Session, Workspace
+from ..store.base import StoreError
+from ..vault.vault import VaultError, WrongPassphrase
+from .actions import Actions
+from .appointment_dialog import AppointmentDialog
+from .idle import InactivityWatcher
+from .operations import Operation, Worker
+from .queue_screen import QueueScreen
+from .setup_page import DEMO_OFFICER, SetupPage
+from .unlock_page import UnlockPage
+
+log = logging.getLogger(__name__)
+APP_TITLE = "EVR Desktop"
+
+
+def plain_message(exc: BaseException) -> str:
+    """What the officer sees for an error: the domain's own words, never a traceback."""
+    if isinstance(exc, Refused):
+        return " ".join(exc.reasons)
+    if isinstance(exc, (VaultError, StoreError, ValueError)):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"The disk could not be written or read ({exc.strerror or exc}). Nothing was lost."
+    return f"Something went wrong ({type(exc).__name__}). Nothing was saved; please try again or call IT."
+
+
+class MainWindow:
+    def __init__(self, workspace: Workspace, worker: Worker):
+        self.workspace = workspace
+        self.worker = worker
+        self.session: Session | None = None
+        self._dialogs: list[AppointmentDialog] = []
+        self.on_queue_ready: Callable[[int], None] | None = None
+
+        self.window = QMainWindow()
+        self.window.setObjectName("mainWindow")
+        self.window.resize(1280, 760)
+        self.actions = Actions.create(self.window)
+        self.stack = QStackedWidget(self.window)
+        self.starting = QLabel("Starting…", self.window)
+        self.setup_page = SetupPage(demo=workspace.paths.demo, parent=self.window)
+        self.unlock_page = UnlockPage(self.window)
+        self.queue = QueueScreen(self.window)
+        self.error_page = QLabel(self.window)
+        self.error_page.setObjectName("errorPage")
+        self.error_page.setWordWrap(True)
+        for page in (self.starting, self.setup_page, self.unlock_page, self.queue, self.error_page):
+            self.stack.addWidget(page)
+        self.window.setCentralWidget(self.stack)
+        menu = self.window.menuBar().addMenu("&Appointments")
+        for a in (self.actions.new_appointment, self.actions.edit_appointment, self.actions.find):
+            menu.addAction(a)
+        menu.addSeparator()
+        menu.addAction(self.actions.lock)
+        menu.addAction(self.actions.quit)
+
+        self.idle = InactivityWatcher(workspace.settings.lock_after_minutes, self.window)
+        self.idle.idle.connect(self.lock)
+        self.actions.lock.triggered.connect(self.lock)
+        self.actions.quit.triggered.connect(self.window.close)
+        self.actions.new_appointment.triggered.connect(self.new_appointment)
+        self.actions.edit_appointment.triggered.connect(
+            lambda: (a := self.queue.selected()) and self.edit_appointment(a)
+        )
+        self.actions.find.triggered.connect(self.queue.search.setFocus)
+        self.setup_page.create_requested.connect(self._create)
+        self.unlock_page.unlock_requested.connect(self._unlock)
+        self.queue.new_requested.connect(self.new_appointment)
+        self.queue.edit_requested.connect(self.edit_appointment)
+        self.queue.status_requested.connect(self._change_status)
+        self.queue.viewed.connect(self._audit_view)
+        self._show_locked_state()
+
+    # -- start-up -------------------------------------------------------------
+    def start(self, passphrase: str | None = None) -> None:
+        """Read the profile in the background, then show set-up or unlock."""
+
+        def load() -> tuple[bool, str]:
+            self.workspace.start()
+            if self.workspace.needs_setup:
+                return True, ""
+            return False, self.workspace.header().officer.display
+
+        def loaded(result: tuple[bool, str]) -> None:
+            needs_setup, officer = result
+            self.idle.set_timeout_ms(self.workspace.settings.lock_after_minutes * 60_000)
+            if needs_setup:
+                self.stack.setCurrentWidget(self.setup_page)
+                if passphrase and self.workspace.paths.demo:
+                    self.setup_page.busy()
+                    self._create(DEMO_OFFICER, passphrase, None)
+            else:
+                self.unlock_page.set_officer(f"Unlock as {officer}")
+                self.stack.setCurrentWidget(self.unlock_page)
+                self.unlock_page.reset()
+                if passphrase:
+                    self.unlock_page.busy()
+                    self._unlock(passphrase)
+
+        Operation(self.worker, self.window, load).success(loaded).failure(self._fatal).run()
+
+    def _fatal(self, exc: BaseException) -> None:
+        self.error_page.setText(
+            "<h2>EVR Desktop cannot open this profile</h2><p>"
+            + plain_message(exc).replace("<", "&lt;")
+            + "</p><p>Nothing was changed. Call IT and quote this message.</p>"
+        )
+        self.stack.setCurrentWidget(self.error_page)
+        log.error("profile could not be opened: %s", type(exc).__name__)
+
+    # -- set-up and unlock ----------------------------------------------------
+    def _create(self, officer: object, passphrase: str, provisioning: object) -> None:
+        op = Operation(
+            self.worker, self.window, lambda: self.workspace.create(officer, passphrase, provisioning)  # type: ignore[arg-type]
+        )
+        op.success(self._unlocked).failure(lambda e: self.setup_page.failed(plain_message(e))).run()
+
+    def _unlock(self, passphrase: str) -> None:
+        def failed(exc: BaseException) -> None:
+            self.unlock_page.failed(plain_message(exc), isinstance(exc, WrongPassphrase))
+
+        Operation(self.worker, self.window, lambda: self.workspace.unlock(passphrase)).success(
+            self._unlocked
+        ).failure(failed).run()
+
+    def _unlocked(self, session: Session) -> None:
+        self.session = session
+        self.unlock_page.succeeded()
+        self.actions.set_unlocked(True)
+        mode = " — DEMO" if session.vault.header.is_demo else ""
+        self.window.setWindowTitle(f"{APP_TITLE}{mode} — {session.officer.display}")
+        self.stack.setCurrentWidget(self.queue)
+        self.idle.start()
+        self.refresh()
+
+    def refresh(self) -> None:
+        session = self.session
+        if session is None:
+            return
+
+        def loaded(items: list[Appointment]) -> None:
+            if self.session is not session:  # locked meanwhile: drop the data
+                return
+            self.queue.set_appointments(items)
+            log.info("queue ready: %d appointments", len(items))
+            if self.on_queue_ready:
+                self.on_queue_ready(len(items))
+
+        Operation(self.worker, self.window, session.list_appointments).success(loaded).failure(self._error).run()
+
+    # -- locking --------------------------------------------------------------
+    def _show_locked_state(self) -> None:
+        self.window.setWindowTitle(f"{APP_TITLE} — locked")
+        self.actions.set_unlocked(False)
+
+    def lock(self) -> None:
+        session, self.session = self.session, None
+        for dialog in list(self._dialogs):
+            dialog.reject()
+        self._dialogs.clear()
+        self.queue.clear()
+        self.idle.stop()
+        self._show_locked_state()
+        self.stack.setCurrentWidget(self.unlock_page)
+        self.unlock_page.reset()
+        if session is not None:
+            Operation(self.worker, None, session.lock).failure(self._error).run()
+        log.info("locked")
+
+    # -- appointments ---------------------------------------------------------
+    def new_appointment(self) -> None:
+        if self.session is not None:
+            self._open_dialog(None)
+
+    def edit_appointment(self, a: Appointment) -> None:
+        if self.session is not None:
+            self._open_dialog(a)
+
+    def _open_dialog(self, existing: Appointment | None) -> AppointmentDialog:
+        dialog = AppointmentDialog(self.window, existing)
+        dialog.addAction(self.actions.lock)  # Ctrl+L works from inside the dialog too
+        self._dialogs.append(dialog)
+        dialog.finished.connect(lambda _r: self._dialogs.remove(dialog) if dialog in self._dialogs else None)
+        dialog.submitted.connect(lambda a: self._save(dialog, a, new=existing is None))
+        dialog.open()
+        return dialog
+
+    def _save(self, dialog: AppointmentDialog, a: Appointment, new: bool) -> None:
+        session = self.session
+        if session is None:
+            return
+
+        def saved(_result: object) -> None:
+            if self.session is session:
+                self.queue.upsert(a)
+                self.window.statusBar().showMessage(f"Saved appointment {a.urn}", 5000)
+            dialog.saved()
+
+        Operation(self.worker, dialog, lambda: session.save_appointment(a, new=new)).success(saved).failure(
+            lambda e: dialog.show_refusal([plain_message(e)])
+        ).run()
+
+    def _change_status(self, a: Appointment, status: Status) -> None:
+        session = self.session
+        if session is None:
+            return
+        Operation(self.worker, self.window, lambda: session.change_status(a.id, status)).success(
+            lambda changed: self.session is session and self.queue.upsert(changed)
+        ).failure(self._error).run()
+
+    def _audit_view(self, appointment_id: str) -> None:
+        session = self.session
+        if session is not None:
+            Operation(
+                self.worker, None, lambda: session.audit_event(Category.CONSULTATION, appointment_id, "appointment.view")
+            ).failure(self._error).run()
+
+    def _error(self, exc: BaseException) -> None:
+        log.error("operation failed: %s", type(exc).__name__)
+        # Non-blocking: a modal exec() would spin a nested event loop.
+        box = QMessageBox(QMessageBox.Icon.Warning, APP_TITLE, plain_message(exc), parent=self.window)
+        box.setObjectName("errorBox")
+        box.open()
+
+    def show(self) -> None:
+        self.window.show()
+
+    @property
+    def widget(self) -> QWidget:
+        return self.window

@@ -1,0 +1,237 @@
+"""The day's video appointments: filters, the table, and a detail pane."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from PySide6.QtCore import QDate, QItemSelection, QModelIndex, Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDateEdit,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..domain import eligibility
+from ..domain.appointment import ALLOWED_TRANSITIONS, Appointment, Status
+from .queue_model import APPOINTMENT_ROLE, COL_TIME, AppointmentFilterProxy, AppointmentTableModel
+
+
+def _status_or_none(value: str | None) -> Status | None:
+    return Status(value) if value else None
+
+
+class DetailPane(QFrame):
+    edit_requested = Signal(object)
+    status_requested = Signal(object, object)  # appointment, Status
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("detailPane")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setMinimumWidth(300)
+        self._appointment: Appointment | None = None
+        self.title = QLabel("Select an appointment", self)
+        self.title.setObjectName("detailTitle")
+        self.title.setStyleSheet("font-size: 15pt; font-weight: 600;")
+        self.title.setWordWrap(True)
+        self.fields: dict[str, QLabel] = {}
+        form = QFormLayout()
+        for key, label in (
+            ("slot", "Slot"), ("urn", "URN"), ("offence", "Offence"), ("status", "Status"),
+            ("dob", "Date of birth"), ("mobile", "Mobile"), ("guardian", "Guardian"),
+            ("interpreter", "Interpreter"), ("notes", "Notes"), ("eligibility", "Eligibility"),
+        ):
+            value = QLabel(self)
+            value.setObjectName(f"detail_{key}")
+            value.setWordWrap(True)
+            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.fields[key] = value
+            form.addRow(label, value)
+        self.edit_button = QPushButton("&Edit…", self)
+        self.edit_button.setObjectName("editButton")
+        self.edit_button.clicked.connect(lambda: self._appointment and self.edit_requested.emit(self._appointment))
+        self.next_status = QComboBox(self)
+        self.next_status.setObjectName("nextStatus")
+        self.apply_status = QPushButton("Set status", self)
+        self.apply_status.setObjectName("applyStatus")
+        self.apply_status.clicked.connect(self._apply_status)
+        status_row = QHBoxLayout()
+        status_row.addWidget(self.next_status, 1)
+        status_row.addWidget(self.apply_status)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addLayout(form)
+        layout.addWidget(self.edit_button)
+        layout.addLayout(status_row)
+        layout.addStretch(1)
+        self.show_appointment(None)
+
+    def show_appointment(self, a: Appointment | None) -> None:
+        self._appointment = a
+        for w in (self.edit_button, self.next_status, self.apply_status):
+            w.setEnabled(a is not None)
+        self.next_status.clear()
+        if a is None:
+            self.title.setText("Select an appointment")
+            for v in self.fields.values():
+                v.clear()
+            return
+        v = a.victim
+        e = eligibility.check(a)
+        self.title.setText(v.full_name)
+        self.fields["slot"].setText(f"{a.slot:%A %d %B %Y, %H:%M} ({a.duration_minutes} min)")
+        self.fields["urn"].setText(a.urn)
+        self.fields["offence"].setText(a.offence.label)
+        self.fields["status"].setText(a.status.label)
+        self.fields["dob"].setText(f"{v.date_of_birth:%d/%m/%Y}" if v.date_of_birth else "Not recorded")
+        self.fields["mobile"].setText(v.mobile)
+        self.fields["guardian"].setText(f"{v.guardian.name} ({v.guardian.relationship})" if v.guardian else "None")
+        self.fields["interpreter"].setText(v.interpreter_language or "Not needed")
+        self.fields["notes"].setText(v.notes)
+        self.fields["eligibility"].setText(e.summary())
+        for s in sorted(ALLOWED_TRANSITIONS[a.status] - {a.status}, key=list(Status).index):
+            self.next_status.addItem(s.label, s.value)
+        self.next_status.setEnabled(self.next_status.count() > 0)
+        self.apply_status.setEnabled(self.next_status.count() > 0)
+
+    def _apply_status(self) -> None:
+        if self._appointment is not None and self.next_status.currentData() is not None:
+            self.status_requested.emit(self._appointment, Status(self.next_status.currentData()))
+
+
+class QueueScreen(QWidget):
+    new_requested = Signal()
+    edit_requested = Signal(object)
+    status_requested = Signal(object, object)
+    viewed = Signal(str)  # appointment id, for the audit log
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("queueScreen")
+        self.model = AppointmentTableModel(self)
+        self.proxy = AppointmentFilterProxy(self)
+        self.proxy.setSourceModel(self.model)
+
+        self.search = QLineEdit(self)
+        self.search.setObjectName("search")
+        self.search.setPlaceholderText("Search URN or name  (Ctrl+F)")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(self.proxy.set_search)
+        self.status_filter = QComboBox(self)
+        self.status_filter.setObjectName("statusFilter")
+        self.status_filter.addItem("All statuses", None)
+        for s in Status:
+            self.status_filter.addItem(s.label, s.value)  # Qt turns StrEnum data into str
+        self.status_filter.currentIndexChanged.connect(
+            lambda: self.proxy.set_status(_status_or_none(self.status_filter.currentData()))
+        )
+        self.day_enabled = QCheckBox("Day", self)
+        self.day_enabled.setObjectName("dayEnabled")
+        self.day_enabled.setChecked(True)
+        self.day = QDateEdit(QDate.currentDate(), self)
+        self.day.setObjectName("dayFilter")
+        self.day.setCalendarPopup(True)
+        self.day.setDisplayFormat("ddd dd MMM yyyy")
+        self.day.dateChanged.connect(self._day_changed)
+        self.day_enabled.toggled.connect(self._day_changed)
+        self.new_button = QPushButton("&New appointment…", self)
+        self.new_button.setObjectName("newButton")
+        self.new_button.clicked.connect(self.new_requested)
+        self.count_label = QLabel(self)
+        self.count_label.setObjectName("countLabel")
+
+        bar = QHBoxLayout()
+        bar.addWidget(self.search, 2)
+        bar.addWidget(QLabel("Status", self))
+        bar.addWidget(self.status_filter)
+        bar.addWidget(self.day_enabled)
+        bar.addWidget(self.day)
+        bar.addStretch(1)
+        bar.addWidget(self.count_label)
+        bar.addWidget(self.new_button)
+
+        self.table = QTableView(self)
+        self.table.setObjectName("queueTable")
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(COL_TIME, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.verticalHeader().hide()
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.table.activated.connect(self._activated)
+
+        self.detail = DetailPane(self)
+        self.detail.edit_requested.connect(self.edit_requested)
+        self.detail.status_requested.connect(self.status_requested)
+
+        splitter = QSplitter(self)
+        splitter.addWidget(self.table)
+        splitter.addWidget(self.detail)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(splitter, 1)
+        for sig in (self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.modelReset, self.proxy.layoutChanged):
+            sig.connect(self._update_count)
+        self._day_changed()
+
+    def _day_changed(self) -> None:
+        self.day.setEnabled(self.day_enabled.isChecked())
+        self.proxy.set_day(self.day.date().toPython() if self.day_enabled.isChecked() else None)
+        self._update_count()
+
+    def _update_count(self) -> None:
+        self.count_label.setText(f"{self.proxy.rowCount()} of {self.model.rowCount()} appointments")
+
+    def set_appointments(self, items: list[Appointment]) -> None:
+        self.model.set_appointments(items)
+        self.detail.show_appointment(None)
+        self._update_count()
+
+    def upsert(self, a: Appointment) -> None:
+        self.model.upsert(a)
+        if self.detail._appointment is not None and self.detail._appointment.id == a.id:
+            self.detail.show_appointment(a)
+        self._update_count()
+
+    def clear(self) -> None:
+        self.search.clear()
+        self.model.clear()
+        self.detail.show_appointment(None)
+
+    def selected(self) -> Appointment | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.proxy.data(rows[0], APPOINTMENT_ROLE) if rows else None
+
+    def show_day(self, day: date) -> None:
+        self.day.setDate(QDate(day.year, day.month, day.day))
+
+    def _selection_changed(self, selected: QItemSelection, _deselected: QItemSelection) -> None:
+        a = self.selected()
+        self.detail.show_appointment(a)
+        if a is not None:
+            self.viewed.emit(a.id)
+
+    def _activated(self, index: QModelIndex) -> None:
+        a = self.proxy.data(index, APPOINTMENT_ROLE)
+        if a is not None:
+            self.edit_requested.emit(a)

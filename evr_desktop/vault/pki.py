@@ -1,0 +1,168 @@
+"""X.509 for the officer's signing identity: a demo force CA, and checks on
+certificates a force provisions.
+
+The officer signs statements (PAdES) with the key whose certificate is issued
+by the force CA; a prosecutor's validator checks that chain. In demo mode the
+app makes its own CA, clearly named as a demo so no one mistakes it for a real
+force's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from ..domain.officer import OfficerIdentity
+
+DEMO_CA_NAME = "EVR Desktop DEMO Force CA - not for evidence"
+
+
+class CertificateError(ValueError):
+    """A certificate or key that cannot serve as the officer's signing identity."""
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def make_demo_ca(force: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, DEMO_CA_NAME),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, f"{force} (DEMO)"[:64]),
+        ]
+    )
+    now = _now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                crl_sign=True, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def issue_officer_certificate(
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_cert: x509.Certificate,
+    officer: OfficerIdentity,
+    officer_key: ec.EllipticCurvePrivateKey,
+    days: int = 730,
+) -> x509.Certificate:
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, officer.name[:64]),
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, officer.collar[:64]),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, officer.force[:64]),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, officer.station[:64]),
+        ]
+    )
+    now = _now()
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(officer_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=True, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                crl_sign=False, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION, ExtendedKeyUsageOID.CLIENT_AUTH]),
+            critical=False,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(officer_key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+
+
+def load_ca_certificate(data: bytes) -> x509.Certificate:
+    try:
+        cert = (
+            x509.load_pem_x509_certificate(data)
+            if b"-----BEGIN" in data
+            else x509.load_der_x509_certificate(data)
+        )
+    except ValueError as exc:
+        raise CertificateError(f"The force CA file is not a certificate ({exc}).") from exc
+    try:
+        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        bc = None
+    if bc is None or not bc.ca:
+        raise CertificateError("The force CA file is a certificate, but not a CA certificate.")
+    return cert
+
+
+def load_officer_pkcs12(
+    data: bytes, password: str, ca_cert: x509.Certificate
+) -> tuple[ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, x509.Certificate, list[x509.Certificate]]:
+    """Open the officer's PKCS#12 and check it chains to the force CA."""
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    try:
+        key, cert, extra = pkcs12.load_key_and_certificates(data, password.encode("utf-8"))
+    except ValueError as exc:
+        raise CertificateError(
+            "The officer's PKCS#12 file could not be opened: wrong password or not a PKCS#12 file."
+        ) from exc
+    if key is None or cert is None:
+        raise CertificateError("The PKCS#12 file has no private key and certificate.")
+    if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
+        raise CertificateError("The officer's key must be RSA or ECDSA to sign PDF statements.")
+    if cert.public_key().public_numbers() != key.public_key().public_numbers():
+        raise CertificateError("The certificate in the PKCS#12 file does not match its key.")
+    check_issued_by(cert, ca_cert)
+    return key, cert, list(extra or [])
+
+
+def check_issued_by(cert: x509.Certificate, ca_cert: x509.Certificate) -> None:
+    from cryptography.exceptions import InvalidSignature
+
+    try:
+        cert.verify_directly_issued_by(ca_cert)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise CertificateError("The officer's certificate was not issued by the force CA.") from exc
+    now = _now()
+    if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
+        raise CertificateError("The officer's certificate is not valid today (expired or not yet valid).")
+
+
+def cert_pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def key_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode("ascii")

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+
+from evr_desktop.services import Workspace
+from evr_desktop.ui.application import build
+from tests.conftest import PASSPHRASE, fast_kdf
+
+
+@pytest.fixture
+def app_window(qtbot, paths):
+    """The real main window on a fresh demo profile, not yet set up."""
+    workspace = Workspace(paths, make_kdf=fast_kdf)
+    _app, worker, main = build(workspace)
+    qtbot.addWidget(main.window)
+    main.show()
+    main.start()
+    qtbot.waitUntil(lambda: main.stack.currentWidget() is main.setup_page, timeout=5000)
+    yield main
+    main.lock()
+    qtbot.waitUntil(lambda: worker.pending == 0, timeout=5000)
+    worker.shutdown()
+
+
+def set_up(qtbot, main, passphrase: str = PASSPHRASE) -> None:
+    """Type a passphrase twice on the first-run page and create the keys."""
+    page = main.setup_page
+    qtbot.keyClicks(page.passphrase, passphrase)
+    qtbot.keyClicks(page.confirm, passphrase)
+    qtbot.mouseClick(page.button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: main.queue.model.rowCount() > 0 or main.stack.currentWidget() is main.queue, timeout=10000)
+    qtbot.waitUntil(lambda: main.queue.model.rowCount() == 12, timeout=10000)
+
+
+@pytest.fixture
+def unlocked(qtbot, app_window):
+    set_up(qtbot, app_window)
+    return app_window
