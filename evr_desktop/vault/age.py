@@ -744,7 +744,9 @@ class _ArmorReader:
     Only whitespace before BEGIN and after END is tolerated (at most 1 KiB
     each), as the spec allows; everything else that would make the armor
     malleable (headers, blank lines, short inner lines, trailing spaces,
-    non-canonical base64) is an :class:`ArmorError`.
+    non-canonical base64) is an :class:`ArmorError`. The BEGIN line fixes the
+    line ending (LF or CRLF) for the whole block: mixing them is rejected too,
+    which is stricter than the reference but costs no real file anything.
     """
 
     def __init__(self, source: _Reader) -> None:
@@ -752,6 +754,7 @@ class _ArmorReader:
         self._started = False
         self._done = False
         self._pending = b""
+        self._eol = b"\n"
 
     def _line(self) -> bytes:
         try:
@@ -760,11 +763,11 @@ class _ArmorReader:
             raise ArmorError("invalid armor: line too long") from None
         if not line:
             raise ArmorError("invalid armor: file ends before the END line")
-        if line.endswith(b"\n"):
-            line = line[:-1]
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        return line
+        if not line.endswith(b"\n"):
+            return line  # the last line of the file, without a line ending
+        if line.endswith(b"\r\n") != (self._eol == b"\r\n"):
+            raise ArmorError("invalid armor: mixed LF and CRLF line endings")
+        return line[: -len(self._eol)]
 
     def _start(self) -> None:
         skipped = 0
@@ -780,10 +783,9 @@ class _ArmorReader:
                 if skipped > _ARMOR_MAX_WHITESPACE:
                     raise ArmorError("invalid armor: too much leading whitespace")
                 continue
-            if line.endswith(b"\n"):
-                line = line[:-1]
-            if line.endswith(b"\r"):
-                line = line[:-1]
+            if line.endswith(b"\r\n"):
+                self._eol = b"\r\n"
+            line = line[: -len(self._eol)] if line.endswith(b"\n") else line
             if line != _ARMOR_BEGIN:
                 raise ArmorError("invalid armor: first line is not " + _ARMOR_BEGIN.decode())
             self._started = True

@@ -299,6 +299,18 @@ def test_armor_both_ways(age_bin: str, tmp_path: Path) -> None:
         decrypt(theirs, [ident], armor=False)
 
 
+def test_armor_line_endings_must_not_be_mixed() -> None:
+    ident = X25519Identity.generate()
+    plaintext = os.urandom(500)
+    lf = encrypt(plaintext, [ident.recipient], armor=True)
+    crlf = lf.replace(b"\n", b"\r\n")
+    assert decrypt(crlf, [ident]) == plaintext
+    second_eol = lf.index(b"\n", lf.index(b"\n") + 1)
+    for mixed in (lf[:second_eol] + b"\r" + lf[second_eol:], crlf.replace(b"\r\n", b"\n", 1)):
+        with pytest.raises(ArmorError, match="mixed"):
+            decrypt(mixed, [ident])
+
+
 def test_keys_match_age_keygen(age_bin: str, tmp_path: Path) -> None:
     keyfile = tmp_path / "generated.txt"
     _run(["age-keygen", "-o", str(keyfile)])
