@@ -143,6 +143,7 @@ class MainWindow:
 
     def _unlocked(self, session: Session) -> None:
         self.session = session
+        self.unlock_page.set_officer(f"Unlock as {session.officer.display}")
         self.unlock_page.succeeded()
         self.actions.set_unlocked(True)
         mode = " — DEMO" if session.vault.header.is_demo else ""

@@ -95,7 +95,12 @@ class SetupPage(QWidget):
         self.button.setObjectName("createButton")
         self.button.clicked.connect(self._submit)
 
-        layout = QVBoxLayout(self)
+        # A readable column, centred, rather than fields stretched across the screen.
+        column = QWidget(self)
+        column.setMaximumWidth(720)
+        outer = QHBoxLayout(self)
+        outer.addWidget(column)
+        layout = QVBoxLayout(column)
         layout.addWidget(heading)
         layout.addWidget(intro)
         layout.addLayout(form)

@@ -78,7 +78,7 @@ class UnlockPage(QWidget):
             self.failures += 1
             wait = backoff_seconds(self.failures)
             self._blocked_until = time.monotonic() + wait
-            self.message.setText(f"{message} (attempt {self.failures}).")
+            self.message.setText(f"{message.rstrip('.')} (attempt {self.failures}).")
             if wait > 0:
                 self.button.setEnabled(False)
                 self._tick.start()
