@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from . import demo
 from .audit.log import AuditLog, Category
 from .config import Paths, Settings, load_settings
 from .domain import appointment as appt
@@ -21,7 +20,6 @@ from .domain import eligibility
 from .domain.officer import OfficerIdentity, validate_officer
 from .domain.passphrase import assess
 from .store.base import AppointmentRepository, StoreError
-from .store.sqlite import SqliteStore
 from .vault import vault
 from .vault.kdf import KdfParams, calibrate
 from .vault.vault import ForceProvisioning, UnlockedVault, VaultHeader
@@ -83,6 +81,8 @@ class Workspace:
         self.audit.append(officer.collar, Category.COLLECTION, "vault", "vault.create")
         session = self._open_session(unlocked)
         if with_demo_data if with_demo_data is not None else self.paths.demo:
+            from . import demo
+
             for a in demo.demo_appointments(date.today()):
                 session.store.add(a)
                 session.audit_event(Category.COLLECTION, a.id, "appointment.create_demo")
@@ -98,6 +98,8 @@ class Workspace:
 
     def _open_session(self, unlocked: UnlockedVault) -> Session:
         assert self.audit is not None
+        from .store.sqlite import SqliteStore  # not needed before the first unlock
+
         try:
             store = SqliteStore(self.paths.store, unlocked.store_key)
         except StoreError:

@@ -39,7 +39,6 @@ def build(
     app.setDesktopFileName("evr-desktop")
     worker = Worker()
     main = MainWindow(workspace, worker)
-    app.installEventFilter(main.idle)
     return app, worker, main  # type: ignore[return-value]
 
 
@@ -53,9 +52,7 @@ def run(
     scripted demos: they observe, they change nothing."""
     app, worker, main = build(workspace)
     if on_unlock_painted is not None:
-        watcher = _FirstPaint(on_unlock_painted)
-        main.unlock_page.installEventFilter(watcher)
-        main.setup_page.installEventFilter(watcher)
+        main.watch_pages(_FirstPaint(on_unlock_painted))
     main.on_queue_ready = on_queue_ready
     main.show()
     main.start(passphrase)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QStackedWidget, QWidget
 
 from ..audit.log import Category
@@ -20,12 +22,14 @@ from ..services import Refused, Session, Workspace
 from ..store.base import StoreError
 from ..vault.vault import VaultError, WrongPassphrase
 from .actions import Actions
-from .appointment_dialog import AppointmentDialog
 from .idle import InactivityWatcher
 from .operations import Operation, Worker
-from .queue_screen import QueueScreen
-from .setup_page import DEMO_OFFICER, SetupPage
 from .unlock_page import UnlockPage
+
+if TYPE_CHECKING:
+    from .appointment_dialog import AppointmentDialog
+    from .queue_screen import QueueScreen
+    from .setup_page import SetupPage
 
 log = logging.getLogger(__name__)
 APP_TITLE = "EVR Desktop"
@@ -56,14 +60,17 @@ class MainWindow:
         self.actions = Actions.create(self.window)
         self.stack = QStackedWidget(self.window)
         self.starting = QLabel("Starting…", self.window)
-        self.setup_page = SetupPage(demo=workspace.paths.demo, parent=self.window)
         self.unlock_page = UnlockPage(self.window)
-        self.queue = QueueScreen(self.window)
         self.error_page = QLabel(self.window)
         self.error_page.setObjectName("errorPage")
         self.error_page.setWordWrap(True)
-        for page in (self.starting, self.setup_page, self.unlock_page, self.queue, self.error_page):
+        for page in (self.starting, self.unlock_page, self.error_page):
             self.stack.addWidget(page)
+        # The set-up page and the queue are built on first use: the first paint
+        # (the unlock screen) should not wait for pages it does not show.
+        self._setup_page: SetupPage | None = None
+        self._queue: QueueScreen | None = None
+        self._page_filters: list[QObject] = []
         self.window.setCentralWidget(self.stack)
         menu = self.window.menuBar().addMenu("&Appointments")
         for a in (self.actions.new_appointment, self.actions.edit_appointment, self.actions.find):
@@ -78,16 +85,46 @@ class MainWindow:
         self.actions.quit.triggered.connect(self.window.close)
         self.actions.new_appointment.triggered.connect(self.new_appointment)
         self.actions.edit_appointment.triggered.connect(
-            lambda: (a := self.queue.selected()) and self.edit_appointment(a)
+            lambda: self._queue is not None and (a := self._queue.selected()) and self.edit_appointment(a)
         )
-        self.actions.find.triggered.connect(self.queue.search.setFocus)
-        self.setup_page.create_requested.connect(self._create)
+        self.actions.find.triggered.connect(lambda: self.queue.search.setFocus())
         self.unlock_page.unlock_requested.connect(self._unlock)
-        self.queue.new_requested.connect(self.new_appointment)
-        self.queue.edit_requested.connect(self.edit_appointment)
-        self.queue.status_requested.connect(self._change_status)
-        self.queue.viewed.connect(self._audit_view)
         self._show_locked_state()
+
+    # -- pages, built on first use ----------------------------------------------
+    def watch_pages(self, event_filter: QObject) -> None:
+        """Install an event filter on the set-up and unlock pages (now or when built)."""
+        self._page_filters.append(event_filter)
+        self.unlock_page.installEventFilter(event_filter)
+        if self._setup_page is not None:
+            self._setup_page.installEventFilter(event_filter)
+
+    @property
+    def setup_page(self) -> SetupPage:
+        if self._setup_page is None:
+            from .setup_page import SetupPage
+
+            page = SetupPage(demo=self.workspace.paths.demo, parent=self.window)
+            page.create_requested.connect(self._create)
+            for f in self._page_filters:
+                page.installEventFilter(f)
+            self.stack.addWidget(page)
+            self._setup_page = page
+        return self._setup_page
+
+    @property
+    def queue(self) -> QueueScreen:
+        if self._queue is None:
+            from .queue_screen import QueueScreen
+
+            q = QueueScreen(self.window)
+            q.new_requested.connect(self.new_appointment)
+            q.edit_requested.connect(self.edit_appointment)
+            q.status_requested.connect(self._change_status)
+            q.viewed.connect(self._audit_view)
+            self.stack.addWidget(q)
+            self._queue = q
+        return self._queue
 
     # -- start-up -------------------------------------------------------------
     def start(self, passphrase: str | None = None) -> None:
@@ -105,6 +142,8 @@ class MainWindow:
             if needs_setup:
                 self.stack.setCurrentWidget(self.setup_page)
                 if passphrase and self.workspace.paths.demo:
+                    from .setup_page import DEMO_OFFICER
+
                     self.setup_page.busy()
                     self._create(DEMO_OFFICER, passphrase, None)
             else:
@@ -177,7 +216,8 @@ class MainWindow:
         for dialog in list(self._dialogs):
             dialog.reject()
         self._dialogs.clear()
-        self.queue.clear()
+        if self._queue is not None:
+            self._queue.clear()
         self.idle.stop()
         self._show_locked_state()
         self.stack.setCurrentWidget(self.unlock_page)
@@ -196,6 +236,8 @@ class MainWindow:
             self._open_dialog(a)
 
     def _open_dialog(self, existing: Appointment | None) -> AppointmentDialog:
+        from .appointment_dialog import AppointmentDialog
+
         dialog = AppointmentDialog(self.window, existing)
         dialog.addAction(self.actions.lock)  # Ctrl+L works from inside the dialog too
         self._dialogs.append(dialog)

@@ -26,7 +26,6 @@ from typing import Any
 
 from ..domain.officer import OfficerIdentity
 from ..fsutil import atomic_write, ensure_private_dir
-from . import pki
 from .kdf import KdfParameterError, KdfParams, calibrate
 
 FORMAT = "evr-desktop-vault"
@@ -131,6 +130,9 @@ def create(
     and a demo escrow key, and writes the escrow *private* key to
     ``evidence_office``, a folder outside the profile standing in for the
     force's evidence office."""
+    # pki pulls in cryptography.x509 (~0.1 s): only creating a vault needs it,
+    # so it is not imported on the unlock path.
+    from . import pki
     from .age import X25519Identity
 
     profile = ensure_private_dir(Path(profile))
@@ -328,6 +330,8 @@ demo keys for real victims.
 
 
 def _write_demo_evidence_office(folder: Path, escrow: Any, ca_key: Any, ca_cert: Any, officer: OfficerIdentity) -> None:
+    from . import pki
+
     folder = ensure_private_dir(folder)
     atomic_write(folder / "README-DEMO.txt", DEMO_README.encode("ascii"))
     text = (

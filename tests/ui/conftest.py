@@ -29,7 +29,8 @@ def set_up(qtbot, main, passphrase: str = PASSPHRASE) -> None:
     qtbot.keyClicks(page.passphrase, passphrase)
     qtbot.keyClicks(page.confirm, passphrase)
     qtbot.mouseClick(page.button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: main.queue.model.rowCount() > 0 or main.stack.currentWidget() is main.queue, timeout=10000)
+    qtbot.waitUntil(lambda: main.stack.currentWidget() is main.queue or page.button.isEnabled(), timeout=10000)
+    assert main.stack.currentWidget() is main.queue, page.message.text()
     qtbot.waitUntil(lambda: main.queue.model.rowCount() == 12, timeout=10000)
 
 
