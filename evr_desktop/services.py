@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from datetime import date
 from pathlib import Path
 
-from .audit.log import AuditLog, Category
+from .domain.audit import Category
 from .config import Paths, Settings, load_settings
 from .domain import appointment as appt
 from .domain import eligibility
@@ -24,6 +25,9 @@ from .vault import vault
 from .vault.kdf import KdfParams, calibrate
 from .vault.vault import ForceProvisioning, UnlockedVault, VaultHeader
 
+if TYPE_CHECKING:
+    from .audit.log import AuditLog
+
 
 class Refused(ValueError):
     """An action the rules refuse; ``reasons`` says why in words."""
@@ -31,6 +35,14 @@ class Refused(ValueError):
     def __init__(self, reasons: list[str]):
         super().__init__(" ".join(reasons))
         self.reasons = reasons
+
+
+def _open_audit(paths: Paths) -> AuditLog:
+    # Imported here: opening (and verifying) the log runs on the worker after
+    # the first paint, so the module need not load before it.
+    from .audit.log import AuditLog
+
+    return AuditLog.open(paths.audit)
 
 
 @dataclass
@@ -48,7 +60,7 @@ class Workspace:
         """Read settings and open the audit log (refuses a tampered one)."""
         self.settings = load_settings(self.paths)
         if self.paths.profile.exists():
-            self.audit = AuditLog.open(self.paths.audit)
+            self.audit = _open_audit(self.paths)
 
     @property
     def needs_setup(self) -> bool:
@@ -77,7 +89,7 @@ class Workspace:
             provisioning=provisioning,
             kdf_params=self.make_kdf(),
         )
-        self.audit = AuditLog.open(self.paths.audit)
+        self.audit = _open_audit(self.paths)
         self.audit.append(officer.collar, Category.COLLECTION, "vault", "vault.create")
         session = self._open_session(unlocked)
         if with_demo_data if with_demo_data is not None else self.paths.demo:
@@ -91,7 +103,7 @@ class Workspace:
     def unlock(self, passphrase: str) -> Session:
         unlocked = vault.unlock(self.paths.profile, passphrase)
         if self.audit is None:
-            self.audit = AuditLog.open(self.paths.audit)
+            self.audit = _open_audit(self.paths)
         session = self._open_session(unlocked)
         session.audit_event(Category.CONSULTATION, "vault", "session.unlock")
         return session

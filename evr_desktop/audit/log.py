@@ -39,7 +39,6 @@ them off and logs ``audit.recovered_torn_write``.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import json
 import os
@@ -52,6 +51,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
+from evr_desktop.domain.audit import Category  # re-exported: audit.log.Category
 from evr_desktop.fsutil import append_durably, atomic_write, ensure_private_dir
 
 LOG_NAME = "audit.log"
@@ -83,17 +83,6 @@ CHECKPOINT_KEYS = frozenset({"size", "head", "root"})
 RECOVERY_ACTION = "audit.recovered_torn_write"
 RECOVERY_OBJECT_ID = "audit-log"
 SYSTEM_OFFICER = "system"
-
-
-class Category(enum.StrEnum):
-    """The processing operations DPA 2018 s.62 requires to be logged."""
-
-    COLLECTION = "collection"
-    ALTERATION = "alteration"
-    CONSULTATION = "consultation"
-    DISCLOSURE = "disclosure"
-    COMBINATION = "combination"
-    ERASURE = "erasure"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QStackedWidget, QWidget
 
-from ..audit.log import Category
+from ..domain.audit import Category
 from ..domain.appointment import Appointment, Status
 from ..services import Refused, Session, Workspace
 from ..store.base import StoreError
