@@ -1,0 +1,347 @@
+"""The statement panel: MG11 fields, the narrative, the officer's prompts and
+the completeness check. One widget, embeddable: it sits in the main window for
+offline drafting and, later, docked beside the video in the call window.
+
+The form is generated from the templates (``resources/templates``), so a new
+field or offence is a data change. Rules (what is missing before signing)
+come from ``domain.statement.completeness``; the panel only shows them.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QPlainTextEdit,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..domain.statement import ANSWER_LABELS, Field, FieldType, PromptSet, TemplateSet, completeness
+from ..domain.statement_doc import FieldValue, StatementContent, StatementType
+
+PROMPT_KEY_ROLE = Qt.ItemDataRole.UserRole + 1
+PROMPT_TEXT_ROLE = Qt.ItemDataRole.UserRole + 2
+
+
+class _FieldEditor:
+    """One template field and the widget that edits it."""
+
+    def __init__(self, field: Field, parent: QWidget):
+        self.field = field
+        t = field.type
+        if t is FieldType.MULTILINE:
+            w: QWidget = QPlainTextEdit(parent)
+            w.setTabChangesFocus(True)
+            w.setMaximumHeight(70)
+        elif t is FieldType.BOOLEAN:
+            w = QCheckBox(parent)
+        elif t.is_answer:  # choice, yes/no, yes/no/N/A (boolean handled above)
+            w = QComboBox(parent)
+            w.addItem("", None)  # not answered yet
+            for answer in field.answers:
+                w.addItem(ANSWER_LABELS.get(answer, answer), answer)
+        else:
+            w = QLineEdit(parent)
+            if field.max_length:
+                w.setMaxLength(field.max_length)
+            if t is FieldType.DATE:
+                w.setPlaceholderText("YYYY-MM-DD")
+            elif t is FieldType.DATETIME:
+                w.setPlaceholderText("YYYY-MM-DD HH:MM")
+        w.setObjectName(f"field_{field.id}")
+        w.setToolTip(field.help)
+        w.setAccessibleName(field.label)
+        self.widget = w
+
+    def value(self) -> FieldValue:
+        w = self.widget
+        if isinstance(w, QPlainTextEdit):
+            return w.toPlainText()
+        if isinstance(w, QCheckBox):
+            return w.isChecked()
+        if isinstance(w, QComboBox):
+            return w.currentData()
+        return w.text()
+
+    def set_value(self, value: FieldValue) -> None:
+        w = self.widget
+        if isinstance(w, QPlainTextEdit):
+            w.setPlainText(value if isinstance(value, str) else "")
+        elif isinstance(w, QCheckBox):
+            w.setChecked(bool(value))
+        elif isinstance(w, QComboBox):
+            index = w.findData(value) if value is not None else 0
+            w.setCurrentIndex(max(index, 0))
+        else:
+            w.setText(value if isinstance(value, str) else "")
+
+    def connect(self, slot) -> None:  # noqa: ANN001
+        w = self.widget
+        if isinstance(w, QPlainTextEdit):
+            w.textChanged.connect(slot)
+        elif isinstance(w, QCheckBox):
+            w.toggled.connect(slot)
+        elif isinstance(w, QComboBox):
+            w.currentIndexChanged.connect(slot)
+        else:
+            w.textChanged.connect(slot)
+
+    def set_read_only(self, read_only: bool) -> None:
+        w = self.widget
+        if isinstance(w, (QPlainTextEdit, QLineEdit)):
+            w.setReadOnly(read_only)
+        else:
+            w.setEnabled(not read_only)
+
+
+class StatementPanel(QWidget):
+    """Edits a ``StatementContent``. Emits ``changed`` on every edit and
+    ``focus_left`` when focus leaves the panel (autosave triggers)."""
+
+    changed = Signal()
+    focus_left = Signal()
+
+    def __init__(self, templates: TemplateSet, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("statementPanel")
+        self.templates = templates
+        self._offence: str | None = None
+        self._type = StatementType.WITNESS
+        self._loading = False
+        self._read_only = False
+
+        self.tabs = QTabWidget(self)
+        self.tabs.setObjectName("statementTabs")
+        self.editors: dict[str, _FieldEditor] = {}
+
+        # -- page 1 header and narrative ------------------------------------
+        statement_tab = QWidget(self)
+        header = QGroupBox("Page 1", statement_tab)
+        header_form = QFormLayout(header)
+        self.narrative = QPlainTextEdit(statement_tab)
+        self.narrative.setObjectName("narrative")
+        self.narrative.setAccessibleName("Statement narrative")
+        self.narrative.setPlaceholderText(
+            "The witness's account, in their own words: summary; who was there; "
+            "setting the scene; what happened, in order; closure."
+        )
+        self.narrative.setTabChangesFocus(True)
+        self.word_count = QLabel(statement_tab)
+        self.word_count.setObjectName("wordCount")
+        st = QVBoxLayout(statement_tab)
+        st.addWidget(header)
+        st.addWidget(QLabel("Narrative", statement_tab))
+        st.addWidget(self.narrative, 1)
+        st.addWidget(self.word_count)
+        self.tabs.addTab(statement_tab, "Statement")
+
+        # -- restricted rear page ------------------------------------------------
+        rear_inner = QWidget(self)
+        rear_layout = QVBoxLayout(rear_inner)
+        warning = QLabel("Restricted: for police and prosecution only. Never disclosed.", rear_inner)
+        warning.setStyleSheet("color: #a4161a; font-weight: 600;")
+        rear_layout.addWidget(warning)
+        for section in templates.mg11.sections:
+            if section.rear_page:
+                box = QGroupBox(section.label, rear_inner)
+                form = QFormLayout(box)
+                for f in section.fields:
+                    self._add_field(f, form, box)
+                rear_layout.addWidget(box)
+            else:
+                for f in section.fields:
+                    self._add_field(f, header_form, header)
+        rear_layout.addStretch(1)
+        rear_scroll = QScrollArea(self)
+        rear_scroll.setWidgetResizable(True)
+        rear_scroll.setWidget(rear_inner)
+        self.tabs.addTab(rear_scroll, "Rear page (restricted)")
+
+        # -- prompts --------------------------------------------------------------
+        prompts_tab = QWidget(self)
+        self.prompt_model = QStandardItemModel(self)
+        self.prompt_view = QListView(prompts_tab)
+        self.prompt_view.setObjectName("prompts")
+        self.prompt_view.setModel(self.prompt_model)
+        self.prompt_view.setWordWrap(True)
+        self.prompt_text = QLabel(prompts_tab)
+        self.prompt_text.setObjectName("promptText")
+        self.prompt_text.setWordWrap(True)
+        self.prompt_text.setStyleSheet("padding: 6px; background: #f4f1e8;")
+        self.suspect_identified = QCheckBox("A suspect was identified (ADVOKATE applies)", prompts_tab)
+        self.suspect_identified.setObjectName("suspectIdentified")
+        split = QSplitter(Qt.Orientation.Vertical, prompts_tab)
+        split.addWidget(self.prompt_view)
+        split.addWidget(self.prompt_text)
+        split.setStretchFactor(0, 3)
+        pt = QVBoxLayout(prompts_tab)
+        pt.addWidget(QLabel("Tick each point once it is covered. The prompts are for you; they are not part of the statement.", prompts_tab))
+        pt.addWidget(self.suspect_identified)
+        pt.addWidget(split, 1)
+        self.tabs.addTab(prompts_tab, "Prompts")
+        self.prompt_view.selectionModel().currentChanged.connect(
+            lambda cur, _prev: self.prompt_text.setText(cur.data(PROMPT_TEXT_ROLE) or "")
+        )
+
+        # -- completeness ---------------------------------------------------------
+        self.missing = QLabel(self)
+        self.missing.setObjectName("missing")
+        self.missing.setWordWrap(True)
+        self.missing.setTextFormat(Qt.TextFormat.PlainText)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.tabs, 1)
+        layout.addWidget(self.missing)
+
+        self.narrative.textChanged.connect(self._edited)
+        self.prompt_model.itemChanged.connect(lambda _item: self._edited())
+        self.suspect_identified.toggled.connect(lambda _on: self._rebuild_prompts(keep=True))
+        for editor in self.editors.values():
+            editor.connect(self._edited)
+        self._watch_focus()
+        self.set_content(StatementContent())
+
+    def _add_field(self, f: Field, form: QFormLayout, parent: QWidget) -> None:
+        editor = _FieldEditor(f, parent)
+        self.editors[f.id] = editor
+        label = f.label + (" *" if f.required else "")
+        form.addRow(label, editor.widget)
+
+    # -- focus: autosave when focus leaves the panel ----------------------------
+    def _watch_focus(self) -> None:
+        for w in [self.narrative, *(e.widget for e in self.editors.values())]:
+            w.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if event.type() == QEvent.Type.FocusOut:
+            self.focus_left.emit()
+        return False
+
+    # -- content in and out --------------------------------------------------------
+    def set_content(self, content: StatementContent) -> None:
+        self._loading = True
+        try:
+            self._offence = content.offence
+            self._type = content.statement_type
+            for field_id, editor in self.editors.items():
+                value = content.fields.get(field_id, editor.field.default)
+                editor.set_value(value)
+            self.narrative.setPlainText(content.narrative)
+            self.suspect_identified.setChecked(content.suspect_identified)
+            self._rebuild_prompts(ticked=set(content.ticked_prompts))
+        finally:
+            self._loading = False
+        self._refresh()
+
+    def content(self) -> StatementContent:
+        fields: dict[str, FieldValue] = {}
+        for field_id, editor in self.editors.items():
+            value = editor.value()
+            if value is None or value == "" or (value is False and editor.field.default is None):
+                continue
+            fields[field_id] = value
+        return StatementContent(
+            statement_type=self._type,
+            fields=fields,
+            narrative=self.narrative.toPlainText(),
+            ticked_prompts=frozenset(self._ticked()),
+            offence=self._offence,
+            suspect_identified=self.suspect_identified.isChecked(),
+        )
+
+    def _prompt_sets(self) -> list[PromptSet]:
+        t = self.templates
+        if self._type is StatementType.VPS:
+            return [t.vps]
+        sets = [s for s in t.offences if s.id == self._offence]
+        if self.suspect_identified.isChecked():
+            sets.append(t.advokate)
+        sets.append(t.victims_code)
+        return sets
+
+    def _ticked(self) -> set[str]:
+        out = set()
+        for row in range(self.prompt_model.rowCount()):
+            item = self.prompt_model.item(row)
+            key = item.data(PROMPT_KEY_ROLE)
+            if key and item.checkState() == Qt.CheckState.Checked:
+                out.add(key)
+        return out
+
+    def _rebuild_prompts(self, ticked: set[str] | None = None, keep: bool = False) -> None:
+        if keep:
+            ticked = self._ticked()
+        ticked = ticked or set()
+        self.prompt_model.clear()
+        for s in self._prompt_sets():
+            heading = QStandardItem(s.label)
+            heading.setEditable(False)
+            heading.setSelectable(False)
+            font = heading.font()
+            font.setBold(True)
+            heading.setFont(font)
+            self.prompt_model.appendRow(heading)
+            for p in s.prompts:
+                item = QStandardItem(p.label + (" *" if p.required_for_signing else ""))
+                item.setEditable(False)
+                item.setCheckable(not self._read_only)
+                item.setCheckState(Qt.CheckState.Checked if p.key in ticked else Qt.CheckState.Unchecked)
+                item.setData(p.key, PROMPT_KEY_ROLE)
+                item.setData(p.text + (f"\n\n{p.help}" if p.help else ""), PROMPT_TEXT_ROLE)
+                item.setToolTip(p.text)
+                self.prompt_model.appendRow(item)
+        if not self._loading:
+            self._edited()
+
+    # -- state ---------------------------------------------------------------------
+    def set_read_only(self, read_only: bool) -> None:
+        """A signed statement is locked: a change needs a new version with a reason."""
+        self._read_only = read_only
+        self.narrative.setReadOnly(read_only)
+        for editor in self.editors.values():
+            editor.set_read_only(read_only)
+        self.suspect_identified.setEnabled(not read_only)
+        for row in range(self.prompt_model.rowCount()):
+            item = self.prompt_model.item(row)
+            if item.data(PROMPT_KEY_ROLE):
+                item.setCheckable(not read_only)
+                item.setEnabled(not read_only)
+
+    def missing_items(self) -> list[str]:
+        c = self.content()
+        return completeness(
+            c.fields, c.narrative, c.ticked_prompts, self.templates,
+            offence=c.offence if c.statement_type is StatementType.WITNESS else None,
+            suspect_identified=c.suspect_identified,
+        )
+
+    def _edited(self) -> None:
+        if self._loading:
+            return
+        self._refresh()
+        self.changed.emit()
+
+    def _refresh(self) -> None:
+        words = len(self.narrative.toPlainText().split())
+        self.word_count.setText(f"{words} word{'s' if words != 1 else ''}")
+        missing = self.missing_items()
+        if missing:
+            shown = missing[:6]
+            more = f"\n… and {len(missing) - 6} more." if len(missing) > 6 else ""
+            self.missing.setText("Before signing:\n• " + "\n• ".join(shown) + more)
+            self.missing.setStyleSheet("color: #8a5a00;")
+        else:
+            self.missing.setText("Complete: ready for the witness to review and sign.")
+            self.missing.setStyleSheet("color: #1b5e20;")
