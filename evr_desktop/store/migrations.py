@@ -25,7 +25,94 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX appointment_slot ON appointment(slot);
     """,
+    # 2: statements and their versions (CPIA: drafts whose content differs are
+    # kept; a version is never overwritten). Everything written by the officer or
+    # the witness is AES-256-GCM bound to its row (store/statements.py). The
+    # triggers make the rules the database's, not just the code's: no UPDATE or
+    # DELETE of a version, and a signature once recorded stays as it was.
+    """
+    CREATE TABLE statement (
+        id TEXT PRIMARY KEY,
+        appointment_id TEXT,    -- NULL for a statement drafted without an appointment
+        statement_type TEXT NOT NULL,
+        created TEXT NOT NULL,
+        signed_version INTEGER,
+        signed_pdf BLOB,        -- AES-256-GCM, bound to statement:ID:signed_pdf:VERSION
+        signed_at TEXT,
+        CHECK ((signed_version IS NULL) = (signed_pdf IS NULL)
+               AND (signed_version IS NULL) = (signed_at IS NULL))
+    );
+    CREATE INDEX statement_appointment ON statement(appointment_id);
+    CREATE TABLE statement_version (
+        statement_id TEXT NOT NULL REFERENCES statement(id),
+        number INTEGER NOT NULL CHECK (number >= 1),
+        saved_at TEXT NOT NULL,
+        content BLOB NOT NULL,      -- AES-256-GCM, bound to statement:ID:version:N
+        content_hash TEXT NOT NULL, -- HMAC-SHA256 of the canonical JSON under a store-secret key
+        reason BLOB NOT NULL,       -- AES-256-GCM, bound to statement:ID:version:N:reason
+        PRIMARY KEY (statement_id, number)
+    );
+    CREATE TRIGGER statement_version_no_update BEFORE UPDATE ON statement_version
+    BEGIN
+        SELECT RAISE(ABORT, 'statement versions are append-only: a version is never changed');
+    END;
+    CREATE TRIGGER statement_version_no_delete BEFORE DELETE ON statement_version
+    BEGIN
+        SELECT RAISE(ABORT, 'statement versions are append-only: a version is never deleted');
+    END;
+    -- Also what stops INSERT OR REPLACE: the number must be new, so nothing is replaced.
+    CREATE TRIGGER statement_version_in_sequence BEFORE INSERT ON statement_version
+    WHEN NEW.number != 1 + coalesce(
+        (SELECT max(number) FROM statement_version WHERE statement_id = NEW.statement_id), 0)
+    BEGIN
+        SELECT RAISE(ABORT, 'statement versions are numbered 1, 2, 3 ... without gaps');
+    END;
+    CREATE TRIGGER statement_signature_is_final
+    BEFORE UPDATE OF id, statement_type, created, signed_version, signed_pdf, signed_at ON statement
+    WHEN OLD.signed_version IS NOT NULL
+    BEGIN
+        SELECT RAISE(ABORT, 'a signed statement is final: its record is never changed');
+    END;
+    CREATE TRIGGER statement_signs_an_existing_version BEFORE UPDATE OF signed_version ON statement
+    WHEN NEW.signed_version IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM statement_version WHERE statement_id = NEW.id AND number = NEW.signed_version)
+    BEGIN
+        SELECT RAISE(ABORT, 'a statement can only be signed at a version it has');
+    END;
+    CREATE TRIGGER statement_born_unsigned BEFORE INSERT ON statement
+    WHEN NEW.signed_version IS NOT NULL
+    BEGIN
+        SELECT RAISE(ABORT, 'a statement can only be signed at a version it has');
+    END;
+    CREATE TRIGGER statement_never_replaced BEFORE INSERT ON statement
+    WHEN EXISTS (SELECT 1 FROM statement WHERE id = NEW.id)
+    BEGIN
+        SELECT RAISE(ABORT, 'a statement is never replaced');
+    END;
+    CREATE TRIGGER statement_no_delete_once_versioned BEFORE DELETE ON statement
+    WHEN EXISTS (SELECT 1 FROM statement_version WHERE statement_id = OLD.id)
+    BEGIN
+        SELECT RAISE(ABORT, 'a statement with versions is never deleted');
+    END;
+    """,
 ]
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements. A plain ``split(";")`` would cut a
+    trigger body (``BEGIN ...; END``) in half, so pieces are joined until
+    SQLite says the statement is complete."""
+    out: list[str] = []
+    buf = ""
+    for piece in script.split(";"):
+        buf += piece + ";"
+        if sqlite3.complete_statement(buf):
+            if buf.strip().strip(";").strip():
+                out.append(buf)
+            buf = ""
+    if buf.strip().strip(";").strip():
+        raise ValueError(f"Incomplete SQL at the end of a migration: {buf.strip()[:60]!r}")
+    return out
 
 
 def migrate(con: sqlite3.Connection) -> int:
@@ -34,9 +121,8 @@ def migrate(con: sqlite3.Connection) -> int:
     for number in range(version + 1, len(MIGRATIONS) + 1):
         con.execute("BEGIN IMMEDIATE")
         try:
-            for statement in MIGRATIONS[number - 1].split(";"):
-                if statement.strip():
-                    con.execute(statement)
+            for statement in _statements(MIGRATIONS[number - 1]):
+                con.execute(statement)
             con.execute(f"PRAGMA user_version = {number}")
             con.execute("COMMIT")
         except BaseException:
