@@ -40,6 +40,15 @@ def _parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="the audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     audit_sub.add_parser("verify", parents=[common], help="check the audit log's hash chain and checkpoint")
+    statement = sub.add_parser("statement", help="signed witness statements")
+    statement_sub = statement.add_subparsers(dest="statement_command", required=True)
+    statement_verify = statement_sub.add_parser(
+        "verify", parents=[common], help="check a signed statement PDF's signatures against the force CA"
+    )
+    statement_verify.add_argument("file", metavar="FILE.pdf", help="the signed statement")
+    statement_verify.add_argument(
+        "--ca", metavar="CA.pem", help="the force CA certificate, PEM or DER (default: the profile's force CA)"
+    )
     return p
 
 
@@ -70,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         from .audit.log import run_verify
 
         return run_verify(paths.audit)
+    if args.command == "statement":
+        from .statement.verify import run_verify as run_statement_verify
+
+        ca = Path(args.ca) if args.ca else None
+        return run_statement_verify(Path(args.file), ca_path=ca, profile=paths.profile)
     _harden_process()
     passphrase = _read_fd(args.passphrase_fd) if args.passphrase_fd is not None else None
     from .app import run_gui
