@@ -64,6 +64,9 @@ def resolve_paths(profile: str | Path | None, demo: bool) -> Paths:
 @dataclass(frozen=True)
 class Settings:
     lock_after_minutes: int = 10
+    # RFC 3161 timestamp authority for statement signatures; "" = signing time only.
+    timestamp_url: str = ""
+
     # Bounds keep a hand-edited file from disabling the lock altogether.
     @staticmethod
     def bounds() -> dict[str, tuple[int, int]]:
@@ -88,6 +91,11 @@ def load_settings(paths: Paths) -> Settings:
     for f in fields(Settings):
         if f.name in data:
             value = data[f.name]
+            if f.name == "timestamp_url":
+                if not isinstance(value, str) or (value and not value.startswith(("https://", "http://"))):
+                    raise SettingsError("Setting timestamp_url must be an http(s) URL, or empty.")
+                values[f.name] = value
+                continue
             low, high = Settings.bounds()[f.name]
             if type(value) is not int or not low <= value <= high:
                 raise SettingsError(f"Setting {f.name} must be a whole number from {low} to {high}.")

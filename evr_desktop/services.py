@@ -27,6 +27,7 @@ from .vault.vault import ForceProvisioning, UnlockedVault, VaultHeader
 
 if TYPE_CHECKING:
     from .audit.log import AuditLog
+    from .statement.service import StatementService
 
 
 class Refused(ValueError):
@@ -117,17 +118,31 @@ class Workspace:
         except StoreError:
             unlocked.close()
             raise
-        return Session(unlocked, store, self.audit)
+        return Session(unlocked, store, self.audit, self.settings)
 
 
 class Session:
     """An unlocked officer session. ``lock()`` drops keys and closes the store."""
 
-    def __init__(self, unlocked: UnlockedVault, store: AppointmentRepository, audit: AuditLog):
+    def __init__(
+        self, unlocked: UnlockedVault, store: AppointmentRepository, audit: AuditLog, settings: Settings | None = None
+    ):
+        self.settings = settings or Settings()
         self.vault = unlocked
         self.store = store
         self.audit = audit
         self.officer = unlocked.header.officer
+        self._statements: StatementService | None = None
+
+    @property
+    def statements(self) -> StatementService:
+        """Statement drafting and signing (built on first use: templates, PDF and
+        signing code load only when a statement is opened)."""
+        if self._statements is None:
+            from .statement.service import StatementService
+
+            self._statements = StatementService(self)
+        return self._statements
 
     def audit_event(self, category: Category, object_id: str, action: str) -> None:
         self.audit.append(self.officer.collar, category, object_id, action)
