@@ -13,6 +13,7 @@ class Actions:
     new_appointment: QAction
     edit_appointment: QAction
     find: QAction
+    new_statement: QAction
     lock: QAction
     quit: QAction
 
@@ -30,10 +31,11 @@ class Actions:
             new_appointment=make("&New appointment…", QKeySequence.StandardKey.New, "actionNew"),
             edit_appointment=make("&Edit appointment…", "Ctrl+E", "actionEdit"),
             find=make("&Find", QKeySequence.StandardKey.Find, "actionFind"),
+            new_statement=make("New statement &without appointment…", "Ctrl+Shift+N", "actionNewStatement"),
             lock=lock,
             quit=make("&Quit", QKeySequence.StandardKey.Quit, "actionQuit"),
         )
 
     def set_unlocked(self, unlocked: bool) -> None:
-        for a in (self.new_appointment, self.edit_appointment, self.find, self.lock):
+        for a in (self.new_appointment, self.edit_appointment, self.find, self.new_statement, self.lock):
             a.setEnabled(unlocked)

@@ -27,9 +27,11 @@ from .operations import Operation, Worker
 from .unlock_page import UnlockPage
 
 if TYPE_CHECKING:
+    from ..statement.service import OpenedStatement
     from .appointment_dialog import AppointmentDialog
     from .queue_screen import QueueScreen
     from .setup_page import SetupPage
+    from .statement_screen import StatementScreen
 
 log = logging.getLogger(__name__)
 APP_TITLE = "EVR Desktop"
@@ -70,10 +72,12 @@ class MainWindow:
         # (the unlock screen) should not wait for pages it does not show.
         self._setup_page: SetupPage | None = None
         self._queue: QueueScreen | None = None
+        self._statement_screen: StatementScreen | None = None
         self._page_filters: list[QObject] = []
         self.window.setCentralWidget(self.stack)
         menu = self.window.menuBar().addMenu("&Appointments")
-        for a in (self.actions.new_appointment, self.actions.edit_appointment, self.actions.find):
+        for a in (self.actions.new_appointment, self.actions.edit_appointment, self.actions.find,
+                  self.actions.new_statement):
             menu.addAction(a)
         menu.addSeparator()
         menu.addAction(self.actions.lock)
@@ -88,6 +92,7 @@ class MainWindow:
             lambda: self._queue is not None and (a := self._queue.selected()) and self.edit_appointment(a)
         )
         self.actions.find.triggered.connect(lambda: self.queue.search.setFocus())
+        self.actions.new_statement.triggered.connect(self.new_standalone_statement)
         self.unlock_page.unlock_requested.connect(self._unlock)
         self._show_locked_state()
 
@@ -122,9 +127,57 @@ class MainWindow:
             q.edit_requested.connect(self.edit_appointment)
             q.status_requested.connect(self._change_status)
             q.viewed.connect(self._audit_view)
+            q.statement_requested.connect(lambda a: self.open_statement(a.id))
             self.stack.addWidget(q)
             self._queue = q
         return self._queue
+
+    def _statement_screen_for(self, templates: object) -> StatementScreen:
+        if self._statement_screen is None:
+            from .statement_panel import StatementPanel
+            from .statement_screen import StatementScreen
+
+            def run(fn, ok, fail) -> None:  # noqa: ANN001
+                Operation(self.worker, screen, fn).success(ok).failure(fail).run()
+
+            panel = StatementPanel(templates, self.window)  # type: ignore[arg-type]
+            screen = StatementScreen(
+                panel, run, lambda: self.session.statements if self.session else None, self.window
+            )
+            screen.back_requested.connect(self._back_to_queue)
+            self.stack.addWidget(screen)
+            self._statement_screen = screen
+        return self._statement_screen
+
+    # -- statements -------------------------------------------------------------
+    def open_statement(self, appointment_id: str) -> None:
+        self._open_statement(lambda s: s.statements.open_for_appointment(appointment_id))
+
+    def new_standalone_statement(self) -> None:
+        self._open_statement(lambda s: s.statements.open_standalone())
+
+    def _open_statement(self, opener: Callable[[Session], OpenedStatement]) -> None:
+        session = self.session
+        if session is None:
+            return
+
+        def load() -> tuple[object, OpenedStatement]:
+            return session.statements.templates(), opener(session)
+
+        def loaded(result: tuple[object, OpenedStatement]) -> None:
+            if self.session is not session:
+                return
+            templates, opened = result
+            screen = self._statement_screen_for(templates)
+            screen.show_statement(opened)
+            self.stack.setCurrentWidget(screen)
+            screen.panel.narrative.setFocus()
+
+        Operation(self.worker, self.window, load).success(loaded).failure(self._error).run()
+
+    def _back_to_queue(self) -> None:
+        self.stack.setCurrentWidget(self.queue)
+        self.refresh()
 
     # -- start-up -------------------------------------------------------------
     def start(self, passphrase: str | None = None) -> None:
@@ -212,6 +265,10 @@ class MainWindow:
         self.actions.set_unlocked(False)
 
     def lock(self) -> None:
+        if self._statement_screen is not None:
+            # Queued on the single worker ahead of session.lock(): nothing typed is lost.
+            self._statement_screen.save_now()
+            self._statement_screen.clear()
         session, self.session = self.session, None
         for dialog in list(self._dialogs):
             dialog.reject()

@@ -35,6 +35,7 @@ def _status_or_none(value: str | None) -> Status | None:
 class DetailPane(QFrame):
     edit_requested = Signal(object)
     status_requested = Signal(object, object)  # appointment, Status
+    statement_requested = Signal(object)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -62,6 +63,12 @@ class DetailPane(QFrame):
         self.edit_button = QPushButton("&Edit…", self)
         self.edit_button.setObjectName("editButton")
         self.edit_button.clicked.connect(lambda: self._appointment and self.edit_requested.emit(self._appointment))
+        self.statement_button = QPushButton("&Statement…", self)
+        self.statement_button.setObjectName("statementButton")
+        self.statement_button.setToolTip("Draft or review the witness statement (works offline)")
+        self.statement_button.clicked.connect(
+            lambda: self._appointment and self.statement_requested.emit(self._appointment)
+        )
         self.next_status = QComboBox(self)
         self.next_status.setObjectName("nextStatus")
         self.apply_status = QPushButton("Set status", self)
@@ -74,13 +81,14 @@ class DetailPane(QFrame):
         layout.addWidget(self.title)
         layout.addLayout(form)
         layout.addWidget(self.edit_button)
+        layout.addWidget(self.statement_button)
         layout.addLayout(status_row)
         layout.addStretch(1)
         self.show_appointment(None)
 
     def show_appointment(self, a: Appointment | None) -> None:
         self._appointment = a
-        for w in (self.edit_button, self.next_status, self.apply_status):
+        for w in (self.edit_button, self.statement_button, self.next_status, self.apply_status):
             w.setEnabled(a is not None)
         self.next_status.clear()
         if a is None:
@@ -115,6 +123,7 @@ class QueueScreen(QWidget):
     new_requested = Signal()
     edit_requested = Signal(object)
     status_requested = Signal(object, object)
+    statement_requested = Signal(object)
     viewed = Signal(str)  # appointment id, for the audit log
 
     def __init__(self, parent: QWidget | None = None):
@@ -181,6 +190,7 @@ class QueueScreen(QWidget):
         self.detail = DetailPane(self)
         self.detail.edit_requested.connect(self.edit_requested)
         self.detail.status_requested.connect(self.status_requested)
+        self.detail.statement_requested.connect(self.statement_requested)
 
         splitter = QSplitter(self)
         splitter.addWidget(self.table)

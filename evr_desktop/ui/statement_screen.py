@@ -1,0 +1,310 @@
+"""The statement screen: the panel, autosave, history and signing.
+
+Autosave runs a few seconds after the last edit and whenever focus leaves a
+field; the store keeps a new version only when the content differs. Signing
+checks completeness first (the panel shows why it is blocked), takes the
+witness's signature, then renders, signs and verifies in the background. A
+signed statement is shown read-only with its verification status; a change
+after signing is a new version with a reason, never an edit of the signed one.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QPushButton,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..domain.statement_doc import StatementContent, StatementVersion
+from .signature_pad import SignaturePadDialog
+from .statement_panel import StatementPanel
+
+if TYPE_CHECKING:
+    from ..statement.service import OpenedStatement
+
+AUTOSAVE_MS = 3000
+
+
+class StatementScreen(QWidget):
+    """Shows one statement. The owner supplies ``run(fn, on_success, on_failure)``
+    that executes ``fn`` on the worker thread (see ``operations.Operation``)."""
+
+    back_requested = Signal()
+    saved = Signal(object)  # StatementVersion
+
+    def __init__(self, panel: StatementPanel, run: Callable[..., None], service: Callable[[], Any], parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("statementScreen")
+        self.panel = panel
+        self._run = run
+        self._service = service  # returns the session's StatementService (or None when locked)
+        self.opened: OpenedStatement | None = None
+        self._dirty = False
+        self._saving = False
+        self.last_saved: StatementContent | None = None
+
+        self.title = QLabel(self)
+        self.title.setObjectName("statementTitle")
+        self.title.setStyleSheet("font-size: 14pt; font-weight: 600;")
+        self.status = QLabel(self)
+        self.status.setObjectName("statementStatus")
+        self.status.setWordWrap(True)
+        self.back_button = QPushButton("← Queue", self)
+        self.back_button.setObjectName("backToQueue")
+        self.history_button = QPushButton("&History…", self)
+        self.history_button.setObjectName("historyButton")
+        self.sign_button = QPushButton("&Sign…", self)
+        self.sign_button.setObjectName("signButton")
+        self.amend_button = QPushButton("&New version…", self)
+        self.amend_button.setObjectName("amendButton")
+        self.amend_button.setToolTip("A signed statement is never edited: make a new version with a reason.")
+        bar = QHBoxLayout()
+        bar.addWidget(self.back_button)
+        bar.addWidget(self.title, 1)
+        bar.addWidget(self.history_button)
+        bar.addWidget(self.amend_button)
+        bar.addWidget(self.sign_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(self.status)
+        layout.addWidget(panel, 1)
+
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(AUTOSAVE_MS)
+        self._timer.timeout.connect(self.save_now)
+        panel.changed.connect(self._changed)
+        panel.focus_left.connect(self.save_now)
+        self.back_button.clicked.connect(self._back)
+        self.history_button.clicked.connect(self.show_history)
+        self.sign_button.clicked.connect(self.start_signing)
+        self.amend_button.clicked.connect(self.start_amendment)
+        self._amend_reason = ""
+
+    # -- opening ----------------------------------------------------------------
+    def show_statement(self, opened: OpenedStatement) -> None:
+        self.opened = opened
+        self._dirty = False
+        self._amend_reason = ""
+        self.panel.set_content(opened.content)
+        self.last_saved = opened.content if opened.version_number else None
+        self.title.setText(opened.title)
+        self._show_state()
+
+    @property
+    def is_signed(self) -> bool:
+        return self.opened is not None and self.opened.signed is not None and not self._amend_reason
+
+    def _show_state(self) -> None:
+        o = self.opened
+        if o is None:
+            return
+        signed = self.is_signed
+        self.panel.set_read_only(signed)
+        self.sign_button.setEnabled(not signed)
+        self.amend_button.setVisible(signed)
+        if signed:
+            assert o.signed is not None
+            self.status.setText(f"Signed (version {o.signed.version}). {o.signed.verification}")
+            self.status.setStyleSheet("color: #1b5e20;" if o.signed.valid else "color: #a4161a;")
+        elif self._amend_reason:
+            self.status.setText(f"New version after signing. Reason: {self._amend_reason}")
+            self.status.setStyleSheet("color: #8a5a00;")
+        else:
+            v = o.version_number
+            self.status.setText(f"Draft, version {v}." if v else "New draft: not saved yet.")
+            self.status.setStyleSheet("")
+
+    def clear(self) -> None:
+        """Forget the statement on screen (on lock): no victim data stays shown."""
+        self._timer.stop()
+        self.opened = None
+        self._dirty = False
+        self._amend_reason = ""
+        self.last_saved = None
+        self.panel.set_content(StatementContent())
+        self.title.clear()
+        self.status.clear()
+
+    # -- autosave ----------------------------------------------------------------
+    def _changed(self) -> None:
+        if self.is_signed:
+            return
+        self._dirty = True
+        self._timer.start()
+
+    def save_now(self) -> None:
+        """Save if anything changed since the last save. Safe to call often."""
+        if self.opened is None or self.is_signed or not self._dirty or self._saving:
+            return
+        service = self._service()
+        if service is None:
+            return
+        content = self.panel.content()
+        statement_id, reason = self.opened.id, self._amend_reason
+        self._dirty = False
+        self._saving = True
+        self._timer.stop()
+
+        def done(version: StatementVersion | None) -> None:
+            self._saving = False
+            if version is not None and self.opened is not None and self.opened.id == version.statement_id:
+                self.opened = self.opened.with_version(version.number)
+                self.last_saved = version.content
+                self.saved.emit(version)
+                self._show_state()
+                self.status.setText(self.status.text() + f" Saved {version.saved_at:%H:%M:%S}.")
+            if self._dirty:
+                self._timer.start()
+
+        def failed(exc: BaseException) -> None:
+            self._saving = False
+            self._dirty = True  # nothing lost: the text is still in the panel; try again
+            self.status.setText(f"Not saved: {exc}. Your text is still here; it will be saved again.")
+            self.status.setStyleSheet("color: #a4161a;")
+            self._timer.start()
+
+        self._run(lambda: service.save(statement_id, content, reason), done, failed)
+
+    def _back(self) -> None:
+        self.save_now()
+        self.back_requested.emit()
+
+    # -- history -----------------------------------------------------------------
+    def show_history(self) -> None:
+        if self.opened is None or self._service() is None:
+            return
+        self.save_now()
+        service, statement_id = self._service(), self.opened.id
+        self._run(
+            lambda: service.versions(statement_id),
+            lambda versions: HistoryDialog(versions, service.field_labels(), self).open(),
+            self._fail,
+        )
+
+    def _fail(self, exc: BaseException) -> None:
+        self.status.setText(str(exc))
+        self.status.setStyleSheet("color: #a4161a;")
+
+    # -- signing -----------------------------------------------------------------
+    def start_signing(self) -> None:
+        if self.opened is None:
+            return
+        missing = self.panel.missing_items()
+        if missing:
+            self.status.setText("Cannot sign yet:\n• " + "\n• ".join(missing))
+            self.status.setStyleSheet("color: #a4161a;")
+            return
+        dialog = SignaturePadDialog(self.panel.content().witness_name(), self)
+        dialog.accepted.connect(lambda: self._sign(dialog.signature))
+        dialog.open()
+        self.signature_dialog = dialog
+
+    def _sign(self, signature: Any) -> None:
+        service = self._service()
+        if service is None or self.opened is None or signature is None:
+            return
+        content, statement_id, reason = self.panel.content(), self.opened.id, self._amend_reason
+        self.sign_button.setEnabled(False)
+        self.status.setText("Signing: rendering the PDF and applying your digital signature…")
+        self.status.setStyleSheet("")
+
+        def done(opened: OpenedStatement) -> None:
+            self._amend_reason = ""
+            self._dirty = False
+            self.show_statement(opened)
+
+        def failed(exc: BaseException) -> None:
+            self.sign_button.setEnabled(True)
+            self._fail(exc)
+
+        self._run(lambda: service.sign(statement_id, content, signature, reason), done, failed)
+
+    def start_amendment(self) -> None:
+        reason, ok = QInputDialog.getText(
+            self, "New version after signing",
+            "The signed statement stays as it is. Why is a new version needed?",
+        )
+        if ok and reason.strip():
+            self._amend_reason = reason.strip()
+            self._show_state()
+
+
+class HistoryDialog(QDialog):
+    """Every saved version, and a readable diff between any two."""
+
+    def __init__(self, versions: list[StatementVersion], labels: dict[str, str], parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Statement history")
+        self.setObjectName("historyDialog")
+        self.resize(760, 560)
+        self.versions = versions
+        self.labels = labels
+        self.old = QComboBox(self)
+        self.old.setObjectName("oldVersion")
+        self.new = QComboBox(self)
+        self.new.setObjectName("newVersion")
+        for v in versions:
+            text = f"Version {v.number} — {v.saved_at:%d %b %H:%M:%S}" + (f" — {v.reason}" if v.reason else "")
+            self.old.addItem(text, v.number)
+            self.new.addItem(text, v.number)
+        if versions:
+            self.old.setCurrentIndex(max(len(versions) - 2, 0))
+            self.new.setCurrentIndex(len(versions) - 1)
+        self.view = QTextBrowser(self)
+        self.view.setObjectName("diffView")
+        self.view.setOpenLinks(False)
+        self.summary = QLabel(self)
+        self.summary.setObjectName("diffSummary")
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        buttons.rejected.connect(self.reject)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("From", self))
+        row.addWidget(self.old, 1)
+        row.addWidget(QLabel("to", self))
+        row.addWidget(self.new, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel(f"{len(versions)} saved version(s). Versions are never overwritten.", self))
+        layout.addLayout(row)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(buttons)
+        self.old.currentIndexChanged.connect(self.refresh)
+        self.new.currentIndexChanged.connect(self.refresh)
+        self.refresh()
+
+    def _version(self, number: int) -> StatementVersion:
+        return next(v for v in self.versions if v.number == number)
+
+    def refresh(self) -> None:
+        from ..domain.statement_diff import diff_versions, summary
+
+        if not self.versions:
+            self.view.setPlainText("No saved versions yet.")
+            return
+        a, b = self._version(self.old.currentData()), self._version(self.new.currentData())
+        diff = diff_versions(a.content, b.content, self.labels)
+        self.summary.setText(summary(diff) or "No differences.")
+        colours = {"added": "#d8f3dc", "removed": "#ffd6d6", "changed": "#fff3bf", "same": "transparent"}
+        marks = {"added": "+", "removed": "−", "changed": "~", "same": " "}
+        rows = []
+        for line in diff:
+            text = line.text if line.kind != "changed" else f"{line.old}  →  {line.new}"
+            rows.append(
+                f'<div style="background:{colours.get(line.kind, "transparent")};white-space:pre-wrap;'
+                f'font-family:monospace">{marks.get(line.kind, " ")} {html.escape(text)}</div>'
+            )
+        self.view.setHtml("".join(rows) or "<i>No differences.</i>")
