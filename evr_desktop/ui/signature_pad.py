@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from PySide6.QtCore import QBuffer, QByteArray, QEvent, QIODevice, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPainterPath, QPen, QTabletEvent
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QMouseEvent, QPainter, QPainterPath, QPen, QTabletEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -156,6 +156,9 @@ def typed_signature_png(name: str) -> bytes:
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
     font = QFont("DejaVu Serif", 56)
     font.setItalic(True)
+    # Shrink long names to fit the image rather than cutting them off.
+    while font.pointSize() > 12 and QFontMetrics(font).horizontalAdvance(name) > 900:
+        font.setPointSize(font.pointSize() - 2)
     painter.setFont(font)
     painter.setPen(QColor("#0b1f4b"))
     painter.drawText(QRectF(20, 0, 920, 240), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, name)

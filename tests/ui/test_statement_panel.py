@@ -130,3 +130,17 @@ def test_empty_pad_is_refused_and_typed_needs_a_reason(qtbot):
     d.accept()
     assert d.signature.kind is SignatureKind.TYPED
     assert d.signature.reason == "Witness's hand is in plaster" and d.signature.typed_name == "Nerys Invented"
+
+
+def test_typed_signature_fits_a_long_name(qtbot):
+    from PySide6.QtGui import QImage
+
+    from evr_desktop.ui.signature_pad import typed_signature_png
+
+    image = QImage.fromData(typed_signature_png("Bartholomew Ndiaye-Winter-Abernethy-Cole"))
+    # The rightmost inked column must be inside the image, not cut at its edge.
+    right = max(
+        (x for x in range(image.width()) for y in range(0, image.height(), 4) if image.pixelColor(x, y).alpha() > 0),
+        default=0,
+    )
+    assert 0 < right < image.width() - 10
