@@ -119,16 +119,21 @@ class StatementService:
             self.session.change_status(appointment_id, status)
 
     # -- opening ---------------------------------------------------------------
-    def open_for_appointment(self, appointment_id: str) -> OpenedStatement:
+    def open_for_appointment(
+        self, appointment_id: str, statement_type: StatementType = StatementType.WITNESS
+    ) -> OpenedStatement:
+        """The appointment's statement of that type, created (prefilled) on first use.
+        A Victim Personal Statement is a separate MG11 beside the witness statement."""
         a = self.session.store.get(appointment_id)
-        existing = [s for s in self.repo.list_for_appointment(appointment_id) if s.statement_type == StatementType.WITNESS]
+        existing = [s for s in self.repo.list_for_appointment(appointment_id) if s.statement_type == statement_type]
         if existing:
             return self.open(existing[-1].id)
         o = self.session.officer
-        content = prefill(a, o.name, o.collar, o.station)
-        statement_id = self.repo.create(StatementType.WITNESS, appointment_id)
+        content = replace(prefill(a, o.name, o.collar, o.station), statement_type=statement_type)
+        statement_id = self.repo.create(statement_type, appointment_id)
         self._audit(Category.COLLECTION, statement_id, "statement.create")
-        return OpenedStatement(statement_id, f"Statement — {a.urn}", content, None, None, appointment_id)
+        label = "Victim Personal Statement" if statement_type is StatementType.VPS else "Statement"
+        return OpenedStatement(statement_id, f"{label} — {a.urn}", content, None, None, appointment_id)
 
     def open_standalone(self, statement_type: StatementType = StatementType.WITNESS) -> OpenedStatement:
         """Offline drafting with no appointment (the officer fills everything)."""
@@ -150,7 +155,8 @@ class StatementService:
             signed = self.verify(statement_id)
         self._audit(Category.CONSULTATION, statement_id, "statement.view")
         urn = latest.content.fields.get("urn") if latest else None
-        title = f"Statement — {urn}" if isinstance(urn, str) and urn else "Statement"
+        label = "Victim Personal Statement" if summary.statement_type == StatementType.VPS else "Statement"
+        title = f"{label} — {urn}" if isinstance(urn, str) and urn else label
         content = latest.content if latest else StatementContent()
         return OpenedStatement(
             statement_id, title, content, latest.number if latest else None, signed, summary.appointment_id

@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QStackedWidget, QWidget
 
 from ..domain.audit import Category
+from ..domain.statement_doc import StatementType
 from ..domain.appointment import Appointment, Status
 from ..services import Refused, Session, Workspace
 from ..store.base import StoreError
@@ -128,6 +129,7 @@ class MainWindow:
             q.status_requested.connect(self._change_status)
             q.viewed.connect(self._audit_view)
             q.statement_requested.connect(lambda a: self.open_statement(a.id))
+            q.vps_requested.connect(lambda a: self.open_statement(a.id, StatementType.VPS))
             self.stack.addWidget(q)
             self._queue = q
         return self._queue
@@ -150,8 +152,8 @@ class MainWindow:
         return self._statement_screen
 
     # -- statements -------------------------------------------------------------
-    def open_statement(self, appointment_id: str) -> None:
-        self._open_statement(lambda s: s.statements.open_for_appointment(appointment_id))
+    def open_statement(self, appointment_id: str, statement_type: StatementType = StatementType.WITNESS) -> None:
+        self._open_statement(lambda s: s.statements.open_for_appointment(appointment_id, statement_type))
 
     def new_standalone_statement(self) -> None:
         self._open_statement(lambda s: s.statements.open_standalone())

@@ -36,6 +36,7 @@ class DetailPane(QFrame):
     edit_requested = Signal(object)
     status_requested = Signal(object, object)  # appointment, Status
     statement_requested = Signal(object)
+    vps_requested = Signal(object)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -69,6 +70,10 @@ class DetailPane(QFrame):
         self.statement_button.clicked.connect(
             lambda: self._appointment and self.statement_requested.emit(self._appointment)
         )
+        self.vps_button = QPushButton("&Victim Personal Statement…", self)
+        self.vps_button.setObjectName("vpsButton")
+        self.vps_button.setToolTip("The impact of the crime, in the victim's words: a separate MG11")
+        self.vps_button.clicked.connect(lambda: self._appointment and self.vps_requested.emit(self._appointment))
         self.next_status = QComboBox(self)
         self.next_status.setObjectName("nextStatus")
         self.apply_status = QPushButton("Set status", self)
@@ -82,13 +87,14 @@ class DetailPane(QFrame):
         layout.addLayout(form)
         layout.addWidget(self.edit_button)
         layout.addWidget(self.statement_button)
+        layout.addWidget(self.vps_button)
         layout.addLayout(status_row)
         layout.addStretch(1)
         self.show_appointment(None)
 
     def show_appointment(self, a: Appointment | None) -> None:
         self._appointment = a
-        for w in (self.edit_button, self.statement_button, self.next_status, self.apply_status):
+        for w in (self.edit_button, self.statement_button, self.vps_button, self.next_status, self.apply_status):
             w.setEnabled(a is not None)
         self.next_status.clear()
         if a is None:
@@ -124,6 +130,7 @@ class QueueScreen(QWidget):
     edit_requested = Signal(object)
     status_requested = Signal(object, object)
     statement_requested = Signal(object)
+    vps_requested = Signal(object)
     viewed = Signal(str)  # appointment id, for the audit log
 
     def __init__(self, parent: QWidget | None = None):
@@ -191,6 +198,7 @@ class QueueScreen(QWidget):
         self.detail.edit_requested.connect(self.edit_requested)
         self.detail.status_requested.connect(self.status_requested)
         self.detail.statement_requested.connect(self.statement_requested)
+        self.detail.vps_requested.connect(self.vps_requested)
 
         splitter = QSplitter(self)
         splitter.addWidget(self.table)

@@ -151,3 +151,20 @@ def test_lock_saves_the_draft_and_clears_the_screen(qtbot, unlocked):
     assert reopened.statements.repo.latest(statement_id).content.narrative == "Typed just before the lock."
     reopened.lock()
     assert session.store is not None
+
+
+def test_standalone_statement_and_vps_open(qtbot, unlocked):
+    main = unlocked
+    qtbot.keyClick(main.window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: main._statement_screen is not None and main.stack.currentWidget() is main._statement_screen, timeout=10000)
+    screen = main._statement_screen
+    assert "no appointment" in screen.title.text()
+    assert screen.panel.editors["taken_by_number"].widget.text() == main.session.officer.collar
+    qtbot.mouseClick(screen.back_button, Qt.MouseButton.LeftButton)
+    assert main.stack.currentWidget() is main.queue
+    q = main.queue
+    q.table.selectRow(0)
+    qtbot.mouseClick(q.detail.vps_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: screen.title.text().startswith("Victim Personal Statement"), timeout=10000)
+    keys = screen.panel.content().statement_type.value
+    assert keys == "vps"
