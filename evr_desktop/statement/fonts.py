@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import re
 import struct
-import sys
 import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -116,9 +115,9 @@ def _to_unicode_cmap(fontname: str, subset: Sequence[int]) -> str:
 
 def font_folder() -> Path:
     """``resources/fonts`` of the source tree, or of the PyInstaller bundle when frozen."""
-    if getattr(sys, "frozen", False):
-        return Path(getattr(sys, "_MEIPASS")) / "resources" / "fonts"
-    return Path(__file__).resolve().parents[2] / "resources" / "fonts"
+    from ..resources import resource_dir
+
+    return resource_dir("fonts")
 
 
 def register_fonts(folder: Path | None = None) -> None:

@@ -22,7 +22,6 @@ import difflib
 import hashlib
 import json
 import re
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,9 +72,9 @@ class TemplateError(ValueError):
 
 def default_folder() -> Path:
     """``resources/templates`` of the source tree, or of the PyInstaller bundle when frozen."""
-    if getattr(sys, "frozen", False):
-        return Path(getattr(sys, "_MEIPASS")) / "resources" / "templates"
-    return Path(__file__).resolve().parents[2] / "resources" / "templates"
+    from ..resources import resource_dir
+
+    return resource_dir("templates")
 
 
 def load_templates(folder: Path | None = None) -> TemplateSet:
