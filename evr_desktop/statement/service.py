@@ -81,6 +81,13 @@ def summarise(report: VerificationReport) -> SignedInfo:
     return SignedInfo(0, report.ok, text)
 
 
+def _title(content: StatementContent) -> str:
+    """Screen title: the statement type and URN (never the witness's name)."""
+    label = "Victim Personal Statement" if content.statement_type is StatementType.VPS else "Statement"
+    urn = content.fields.get("urn")
+    return f"{label} — {urn}" if isinstance(urn, str) and urn else label
+
+
 class StatementService:
     def __init__(self, session: Session):
         self.session = session
@@ -154,12 +161,9 @@ class StatementService:
         if summary.signed:
             signed = self.verify(statement_id)
         self._audit(Category.CONSULTATION, statement_id, "statement.view")
-        urn = latest.content.fields.get("urn") if latest else None
-        label = "Victim Personal Statement" if summary.statement_type == StatementType.VPS else "Statement"
-        title = f"{label} — {urn}" if isinstance(urn, str) and urn else label
         content = latest.content if latest else StatementContent()
         return OpenedStatement(
-            statement_id, title, content, latest.number if latest else None, signed, summary.appointment_id
+            statement_id, _title(content), content, latest.number if latest else None, signed, summary.appointment_id
         )
 
     # -- drafting ----------------------------------------------------------------
@@ -208,7 +212,7 @@ class StatementService:
         summary = next(s for s in self.repo.list_all() if s.id == statement_id)
         self._advance(summary.appointment_id, Status.SIGNED)
         info = replace(summarise(report), version=version.number)
-        return OpenedStatement(statement_id, self.open(statement_id).title, content, version.number, info, summary.appointment_id)
+        return OpenedStatement(statement_id, _title(content), content, version.number, info, summary.appointment_id)
 
     def signed_pdf(self, statement_id: str) -> bytes:
         signed = self.repo.signed(statement_id)

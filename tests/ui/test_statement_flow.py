@@ -114,10 +114,19 @@ def test_sign_end_to_end_then_locked(qtbot, unlocked, tmp_path):
     before = screen.panel.content().narrative
     qtbot.keyClicks(screen.panel.narrative, " and more")
     assert screen.panel.content().narrative == before and not screen.sign_button.isEnabled()
-    # The appointment moved on, and the signing and the verification view were audited.
+    # The appointment moved on, and the signing was audited; opening the signed
+    # statement again is audited as a view of it, with its verification shown.
     assert main.session.store.get(a.id).status is Status.SIGNED
-    actions = [e.action for e in main.session.audit.entries() if e.object_id == screen.opened.id]
-    assert "statement.sign" in actions and "statement.view_signed" in actions
+    statement_id = screen.opened.id
+    assert "statement.sign" in [e.action for e in main.session.audit.entries() if e.object_id == statement_id]
+    qtbot.mouseClick(screen.back_button, Qt.MouseButton.LeftButton)
+    main.open_statement(a.id)
+    qtbot.waitUntil(
+        lambda: "statement.view_signed" in [e.action for e in main.session.audit.entries() if e.object_id == statement_id],
+        timeout=10000,
+    )
+    qtbot.waitUntil(lambda: main.stack.currentWidget() is screen, timeout=5000)
+    assert screen.status.text().startswith("Signed") and "Signature valid" in screen.status.text()
     # The signed PDF validates with poppler's pdfsig.
     pdf = tmp_path / "signed.pdf"
     pdf.write_bytes(main.session.statements.repo.signed(screen.opened.id)[1])
@@ -140,7 +149,6 @@ def test_lock_saves_the_draft_and_clears_the_screen(qtbot, unlocked):
     screen._timer.setInterval(60_000)  # only the lock will save
     qtbot.keyClicks(screen.panel.narrative, "Typed just before the lock.")
     statement_id = screen.opened.id
-    session = main.session
     main.lock()
     qtbot.waitUntil(lambda: main.worker.pending == 0, timeout=5000)
     assert screen.panel.content().narrative == "" and screen.opened is None
@@ -150,7 +158,6 @@ def test_lock_saves_the_draft_and_clears_the_screen(qtbot, unlocked):
     reopened = main.workspace.unlock(PASSPHRASE)
     assert reopened.statements.repo.latest(statement_id).content.narrative == "Typed just before the lock."
     reopened.lock()
-    assert session.store is not None
 
 
 def test_standalone_statement_and_vps_open(qtbot, unlocked):
