@@ -45,6 +45,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from _report import stats, table  # bench/ is sys.path[0] when run as a script
+
 ROOT = Path(__file__).resolve().parent.parent
 # Invented; only ever used on the throw-away benchmark profile.
 PASSPHRASE = "copper lantern orbit meadow quietly 47"
@@ -277,24 +279,6 @@ def make_profile(profile: Path) -> dict[str, object]:
 
 
 # -- reporting -----------------------------------------------------------------------
-def stats(values: list[float]) -> tuple[float, float, float]:
-    return statistics.median(values), min(values), max(values)
-
-
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def fmt(cells: list[str]) -> str:
-        # first column left-aligned, numbers right-aligned
-        return "  ".join(
-            c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(cells)
-        ).rstrip()
-
-    lines = [fmt(headers), "  ".join("-" * w for w in widths)]
-    lines += [fmt(r) for r in rows]
-    return "\n".join("  " + line for line in lines)
-
-
 def machine_info() -> str:
     import PySide6
 

@@ -38,6 +38,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from _report import stats, table  # bench/ is sys.path[0] when run as a script
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PAGES = 10
@@ -262,23 +264,6 @@ def pyhanko_cli() -> str:
 
 
 # -- reporting -----------------------------------------------------------------------
-def stats(values: list[float]) -> tuple[float, float, float]:
-    return statistics.median(values), min(values), max(values)
-
-
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def fmt(cells: list[str]) -> str:
-        return "  ".join(
-            c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(cells)
-        ).rstrip()
-
-    lines = [fmt(headers), "  ".join("-" * w for w in widths)]
-    lines += [fmt(r) for r in rows]
-    return "\n".join("  " + line for line in lines)
-
-
 def machine_info() -> str:
     from importlib.metadata import version
 
