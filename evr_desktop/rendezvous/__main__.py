@@ -1,0 +1,75 @@
+"""``evr-rendezvous``: the rendezvous as a force service.
+
+    evr-rendezvous --host 0.0.0.0 --port 8443 \\
+        --cert /etc/evr/tls.crt --key /etc/evr/tls.key \\
+        --public-url https://meet.example.police.uk \\
+        --officer-secret-file /etc/evr/officer-secret
+
+The officer secret is read from a file (never from the command line, where
+other users could see it in the process list). See docs/rendezvous.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import ssl
+import sys
+from pathlib import Path
+
+from .server import create_app, run
+from .tokens import TokenRegistry
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="evr-rendezvous", description=__doc__.split("\n\n")[0])
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8443)
+    p.add_argument("--cert", type=Path, help="TLS certificate chain (PEM)")
+    p.add_argument("--key", type=Path, help="TLS private key (PEM)")
+    p.add_argument("--public-url", help="the https:// address phones use to reach this server")
+    p.add_argument("--officer-secret-file", type=Path, required=True,
+                   help="file holding the secret the officers' apps authenticate with")
+    p.add_argument("--web-root", type=Path, help="the victim's page (default: resources/web)")
+    p.add_argument("--log-level", default="INFO")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    if bool(args.cert) != bool(args.key):
+        print("evr-rendezvous: --cert and --key go together", file=sys.stderr)
+        return 2
+    try:
+        secret = args.officer_secret_file.read_text("utf-8").strip()
+    except OSError as exc:
+        print(f"evr-rendezvous: cannot read the officer secret file: {exc.strerror}", file=sys.stderr)
+        return 2
+    if len(secret) < 16:
+        print("evr-rendezvous: the officer secret must be at least 16 characters", file=sys.stderr)
+        return 2
+    if args.public_url and not args.public_url.startswith(("https://", "http://")):
+        print("evr-rendezvous: --public-url must start with https://", file=sys.stderr)
+        return 2
+    ctx = None
+    if args.cert:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            ctx.load_cert_chain(args.cert, args.key)
+        except (OSError, ssl.SSLError) as exc:
+            print(f"evr-rendezvous: cannot load the TLS certificate and key: {exc}", file=sys.stderr)
+            return 2
+    elif args.host not in ("127.0.0.1", "::1", "localhost"):
+        print("evr-rendezvous: warning: serving without TLS on a non-loopback address; "
+              "put a TLS proxy in front or pass --cert/--key", file=sys.stderr)
+    app = create_app(TokenRegistry(), secret, public_url=args.public_url, web_root=args.web_root)
+    logging.getLogger("evr_desktop.rendezvous").info(
+        "listening on %s:%d (%s)", args.host, args.port, "TLS" if ctx else "no TLS")
+    run(app, args.host, args.port, ssl_context=ctx)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,737 @@
+"""The rendezvous: join links, the waiting room and the signalling relay.
+
+One aiohttp application. The victim's phone opens ``/j/{token}`` (the one-time
+link from the SMS), which claims the link and sets a device cookie; the page
+then opens ``/ws/victim`` (authenticated by that cookie) and waits. The
+officer's app keeps one ``/ws/officer`` socket (authenticated by a bearer
+secret) over which it hears about every victim and relays WebRTC signalling
+to any of them. The protocol is in ``docs/rendezvous.md``.
+
+Everything is bounded: message size, message rate, errors per socket, the
+queue towards each socket (a side that does not read is closed, never
+buffered for), events held for an absent officer, and victim sockets in all.
+Logs carry appointment and link IDs only: no token, no cookie, no address, no
+message content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import html
+import json
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from .tokens import (
+    OFFICER_NOTES,
+    VICTIM_TEXTS,
+    Claim,
+    Reason,
+    Refusal,
+    RegistryFull,
+    TokenRegistry,
+    kind_text,
+    pick_language,
+)
+
+log = logging.getLogger("evr_desktop.rendezvous")
+
+COOKIE = "evr_device"
+COOKIE_HTTPS = "__Host-evr_device"  # __Host-: Secure, Path=/, no Domain, enforced by browsers
+
+# Close codes (4000-4999 are ours).
+CLOSE_REPLACED = 4001  # a newer socket took this one's place
+CLOSE_SLOW = 4008  # the socket did not read its messages fast enough
+CLOSE_REFUSED = 4403  # the device's link is no longer good (ended, expired...)
+CLOSE_POLICY = WSCloseCode.POLICY_VIOLATION  # 1008: flood or too many errors
+
+RELAYED = frozenset({"hello", "offer", "answer", "ice", "chat", "bye"})
+VICTIM_ONLY = frozenset({"flag"})  # "I can't talk freely": never shown to the victim
+# Events the officer should still hear about if it was away when they happened.
+HELD_FOR_OFFICER = frozenset({"link_opened", "link_refused", "flag", "victim_left"})
+
+
+def default_web_root() -> Path:
+    import sys
+
+    if getattr(sys, "frozen", False):
+        return Path(getattr(sys, "_MEIPASS")) / "resources" / "web"
+    return Path(__file__).resolve().parents[2] / "resources" / "web"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_message_chars: int = 64 * 1024  # larger: an error back, the socket stays open
+    hard_message_bytes: int = 256 * 1024  # larger: the socket is closed (1009)
+    max_sdp_candidates: int = 256
+    max_chat_chars: int = 4000
+    victim_rate: float = 50.0  # messages per second, token bucket
+    victim_burst: int = 100
+    officer_rate: float = 400.0  # one officer socket carries every appointment
+    officer_burst: int = 800
+    max_errors: int = 20  # protocol errors on one socket before it is closed
+    outbox_messages: int = 256  # queued towards one socket
+    outbox_bytes: int = 1024 * 1024
+    max_victims: int = 2000  # victim sockets at once
+    held_events_per_appointment: int = 16
+    held_appointments: int = 2000
+    heartbeat: float = 15.0  # seconds; a silent phone is dropped after ~1.5x this
+    max_api_body: int = 16 * 1024
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic):
+        self.rate, self.burst, self.clock = rate, float(burst), clock
+        self.tokens = float(burst)
+        self.stamp = clock()
+
+    def take(self) -> bool:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+_CLOSE = object()  # outbox sentinel: close after everything before it is sent
+
+
+class Peer:
+    """One WebSocket with a bounded outbox drained by its own writer task.
+    ``send`` never waits: if the outbox is full the socket is closed instead."""
+
+    def __init__(
+        self, ws: web.WebSocketResponse, role: str, appointment: str | None, limits: Limits
+    ):
+        self.ws = ws
+        self.role = role
+        self.appointment = appointment
+        self.limits = limits
+        rate, burst = (
+            (limits.victim_rate, limits.victim_burst)
+            if role == "victim"
+            else (limits.officer_rate, limits.officer_burst)
+        )
+        self.bucket = TokenBucket(rate, burst)
+        self.errors = 0
+        self.closing = False
+        self._queue: deque[Any] = deque()
+        self._bytes = 0
+        self._wake = asyncio.Event()
+        self._writer = asyncio.get_running_loop().create_task(self._drain())
+
+    def send(self, message: dict[str, Any], *, droppable: bool = False) -> bool:
+        """Queue a message. A full queue closes the socket (it is not keeping up),
+        except for ``droppable`` messages (error replies), which are dropped."""
+        if self.closing:
+            return False
+        data = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+        full = len(self._queue) >= self.limits.outbox_messages
+        if full or self._bytes + len(data) > self.limits.outbox_bytes:
+            if droppable:
+                return False
+            log.warning("%s socket %s too slow: closing", self.role, self.appointment or "-")
+            self.close(CLOSE_SLOW, "too slow")
+            return False
+        self._queue.append(data)
+        self._bytes += len(data)
+        self._wake.set()
+        return True
+
+    def close(self, code: int, reason: str, *, flush: bool = False) -> None:
+        """Close the socket: at once, or after what is already queued is sent."""
+        if self.closing:
+            return
+        self.closing = True
+        if not flush:
+            self._queue.clear()
+            self._bytes = 0
+        self._queue.append((_CLOSE, code, reason))
+        self._wake.set()
+
+    async def _drain(self) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._queue:
+                    item = self._queue.popleft()
+                    if isinstance(item, tuple):
+                        await self.ws.close(code=item[1], message=item[2].encode())
+                        return
+                    self._bytes -= len(item)
+                    await self.ws.send_str(item)
+        except (ConnectionError, RuntimeError):
+            pass  # the other end went away; the reader notices
+
+    async def stop(self) -> None:
+        """The reader is done: send what close is pending, then end the writer."""
+        if not self.closing:
+            self.close(WSCloseCode.OK, "closed")
+        try:
+            await asyncio.wait_for(self._writer, timeout=2.0)
+        except (asyncio.TimeoutError, asyncio.CancelledError, Exception):
+            pass
+
+
+# --- message checking ----------------------------------------------------------
+
+
+def _opt_str(msg: dict, key: str, limit: int) -> str | None:
+    value = msg.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise ProtocolError("bad-field", f"'{key}' must be text of at most {limit} characters")
+    return value
+
+
+def clean_message(msg: Any, *, role: str, limits: Limits) -> dict[str, Any]:
+    """A checked copy of ``msg`` holding only the fields its type allows."""
+    if not isinstance(msg, dict):
+        raise ProtocolError("not-object", "a message must be a JSON object")
+    kind = msg.get("type")
+    if not isinstance(kind, str) or kind not in RELAYED | VICTIM_ONLY:
+        shown = kind[:32] if isinstance(kind, str) else repr(type(kind).__name__)
+        raise ProtocolError("unknown-type", f"unknown message type {shown!r}")
+    if kind in VICTIM_ONLY and role != "victim":
+        raise ProtocolError("not-allowed", f"'{kind}' is sent by the victim only")
+    out: dict[str, Any] = {"type": kind}
+    if kind in ("offer", "answer"):
+        sdp = msg.get("sdp")
+        if not isinstance(sdp, str) or not sdp.startswith("v=0"):
+            raise ProtocolError("bad-field", "'sdp' must be an SDP text starting with v=0")
+        n = sdp.count("a=candidate:")
+        if n > limits.max_sdp_candidates:
+            raise ProtocolError(
+                "too-many-candidates",
+                f"the SDP has {n} ICE candidates; at most {limits.max_sdp_candidates} are accepted",
+            )
+        out["sdp"] = sdp
+        restart = msg.get("iceRestart")
+        if isinstance(restart, bool):
+            out["iceRestart"] = restart
+    elif kind == "ice":
+        cand = msg.get("candidate")
+        if cand is not None and (not isinstance(cand, str) or len(cand) > 2048):
+            raise ProtocolError(
+                "bad-field", "'candidate' must be text of at most 2048 characters, or null"
+            )
+        out["candidate"] = cand
+        out["sdpMid"] = _opt_str(msg, "sdpMid", 64)
+        index = msg.get("sdpMLineIndex")
+        not_int = isinstance(index, bool) or not isinstance(index, int)
+        if index is not None and (not_int or not 0 <= index < 64):
+            raise ProtocolError("bad-field", "'sdpMLineIndex' must be an integer 0-63, or null")
+        out["sdpMLineIndex"] = index
+        out["usernameFragment"] = _opt_str(msg, "usernameFragment", 256)
+    elif kind == "chat":
+        text = msg.get("text")
+        if not isinstance(text, str) or not text.strip() or len(text) > limits.max_chat_chars:
+            raise ProtocolError("bad-field", f"'text' must be 1-{limits.max_chat_chars} characters")
+        out["text"] = text
+        if (mid := _opt_str(msg, "id", 64)) is not None:
+            out["id"] = mid
+    elif kind == "hello":
+        if (lang := _opt_str(msg, "lang", 16)) is not None:
+            out["lang"] = lang
+    elif kind == "bye":
+        if (reason := _opt_str(msg, "reason", 64)) is not None:
+            out["reason"] = reason
+    elif kind == "flag":
+        if (what := _opt_str(msg, "kind", 32)) is not None:
+            out["kind"] = what
+    return out
+
+
+# --- pages -----------------------------------------------------------------------
+
+_KIND_CSS = (
+    "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;"
+    "background:#f6f6f4;color:#1b1b1b;font-size:1.15rem;line-height:1.5}"
+    "main{max-width:36rem;margin:0 auto;padding:1.5rem}"
+    "section{background:#fff;border-radius:.75rem;padding:1.25rem 1.5rem;margin:0 0 1rem}"
+    "h1{font-size:1.5rem;line-height:1.25;margin:0 0 .75rem}p{margin:0}"
+)
+_KIND_CSS_HASH = base64.b64encode(hashlib.sha256(_KIND_CSS.encode()).digest()).decode()
+_KIND_CSP = (
+    f"default-src 'none'; style-src 'sha256-{_KIND_CSS_HASH}'; img-src 'none'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+_PLACEHOLDER = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>Video appointment</title></head>
+<body><main><p>Joining your video appointment&hellip;</p></main></body></html>
+"""
+
+
+def kind_page(reason: Reason, accept_language: str | None, wanted: str | None = None) -> str:
+    """The refusal page: the preferred language first, then the others (English
+    and Welsh side by side, as Welsh public bodies publish)."""
+    first = pick_language(accept_language, wanted)
+    langs = [first] + [lang for lang in VICTIM_TEXTS if lang != first]
+    sections = []
+    for lang in langs:
+        text = kind_text(reason, lang)
+        sections.append(
+            f'<section lang="{html.escape(lang)}"><h1>{html.escape(text.title)}</h1>'
+            f"<p>{html.escape(text.body)}</p></section>"
+        )
+    title = html.escape(str(VICTIM_TEXTS[first]["page_title"]))
+    return (
+        f'<!doctype html>\n<html lang="{html.escape(first)}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<meta name="robots" content="noindex"><title>{title}</title>'
+        f"<style>{_KIND_CSS}</style></head><body><main>{''.join(sections)}</main></body></html>\n"
+    )
+
+
+# --- the application ------------------------------------------------------------
+
+
+class Rendezvous:
+    def __init__(
+        self,
+        registry: TokenRegistry,
+        officer_secret: str,
+        *,
+        public_url: str | None,
+        limits: Limits,
+        clock: Callable[[], datetime],
+        web_root: Path | None,
+    ):
+        if len(officer_secret) < 16:
+            raise ValueError("the officer secret must be at least 16 characters")
+        self.registry = registry
+        self._officer_secret = hashlib.sha256(officer_secret.encode()).digest()
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self.limits = limits
+        self.clock = clock
+        self.web_root = web_root
+        self.https = bool(public_url and public_url.startswith("https://"))
+        self.cookie_name = COOKIE_HTTPS if self.https else COOKIE
+        self.officer: Peer | None = None
+        self.victims: dict[str, Peer] = {}
+        self.held: OrderedDict[str, deque[dict]] = OrderedDict()
+
+    # -- security --------------------------------------------------------------
+
+    def officer_ok(self, request: web.Request) -> bool:
+        auth = request.headers.get("Authorization", "")
+        scheme, _, secret = auth.partition(" ")
+        given = hashlib.sha256(secret.strip().encode()).digest()
+        return hmac.compare_digest(given, self._officer_secret) and scheme.lower() == "bearer"
+
+    def origin_ok(self, request: web.Request) -> bool:
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return True  # not a browser; the cookie is still required
+        allowed = {f"{request.scheme}://{request.host}"}
+        if self.public_url:
+            parts = urlsplit(self.public_url)
+            allowed.add(f"{parts.scheme}://{parts.netloc}")
+        return origin in allowed
+
+    def csp(self, request: web.Request) -> str:
+        ws = f"{'wss' if self.https or request.secure else 'ws'}://{request.host}"
+        return (
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+            f"media-src 'self' blob: mediastream:; connect-src 'self' {ws}; object-src 'none'; "
+            "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+        )
+
+    def link_url(self, request: web.Request, token: str) -> str:
+        base = self.public_url or f"{request.scheme}://{request.host}"
+        return f"{base}/j/{token}"
+
+    # -- the officer's event stream -----------------------------------------------
+
+    def tell_officer(self, event: dict[str, Any]) -> None:
+        if self.officer is not None and not self.officer.closing:
+            self.officer.send(event)
+            return
+        if event["type"] not in HELD_FOR_OFFICER:
+            return
+        appt = event["appointment"]
+        held = self.held.get(appt)
+        if held is None:
+            while len(self.held) >= self.limits.held_appointments:
+                self.held.popitem(last=False)
+            held = self.held[appt] = deque(maxlen=self.limits.held_events_per_appointment)
+        held.append(event)
+
+    # -- HTTP ------------------------------------------------------------------
+
+    async def join(self, request: web.Request) -> web.StreamResponse:
+        token = request.match_info["token"]
+        result = self.registry.claim(token, request.cookies.get(self.cookie_name), self.clock())
+        lang = request.query.get("lang")
+        if isinstance(result, Refusal):
+            log.info(
+                "link refused: %s appointment=%s link=%s",
+                result.reason, result.appointment_id or "-", result.link_id or "-",
+            )
+            if result.appointment_id is not None:
+                self.tell_officer(
+                    {
+                        "type": "link_refused",
+                        "appointment": result.appointment_id,
+                        "link_id": result.link_id,
+                        "reason": result.reason.value,
+                        "note": OFFICER_NOTES[result.reason],
+                    }
+                )
+            resp = web.Response(
+                status=result.reason.http_status,
+                text=kind_page(result.reason, request.headers.get("Accept-Language"), lang),
+                content_type="text/html",
+            )
+            resp.headers["Content-Security-Policy"] = _KIND_CSP
+            return resp
+        log.info(
+            "link opened: appointment=%s link=%s first=%s",
+            result.appointment_id, result.link_id, result.first,
+        )
+        self.tell_officer(
+            {
+                "type": "link_opened",
+                "appointment": result.appointment_id,
+                "link_id": result.link_id,
+                "first": result.first,
+            }
+        )
+        page = self.web_root / "join.html" if self.web_root else None
+        body = page.read_text("utf-8") if page is not None and page.is_file() else _PLACEHOLDER
+        resp = web.Response(text=body, content_type="text/html")
+        resp.headers["Content-Security-Policy"] = self.csp(request)
+        window = self.registry.window(result.appointment_id)
+        max_age = None
+        if window is not None:
+            max_age = max(60, int((window[1] - self.clock()).total_seconds()))
+        resp.set_cookie(
+            self.cookie_name,
+            result.device_secret,
+            path="/",
+            max_age=max_age,
+            httponly=True,
+            secure=self.https or None,
+            samesite="Lax",
+        )
+        return resp
+
+    async def issue(self, request: web.Request) -> web.Response:
+        if not self.officer_ok(request):
+            raise _unauthorized()
+        try:
+            body = await request.json()
+            appt = body["appointment"]
+            start = datetime.fromisoformat(body["slot_start"])
+            end = datetime.fromisoformat(body["slot_end"])
+            if start.tzinfo is None or end.tzinfo is None:
+                raise ValueError("times need a UTC offset")
+            token, link_id = self.registry.issue(appt, start, end, self.clock())
+        except RegistryFull:
+            raise web.HTTPServiceUnavailable(text="too many live links")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise web.HTTPBadRequest(text=f"bad request: {type(exc).__name__}")
+        window = self.registry.window(appt)
+        assert window is not None
+        log.info("link issued: appointment=%s link=%s", appt, link_id)
+        return web.json_response(
+            {
+                "url": self.link_url(request, token),
+                "link_id": link_id,
+                "not_before": window[0].isoformat(),
+                "not_after": window[1].isoformat(),
+            }
+        )
+
+    async def revoke(self, request: web.Request) -> web.Response:
+        if not self.officer_ok(request):
+            raise _unauthorized()
+        appt = request.match_info["appointment"]
+        found = self.registry.revoke(appt)
+        victim = self.victims.get(appt)
+        if victim is not None:
+            victim.send({"type": "refused", "reason": Reason.REVOKED.value})
+            victim.close(CLOSE_REFUSED, "revoked", flush=True)
+        return web.json_response({"revoked": found})
+
+    # -- WebSockets ----------------------------------------------------------------
+
+    def _socket(self) -> web.WebSocketResponse:
+        return web.WebSocketResponse(
+            max_msg_size=self.limits.hard_message_bytes,
+            heartbeat=self.limits.heartbeat,
+            compress=False,  # no permessage-deflate: no inflation bombs, less CPU
+        )
+
+    async def officer_socket(self, request: web.Request) -> web.StreamResponse:
+        if not self.officer_ok(request):
+            log.warning("officer socket refused: bad secret")
+            raise _unauthorized()
+        ws = self._socket()
+        await ws.prepare(request)
+        peer = Peer(ws, "officer", None, self.limits)
+        old, self.officer = self.officer, peer
+        if old is not None:
+            old.close(CLOSE_REPLACED, "replaced")
+        log.info("officer connected (%d victims waiting)", len(self.victims))
+        peer.send({"type": "welcome", "waiting": len(self.victims)})
+        # What happened while no officer was connected, oldest first, then who
+        # is waiting now (so a held victim_left is followed by the victim's
+        # victim_waiting if they came back).
+        while self.held:
+            _, events = self.held.popitem(last=False)
+            for event in events:
+                peer.send({**event, "held": True})
+        for appt, victim in self.victims.items():
+            peer.send({"type": "victim_waiting", "appointment": appt})
+            if old is None:
+                victim.send({"type": "officer_joined"})
+        try:
+            await self._read(peer, self._from_officer)
+        finally:
+            await peer.stop()
+            if self.officer is peer:
+                self.officer = None
+                log.info("officer disconnected")
+                for victim in self.victims.values():
+                    victim.send({"type": "officer_left"})
+        return ws
+
+    async def victim_socket(self, request: web.Request) -> web.StreamResponse:
+        result = self.registry.device(request.cookies.get(self.cookie_name), self.clock())
+        if not self.origin_ok(request):
+            raise web.HTTPForbidden(text="forbidden")
+        if isinstance(result, Refusal) and result.reason is Reason.INVALID:
+            raise web.HTTPForbidden(text="forbidden")
+        if isinstance(result, Claim) and result.appointment_id not in self.victims:
+            if len(self.victims) >= self.limits.max_victims:
+                log.warning("victim socket refused: %d victims connected", len(self.victims))
+                raise web.HTTPServiceUnavailable(text="busy")
+        ws = self._socket()
+        await ws.prepare(request)
+        if isinstance(result, Refusal):
+            await ws.send_json({"type": "refused", "reason": result.reason.value})
+            await ws.close(code=CLOSE_REFUSED, message=result.reason.value.encode())
+            return ws
+        appt = result.appointment_id
+        peer = Peer(ws, "victim", appt, self.limits)
+        old = self.victims.get(appt)
+        self.victims[appt] = peer
+        if old is not None:
+            old.close(CLOSE_REPLACED, "replaced")
+            self.tell_officer({"type": "victim_left", "appointment": appt, "why": "replaced"})
+        present = self.officer is not None and not self.officer.closing
+        peer.send({"type": "waiting", "officer": present})
+        self.tell_officer({"type": "victim_waiting", "appointment": appt})
+        log.info("victim waiting: appointment=%s link=%s", appt, result.link_id)
+        try:
+            await self._read(peer, self._from_victim)
+        finally:
+            await peer.stop()
+            if self.victims.get(appt) is peer:
+                del self.victims[appt]
+                log.info("victim left: appointment=%s", appt)
+                self.tell_officer({"type": "victim_left", "appointment": appt})
+        return ws
+
+    async def _read(self, peer: Peer, handle: Callable[[Peer, dict], None]) -> None:
+        ws, limits = peer.ws, self.limits
+        async for msg in ws:
+            if peer.closing:
+                break
+            if msg.type is WSMsgType.TEXT:
+                if not peer.bucket.take():
+                    log.warning("%s socket %s flooding: closing", peer.role, peer.appointment)
+                    peer.close(CLOSE_POLICY, "rate limit")
+                    break
+                try:
+                    if len(msg.data) > limits.max_message_chars:
+                        raise ProtocolError(
+                            "too-large",
+                            f"message of {len(msg.data)} characters; "
+                            f"at most {limits.max_message_chars} are accepted",
+                        )
+                    try:
+                        data = json.loads(msg.data)
+                    except ValueError:
+                        raise ProtocolError("bad-json", "the message is not valid JSON") from None
+                    handle(peer, data)
+                except ProtocolError as exc:
+                    self._error(peer, exc)
+            elif msg.type is WSMsgType.BINARY:
+                if peer.bucket.take():
+                    self._error(peer, ProtocolError("binary", "only JSON text messages are accepted"))
+                else:
+                    peer.close(CLOSE_POLICY, "rate limit")
+                    break
+            else:  # ERROR (e.g. over the hard size limit: aiohttp closes with 1009)
+                break
+
+    def _error(self, peer: Peer, exc: ProtocolError, *, counts: bool = True) -> None:
+        peer.send({"type": "error", "code": exc.code, "message": exc.message}, droppable=True)
+        if counts:
+            peer.errors += 1
+            if peer.errors >= self.limits.max_errors:
+                log.warning("%s socket %s: too many errors, closing", peer.role, peer.appointment)
+                peer.close(CLOSE_POLICY, "too many errors", flush=True)
+
+    def _from_victim(self, peer: Peer, data: Any) -> None:
+        msg = clean_message(data, role="victim", limits=self.limits)
+        appt = peer.appointment
+        assert appt is not None
+        msg["appointment"] = appt
+        if msg["type"] == "flag":
+            log.info("victim flag: appointment=%s", appt)
+            self.tell_officer(msg)  # held if the officer is away
+            return
+        officer = self.officer
+        if officer is None or officer.closing:
+            if msg["type"] != "bye":
+                absent = ProtocolError("officer-absent", "the officer is not connected")
+                self._error(peer, absent, counts=False)
+        else:
+            officer.send(msg)
+        if msg["type"] == "bye":
+            peer.close(1000, "bye", flush=True)
+
+    def _from_officer(self, peer: Peer, data: Any) -> None:
+        appt = data.get("appointment") if isinstance(data, dict) else None
+        msg = clean_message(data, role="officer", limits=self.limits)
+        if not isinstance(appt, str):
+            raise ProtocolError("bad-field", "'appointment' is required")
+        victim = self.victims.get(appt)
+        if msg["type"] == "bye":
+            # The officer ends the call: the link is spent.
+            self.registry.end(appt)
+            log.info("call ended by officer: appointment=%s", appt)
+            if victim is not None:
+                victim.send(msg)
+                victim.close(1000, "ended", flush=True)
+            return
+        if victim is None or victim.closing:
+            self._error(
+                peer,
+                ProtocolError("no-victim", f"no victim is connected for appointment {appt[:64]}"),
+                counts=False,
+            )
+            return
+        victim.send(msg)
+
+    async def close_all(self, app: web.Application) -> None:
+        peers = list(self.victims.values()) + ([self.officer] if self.officer else [])
+        for peer in peers:
+            try:
+                await peer.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+            except Exception:
+                pass
+
+
+def _unauthorized() -> web.HTTPUnauthorized:
+    return web.HTTPUnauthorized(text="unauthorized", headers={"WWW-Authenticate": "Bearer"})
+
+
+RENDEZVOUS = web.AppKey("rendezvous", Rendezvous)
+
+
+async def _on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    rdv = request.app[RENDEZVOUS]
+    h = response.headers
+    h["Server"] = "rendezvous"
+    h.setdefault(
+        "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+    )
+    h["X-Content-Type-Options"] = "nosniff"
+    h["Referrer-Policy"] = "no-referrer"
+    h["X-Frame-Options"] = "DENY"
+    h["Cross-Origin-Opener-Policy"] = "same-origin"
+    h["Cross-Origin-Resource-Policy"] = "same-origin"
+    h["Permissions-Policy"] = (
+        "camera=(self), microphone=(self), geolocation=(), display-capture=(), "
+        "payment=(), usb=(), interest-cohort=()"
+    )
+    h["Cache-Control"] = "no-store"
+    if rdv.https:
+        h["Strict-Transport-Security"] = "max-age=31536000"
+
+
+def create_app(
+    registry: TokenRegistry,
+    officer_secret: str,
+    *,
+    public_url: str | None = None,
+    limits: Limits | None = None,
+    clock: Callable[[], datetime] | None = None,
+    web_root: Path | None = None,
+) -> web.Application:
+    """The rendezvous as an aiohttp application.
+
+    ``registry`` must be fed timezone-aware datetimes (the server's clock is
+    UTC-aware unless ``clock`` says otherwise). ``public_url`` is where phones
+    reach this server (``https://meet.example.police.uk``); None means "as the
+    request came in" (the embedded loopback default). ``web_root`` holds the
+    victim's page (``join.html`` and its files); by default ``resources/web``."""
+    rdv = Rendezvous(
+        registry,
+        officer_secret,
+        public_url=public_url,
+        limits=limits or Limits(),
+        clock=clock or (lambda: datetime.now(timezone.utc)),
+        web_root=web_root if web_root is not None else default_web_root(),
+    )
+    app = web.Application(client_max_size=rdv.limits.max_api_body)
+    app[RENDEZVOUS] = rdv
+    app.on_response_prepare.append(_on_prepare)
+    app.on_shutdown.append(rdv.close_all)
+    app.router.add_get("/j/{token}", rdv.join)
+    app.router.add_get("/ws/victim", rdv.victim_socket)
+    app.router.add_get("/ws/officer", rdv.officer_socket)
+    app.router.add_post("/api/links", rdv.issue)
+    app.router.add_delete("/api/links/{appointment}", rdv.revoke)
+    if rdv.web_root is not None and rdv.web_root.is_dir():
+        app.router.add_static("/web/", rdv.web_root, follow_symlinks=False, show_index=False)
+    return app
+
+
+async def start(
+    app: web.Application, host: str = "127.0.0.1", port: int = 0, ssl_context: Any = None
+) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` from the running loop (the embedded default); returns the
+    runner (``await runner.cleanup()`` to stop) and the port actually bound.
+    There is no access log: request paths carry join tokens."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+    await site.start()
+    return runner, runner.addresses[0][1]
+
+
+def run(app: web.Application, host: str, port: int, ssl_context: Any = None) -> None:
+    """Serve until interrupted (the ``evr-rendezvous`` service)."""
+    web.run_app(app, host=host, port=port, ssl_context=ssl_context, access_log=None, print=None)

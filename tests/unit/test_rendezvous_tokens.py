@@ -1,0 +1,213 @@
+"""Join links: unguessable, one-time, one device, only around the slot."""
+
+from __future__ import annotations
+
+import base64
+import math
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from evr_desktop.rendezvous.tokens import (
+    OFFICER_NOTES,
+    VICTIM_TEXTS,
+    Claim,
+    KindText,
+    Reason,
+    Refusal,
+    RegistryFull,
+    TokenRegistry,
+    digest,
+    kind_text,
+    pick_language,
+)
+
+SLOT = datetime(2025, 3, 4, 14, 0, tzinfo=timezone.utc)
+END = SLOT + timedelta(minutes=45)
+NOW = SLOT - timedelta(minutes=5)
+
+
+def issued(reg: TokenRegistry | None = None, appt: str = "a1") -> tuple[TokenRegistry, str, str]:
+    reg = reg or TokenRegistry()
+    token, link_id = reg.issue(appt, SLOT, END, NOW - timedelta(hours=2))
+    return reg, token, link_id
+
+
+def test_tokens_are_long_random_and_distinct():
+    reg = TokenRegistry()
+    tokens = [reg.issue(f"a{i}", SLOT, END, NOW)[0] for i in range(500)]
+    assert len(set(tokens)) == 500
+    for t in tokens:
+        assert len(base64.urlsafe_b64decode(t + "=" * (-len(t) % 4))) * 8 >= 128
+        assert t.replace("-", "").replace("_", "").isalnum()
+    # Rough entropy check: characters spread over the base64 alphabet.
+    chars = "".join(tokens)
+    counts = {c: chars.count(c) for c in set(chars)}
+    entropy = -sum(n / len(chars) * math.log2(n / len(chars)) for n in counts.values())
+    assert len(counts) == 64 and entropy > 5.9
+
+
+def test_only_digests_are_stored():
+    reg, token, _ = issued()
+    claim = reg.claim(token, None, NOW)
+    assert isinstance(claim, Claim)
+    held = list(reg.stored_secrets())
+    assert digest(token) in held and digest(claim.device_secret) in held
+    # Neither secret appears anywhere in the registry's state.
+    state = repr(vars(reg)) + "".join(repr(vars(e)) for e in reg._by_hash.values())
+    assert token not in state and claim.device_secret not in state
+    assert token.encode() not in b"".join(held)
+
+
+def test_first_device_claims_and_may_come_back():
+    reg, token, link_id = issued()
+    first = reg.claim(token, None, NOW)
+    assert isinstance(first, Claim) and first.first and first.appointment_id == "a1"
+    assert first.link_id == link_id
+    again = reg.claim(token, first.device_secret, NOW + timedelta(minutes=1))
+    assert isinstance(again, Claim) and not again.first
+    assert reg.device(first.device_secret, NOW) == Claim("a1", link_id, first.device_secret, False)
+
+
+@pytest.mark.parametrize("other", [None, "x" * 43, "not a secret!", ""])
+def test_second_device_is_refused(other):
+    reg, token, link_id = issued()
+    assert isinstance(reg.claim(token, None, NOW), Claim)
+    assert reg.claim(token, other, NOW) == Refusal(Reason.SECOND_DEVICE, "a1", link_id)
+
+
+def test_replay_after_the_call_ended_is_used_even_for_the_same_device():
+    reg, token, _ = issued()
+    claim = reg.claim(token, None, NOW)
+    assert reg.end("a1")
+    for secret in (claim.device_secret, None):
+        r = reg.claim(token, secret, NOW)
+        assert isinstance(r, Refusal) and r.reason is Reason.USED
+    assert reg.device(claim.device_secret, NOW).reason is Reason.USED
+
+
+def test_window_around_the_slot():
+    reg, token, _ = issued()
+    assert reg.window("a1") == (SLOT - timedelta(minutes=30), END + timedelta(minutes=30))
+    assert reg.claim(token, None, SLOT - timedelta(minutes=31)).reason is Reason.NOT_YET
+    assert reg.claim(token, None, END + timedelta(minutes=31)).reason is Reason.EXPIRED
+    claim = reg.claim(token, None, SLOT - timedelta(minutes=30))
+    assert isinstance(claim, Claim)
+    assert isinstance(reg.claim(token, claim.device_secret, END + timedelta(minutes=30)), Claim)
+    assert reg.device(claim.device_secret, END + timedelta(hours=1)).reason is Reason.EXPIRED
+
+
+def test_window_is_configurable():
+    reg = TokenRegistry(early=timedelta(minutes=5), late=timedelta(0))
+    token, _ = reg.issue("a1", SLOT, END, NOW)
+    assert reg.claim(token, None, SLOT - timedelta(minutes=6)).reason is Reason.NOT_YET
+    assert reg.claim(token, None, END + timedelta(seconds=1)).reason is Reason.EXPIRED
+
+
+@pytest.mark.parametrize(
+    "forged",
+    ["", "short", "A" * 32, "a" * 500, "../../etc/passwd", "x" * 31 + "\u00e9", None, 12345],
+)
+def test_forged_or_unknown_tokens_are_invalid(forged):
+    reg, token, _ = issued()
+    assert reg.claim(forged, None, NOW) == Refusal(Reason.INVALID)
+    # A token differing in one character is just as unknown.
+    flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
+    assert reg.claim(flipped, None, NOW) == Refusal(Reason.INVALID)
+
+
+def test_device_lookup_refuses_unknown_cookies():
+    reg, _, _ = issued()
+    for cookie in (None, "", "x" * 43, "bad cookie"):
+        assert reg.device(cookie, NOW) == Refusal(Reason.INVALID)
+
+
+def test_revoke_and_reissue():
+    reg, token, _ = issued()
+    claim = reg.claim(token, None, NOW)
+    assert reg.revoke("a1") and not reg.revoke("a1")
+    assert reg.claim(token, claim.device_secret, NOW).reason is Reason.REVOKED
+    assert reg.device(claim.device_secret, NOW).reason is Reason.REVOKED
+    # A new link for the same appointment makes the previous one stop working.
+    new, _ = reg.issue("a1", SLOT, END, NOW)
+    newer, _ = reg.issue("a1", SLOT, END, NOW)
+    assert reg.claim(new, None, NOW).reason is Reason.REVOKED
+    assert isinstance(reg.claim(newer, None, NOW), Claim)
+    assert not reg.end("nope") and not reg.revoke("nope")
+
+
+def test_issue_checks_its_arguments():
+    reg = TokenRegistry()
+    with pytest.raises(ValueError):
+        reg.issue("", SLOT, END, NOW)
+    with pytest.raises(ValueError):
+        reg.issue("a" * 65, SLOT, END, NOW)
+    with pytest.raises(ValueError):
+        reg.issue("a1", END, SLOT, NOW)
+    with pytest.raises(ValueError):
+        reg.issue("a1", SLOT, END, END + timedelta(hours=1))
+
+
+def test_bounded_live_links_refused_finished_ones_evicted():
+    reg = TokenRegistry(max_entries=50)
+    for i in range(50):
+        reg.issue(f"a{i}", SLOT, END, NOW)
+    with pytest.raises(RegistryFull):
+        reg.issue("one-too-many", SLOT, END, NOW)
+    assert len(reg) == 50
+    # A finished link makes room (the one that closed first goes).
+    reg.end("a7")
+    reg.issue("b1", SLOT, END, NOW)
+    assert len(reg) == 50 and reg.window("b1") is not None
+    # Links past the retention period are all forgotten when room is needed.
+    later = END + timedelta(days=2)
+    reg.issue("c1", later, later + timedelta(minutes=45), later)
+    assert len(reg) == 1
+
+
+def test_thousands_of_links_stay_within_the_bound():
+    reg = TokenRegistry(max_entries=10_000)
+    t0 = NOW
+    for i in range(12_000):
+        slot = t0 + timedelta(minutes=i)  # every slot a minute later: old ones finish
+        reg.issue(f"a{i}", slot, slot + timedelta(minutes=1), slot)
+    assert len(reg) <= 10_000
+
+
+def test_every_reason_has_kind_texts_in_every_language_and_an_officer_note():
+    assert {"en", "cy"} <= set(VICTIM_TEXTS)
+    for lang, texts in VICTIM_TEXTS.items():
+        assert isinstance(texts["page_title"], str) and texts["page_title"]
+        for reason in Reason:
+            text = texts[reason]
+            assert isinstance(text, KindText), (lang, reason)
+            assert text.title and len(text.body) > 60
+            assert "999" in text.body  # always the way out in an emergency
+            assert "101" in text.body  # and someone to call
+        # no police jargon on a victim's screen
+        words = " ".join(t.body.lower() for t in texts.values() if isinstance(t, KindText))
+        for jargon in ("token", "revoked", "invalid", "urn", "http", "error"):
+            assert jargon not in words, (lang, jargon)
+    for reason in Reason:
+        assert OFFICER_NOTES[reason]
+        assert reason.http_status in (403, 404, 410)
+        assert kind_text(reason, "xx") == kind_text(reason, "en")
+    assert kind_text(Reason.USED, "cy") != kind_text(Reason.USED, "en")
+
+
+@pytest.mark.parametrize(
+    "header,wanted,expected",
+    [
+        (None, None, "en"),
+        ("cy-GB,en;q=0.8", None, "cy"),
+        ("en-GB,cy;q=0.9", None, "en"),
+        ("fr-FR,cy;q=0.5,en;q=0.4", None, "cy"),
+        ("en;q=0.1,cy;q=0.9", None, "cy"),
+        ("cy;q=0", None, "en"),
+        ("garbage;q=x,,,", None, "en"),
+        ("en", "cy", "cy"),
+        ("cy", "zz", "cy"),
+    ],
+)
+def test_language_choice(header, wanted, expected):
+    assert pick_language(header, wanted) == expected
