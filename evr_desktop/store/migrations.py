@@ -95,6 +95,42 @@ MIGRATIONS: list[str] = [
         SELECT RAISE(ABORT, 'a statement with versions is never deleted');
     END;
     """,
+    # 3: the SMS outbox (store/outbox.py). This machine reaches no SMS gateway,
+    # so a join-link text waits here for the officer to copy and send from a
+    # work phone. The text (which holds the live link) and the number are
+    # AES-256-GCM bound to outbox:ID:body and outbox:ID:to; only the
+    # appointment id, times and status are plain. A message is never edited:
+    # only its status moves on, along the transitions the trigger allows.
+    """
+    CREATE TABLE outbox (
+        id TEXT PRIMARY KEY,
+        appointment_id TEXT NOT NULL,
+        created TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('queued', 'copied', 'sent', 'cancelled')),
+        body BLOB NOT NULL,     -- AES-256-GCM, bound to outbox:ID:body
+        "to" BLOB NOT NULL,     -- AES-256-GCM, bound to outbox:ID:to (E.164)
+        updated TEXT NOT NULL
+    );
+    CREATE INDEX outbox_appointment ON outbox(appointment_id);
+    CREATE TRIGGER outbox_message_is_fixed
+    BEFORE UPDATE OF id, appointment_id, created, body, "to" ON outbox
+    BEGIN
+        SELECT RAISE(ABORT, 'an outbox message is never changed, only its status');
+    END;
+    CREATE TRIGGER outbox_born_queued BEFORE INSERT ON outbox
+    WHEN NEW.status != 'queued'
+    BEGIN
+        SELECT RAISE(ABORT, 'an outbox message starts queued');
+    END;
+    CREATE TRIGGER outbox_status_moves_on BEFORE UPDATE OF status ON outbox
+    WHEN NOT (
+        (OLD.status = 'queued' AND NEW.status IN ('copied', 'sent', 'cancelled'))
+        OR (OLD.status = 'copied' AND NEW.status IN ('copied', 'sent', 'cancelled'))
+    )
+    BEGIN
+        SELECT RAISE(ABORT, 'this outbox status change is not allowed');
+    END;
+    """,
 ]
 
 

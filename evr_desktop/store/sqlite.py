@@ -150,7 +150,13 @@ class SqliteStore:
         class _Tx:
             def __enter__(self) -> None:
                 store._lock.acquire()
-                store._con.execute("BEGIN IMMEDIATE")
+                try:
+                    store._con.execute("BEGIN IMMEDIATE")
+                except BaseException:
+                    # Without this a failed BEGIN (closed store, locked file)
+                    # would leave the lock held and hang every later call.
+                    store._lock.release()
+                    raise
 
             def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
                 try:

@@ -107,3 +107,11 @@ def test_a_victim_blob_moved_to_another_row_fails_to_decrypt(tmp_path):
         store.get(b.id)
     assert store.get(a.id).victim.full_name == "First Invented"
     store.close()
+
+
+def test_a_failed_transaction_start_does_not_hang_the_store(tmp_path):
+    store = SqliteStore(tmp_path / "s.db", KEY)
+    store._con.close()  # as if the file had gone away under the store
+    for _ in range(2):  # the second call would hang forever if the lock leaked
+        with pytest.raises(Exception):
+            store.add(appt())
