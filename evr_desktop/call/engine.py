@@ -1,0 +1,895 @@
+"""The call engine: one asyncio loop on its own thread running the signalling
+client (the officer's socket to the rendezvous) and one aiortc peer
+connection per call.
+
+Threads (see ../shared/DESIGN.md "Threads" and docs/call-engine.md):
+
+- ``call-engine``: the event loop. aiortc, the signalling WebSocket, stats.
+  Listeners' ``on_event`` runs here: keep it short (the UI bridge only queues
+  a Qt signal).
+- ``capture-video`` / ``capture-audio``: read the camera and microphone (or
+  the synthetic sources), paced by the device, and wrap frames for aiortc.
+- ``display-frames``: converts the newest decoded remote frame to RGB for
+  ``latest_remote_frame()`` (latest-wins: older frames are dropped, never
+  queued).
+- ``encoded-tap``: hands encoded frames to the recorder (see tap.py).
+- aiortc's own decoder threads and its executor for encoding.
+
+Everything the UI calls is thread-safe and returns at once:
+``submit(coro)`` and the helpers built on it return a
+``concurrent.futures.Future``; ``latest_*_frame()`` read a reference under a
+lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import numpy as np
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamError
+from aiortc.sdp import candidate_from_sdp
+
+from ..capture.devices import SourceChoice, choose_sources
+from ..capture.tracks import AudioSourceTrack, VideoSourceTrack
+from . import events as ev
+from .ice import set_host_addresses
+from .tap import EncodedFrameTap, TapUnsupported, tap_receiver, tap_sender
+from .verification import NoFingerprint, verification_code
+
+log = logging.getLogger("evr_desktop.call")
+
+DATA_CHANNEL = "evr"  # the one data channel: chat now, statement review later
+MAX_CHAT = 4000
+
+
+@dataclass
+class CallSettings:
+    rendezvous_url: str  # "http://127.0.0.1:8123" (embedded) or "https://meet.example.police.uk"
+    officer_secret: str
+    # [{"urls": "turn:turn.example:3478", "username": "...", "credential": "..."}]. Empty: host
+    # candidates only (aiortc's own default, a public Google STUN server, is never used).
+    ice_servers: list[dict[str, Any]] = field(default_factory=list)
+    host_candidates: str = "default"  # see ice.py: "default" | "with-loopback" | "loopback-only"
+    prefer_real_devices: bool = True
+    camera: int | None = None
+    microphone: int | None = None
+    width: int = 640
+    height: int = 480
+    fps: float = 30.0
+    prefer_video_codec: str = "VP8"  # x264 costs ~2x VP8's CPU (RECIPES.md)
+    stats_interval: float = 1.0
+    reconnect_initial: float = 0.5
+    reconnect_max: float = 10.0
+    connect_timeout: float = 5.0
+    tap_queue: int = 1024
+
+
+Listener = Callable[[ev.Event], None]
+
+
+def _plain_network_error(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "it did not answer in time"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "the connection was refused or the address could not be found"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "its security certificate was not accepted"
+    return "the network connection failed"
+
+
+# --- latest-wins display frames ------------------------------------------------------
+
+
+class LatestFrames:
+    """Newest decoded frame per key, converted to RGB on a worker thread.
+    ``put`` (event loop) and ``get`` (any thread) never wait on a conversion;
+    a frame that arrives before the previous one was converted replaces it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[str, Any] = {}
+        self._rgb: dict[str, np.ndarray] = {}
+        self._wake = threading.Event()
+        self._closed = False
+        self.converted = 0
+        self.replaced = 0  # frames dropped before conversion (latest-wins)
+        self._thread = threading.Thread(target=self._work, name="display-frames", daemon=True)
+        self._thread.start()
+
+    def put(self, key: str, frame) -> None:
+        with self._lock:
+            if key in self._pending:
+                self.replaced += 1
+            self._pending[key] = frame
+        self._wake.set()
+
+    def get(self, key: str) -> np.ndarray | None:
+        with self._lock:
+            return self._rgb.get(key)
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._pending.pop(key, None)
+            self._rgb.pop(key, None)
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        self._thread.join(2.0)
+
+    def _work(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._closed:
+                return
+            with self._lock:
+                pending, self._pending = self._pending, {}
+            for key, frame in pending.items():
+                try:
+                    rgb = frame.to_ndarray(format="rgb24")
+                except Exception:
+                    log.exception("display: could not convert a frame")
+                    continue
+                with self._lock:
+                    self._rgb[key] = rgb
+                self.converted += 1
+
+
+# --- signalling -------------------------------------------------------------------------
+
+
+class SignallingClient:
+    """The officer's one WebSocket to the rendezvous, reconnecting with
+    exponential back-off (with jitter) until stopped. A refused secret (401)
+    or a takeover by another app (close 4001) stops it: retrying cannot help."""
+
+    def __init__(self, engine: CallEngine):
+        self.engine = engine
+        s = engine.settings
+        self.url = s.rendezvous_url.rstrip("/") + "/ws/officer"
+        self.connected = False
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._stopping = False
+
+    async def run(self) -> None:
+        s = self.engine.settings
+        timeout = aiohttp.ClientTimeout(total=None, connect=s.connect_timeout,
+                                        sock_connect=s.connect_timeout)
+        self._http = aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar())
+        delay = s.reconnect_initial
+        outage_reported = False
+        try:
+            while not self._stopping:
+                try:
+                    ws = await self._http.ws_connect(
+                        self.url,
+                        headers={"Authorization": f"Bearer {s.officer_secret}"},
+                        heartbeat=15.0,
+                        compress=0,
+                        max_msg_size=256 * 1024,
+                    )
+                except aiohttp.WSServerHandshakeError as exc:
+                    if exc.status == 401:
+                        self.engine._emit(ev.Error(
+                            "The rendezvous refused this app's credentials, so victims "
+                            "cannot be reached. Restart the app; if it keeps happening, "
+                            "contact IT.", code="unauthorized", fatal=True))
+                        return
+                    message = (f"The rendezvous answered with an error (HTTP {exc.status}); "
+                               "retrying.")
+                    code = "rendezvous-error"
+                except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+                    message = (f"Cannot reach the rendezvous: {_plain_network_error(exc)}. "
+                               "The app keeps trying.")
+                    code = "unreachable"
+                else:
+                    delay = s.reconnect_initial
+                    outage_reported = False
+                    self._ws = ws
+                    self.connected = True
+                    self.engine._emit(ev.SignallingChanged(True))
+                    try:
+                        await self._read(ws)
+                    finally:
+                        self._ws = None
+                        self.connected = False
+                        if not self._stopping:
+                            self.engine._emit(ev.SignallingChanged(False))
+                    if ws.close_code == 4001 and not self._stopping:
+                        self.engine._emit(ev.Error(
+                            "Another copy of the app connected to the rendezvous and took "
+                            "over the victims' calls.", code="replaced", fatal=True))
+                        return
+                    if self._stopping:
+                        return
+                    message, code = "The connection to the rendezvous dropped; reconnecting.", "dropped"
+                if self._stopping:
+                    return
+                if not outage_reported:  # once per outage, not once per retry
+                    outage_reported = True
+                    self.engine._emit(ev.Error(message, code=code))
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, s.reconnect_max)
+        finally:
+            await self._http.close()
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for msg in ws:
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                break
+            try:
+                data = json.loads(msg.data)
+            except ValueError:
+                log.warning("signalling: a message that is not JSON")
+                continue
+            if not isinstance(data, dict):
+                continue
+            try:
+                await self.engine._on_signal(data)
+            except Exception:
+                log.exception("signalling: handling a %r message failed", data.get("type"))
+
+    async def send(self, message: dict[str, Any]) -> bool:
+        ws = self._ws
+        if ws is None or ws.closed:
+            return False
+        try:
+            await ws.send_str(json.dumps(message, separators=(",", ":")))
+            return True
+        except (ConnectionError, RuntimeError, aiohttp.ClientError):
+            return False
+
+    async def stop(self) -> None:
+        self._stopping = True
+        ws = self._ws
+        if ws is not None and not ws.closed:
+            try:
+                await asyncio.wait_for(ws.close(), 2.0)
+            except (asyncio.TimeoutError, Exception):
+                pass
+
+
+# --- local media -------------------------------------------------------------------------
+
+
+class LocalMedia:
+    """The officer's camera and microphone tracks, shared by every call
+    through a ``MediaRelay`` and stopped when the last call ends."""
+
+    def __init__(self, choice: SourceChoice):
+        self.choice = choice
+        self.video = VideoSourceTrack(choice.video)
+        self.audio = AudioSourceTrack(choice.audio)
+        self.relay = MediaRelay()
+        self.users = 0
+        # The camera opens while ICE and DTLS run; audio starts at the first
+        # recv() (a microphone opened early would only build a backlog).
+        self.video.start()
+
+    def stop(self) -> None:
+        self.video.stop()
+        self.audio.stop()
+
+
+# --- one call ----------------------------------------------------------------------------
+
+
+class CallSession:
+    def __init__(self, engine: CallEngine, appointment: str):
+        self.engine = engine
+        self.appointment = appointment
+        self.pc: RTCPeerConnection | None = None
+        self.channel = None
+        self.state = "new"
+        self.code: str | None = None
+        self.closed = False
+        self.frames_in = {"video": 0, "audio": 0}
+        self.remote_resolution: tuple[int, int] | None = None
+        self.timings: dict[str, float] = {}
+        self._t0 = time.monotonic()
+        self._tasks: set[asyncio.Task] = set()
+        self._media: LocalMedia | None = None
+        self._prev: dict[str, float] | None = None
+        self._generation = 0  # bumped by a rebuild (restart_ice)
+        self._early_ice: list[dict] = []
+
+    def _mark(self, what: str) -> None:
+        self.timings.setdefault(what, time.monotonic() - self._t0)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state and not (self.closed and state != "closed"):
+            self.state = state
+            self.engine._emit(ev.CallStateChanged(self.appointment, state))
+
+    async def start(self, *, ice_restart: bool = False) -> None:
+        engine, s = self.engine, self.engine.settings
+        self._generation += 1
+        generation = self._generation
+        if self._media is None:
+            self._media = await engine._acquire_media()
+        media = self._media
+        pc = RTCPeerConnection(RTCConfiguration(
+            iceServers=[RTCIceServer(**server) for server in s.ice_servers]))
+        self.pc = pc
+        video_sender = pc.addTrack(media.relay.subscribe(media.video, buffered=False))
+        pc.addTrack(media.relay.subscribe(media.audio))
+        for transceiver in pc.getTransceivers():
+            if transceiver.sender is video_sender:
+                caps = RTCRtpSender.getCapabilities("video").codecs
+                want = f"video/{s.prefer_video_codec}".lower()
+                transceiver.setCodecPreferences(
+                    [c for c in caps if c.mimeType.lower() == want]
+                    + [c for c in caps if c.mimeType.lower() != want])
+            try:
+                tap_sender(transceiver.sender, engine.tap, self.appointment)
+                tap_receiver(transceiver.receiver, engine.tap, self.appointment, transceiver.kind)
+            except TapUnsupported as exc:
+                log.error("encoded tap unavailable: %s", exc)
+                engine._emit(ev.Error("Recording cannot tap this call's media (an unsupported "
+                                      "aiortc version).", self.appointment, code="tap"))
+        channel = pc.createDataChannel(DATA_CHANNEL, ordered=True)
+        self.channel = channel
+
+        @channel.on("message")
+        def _on_message(message) -> None:
+            self._on_channel_message(message)
+
+        @channel.on("open")
+        def _on_open() -> None:
+            self._mark("datachannel_open")
+
+        @pc.on("connectionstatechange")
+        async def _on_state() -> None:
+            if self.pc is not pc or self.closed:
+                return
+            state = pc.connectionState
+            if state == "connected":
+                self._mark("connected")
+            if state == "failed":
+                engine._emit(ev.Error("The connection to the victim was lost.",
+                                      self.appointment, code="connection-failed"))
+            self._set_state(state)
+
+        @pc.on("track")
+        def _on_track(track) -> None:
+            self._spawn(self._consume(track, pc))
+
+        offer = await pc.createOffer()
+        await pc.setLocalDescription(offer)  # aiortc gathers every candidate here (no trickle)
+        if self.closed or generation != self._generation:
+            await pc.close()
+            return
+        message = {"type": "offer", "appointment": self.appointment,
+                   "sdp": pc.localDescription.sdp}
+        if ice_restart:
+            message["iceRestart"] = True
+        if not await engine.signalling.send(message):
+            raise ConnectionError("the rendezvous is not connected")
+        self._mark("offer_sent")
+        self._set_state("calling")
+        if generation == 1:
+            self._spawn(self._poll_stats())
+
+    async def on_answer(self, sdp: str) -> None:
+        pc = self.pc
+        if pc is None or self.closed:
+            return
+        if pc.signalingState != "have-local-offer":
+            log.warning("answer for %s in state %s: ignored", self.appointment, pc.signalingState)
+            return
+        self._mark("answer")
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        early, self._early_ice = self._early_ice, []
+        for data in early:
+            try:
+                await self.on_ice(data)
+            except Exception:
+                log.warning("a remote ICE candidate was refused", exc_info=True)
+        self._set_state("connecting" if pc.connectionState != "connected" else "connected")
+        try:
+            self.code = verification_code(pc.localDescription.sdp, sdp)
+        except NoFingerprint:
+            self.code = None
+            self.engine._emit(ev.Error("The victim's browser sent no security fingerprint: the "
+                                       "call cannot be verified.", self.appointment,
+                                       code="no-fingerprint"))
+        else:
+            self.engine._emit(ev.VerificationCode(self.appointment, self.code))
+
+    async def on_ice(self, data: dict) -> None:
+        pc = self.pc
+        if pc is None or self.closed:
+            return
+        if pc.remoteDescription is None:  # trickled ahead of the answer: keep (bounded)
+            if len(self._early_ice) < 256:
+                self._early_ice.append(data)
+            return
+        text = data.get("candidate")
+        if not text:
+            await pc.addIceCandidate(None)
+            return
+        try:
+            cand = candidate_from_sdp(text.split(":", 1)[1] if text.startswith("candidate:") else text)
+        except (ValueError, IndexError):
+            return
+        cand.sdpMid = data.get("sdpMid")
+        cand.sdpMLineIndex = data.get("sdpMLineIndex")
+        if cand.sdpMid is None and cand.sdpMLineIndex is None:
+            cand.sdpMLineIndex = 0
+        await pc.addIceCandidate(cand)
+
+    def _on_channel_message(self, message) -> None:
+        if not isinstance(message, str) or len(message) > 64 * 1024:
+            return
+        try:
+            data = json.loads(message)
+        except ValueError:
+            return
+        if isinstance(data, dict) and data.get("type") == "chat":
+            text, mid = data.get("text"), data.get("id")
+            if isinstance(text, str) and 0 < len(text) <= MAX_CHAT and text.strip():
+                self.engine._emit(ev.ChatReceived(
+                    self.appointment, text, mid if isinstance(mid, str) else None))
+
+    async def send_chat(self, text: str, mid: str | None = None) -> str:
+        """Over the data channel when open, else relayed by the rendezvous.
+        Returns which way it went."""
+        if not text.strip() or len(text) > MAX_CHAT:
+            raise ValueError(f"a chat message is 1-{MAX_CHAT} characters")
+        msg: dict[str, Any] = {"type": "chat", "text": text}
+        if mid:
+            msg["id"] = mid[:64]
+        ch = self.channel
+        if ch is not None and ch.readyState == "open":
+            ch.send(json.dumps(msg))
+            return "datachannel"
+        if await self.engine.signalling.send({**msg, "appointment": self.appointment}):
+            return "signalling"
+        raise ConnectionError("neither the data channel nor the rendezvous is connected")
+
+    async def _consume(self, track, pc: RTCPeerConnection) -> None:
+        display = self.engine.display
+        key = f"remote:{self.appointment}"
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            if self.pc is not pc:
+                return
+            kind = track.kind
+            self.frames_in[kind] += 1
+            if kind == "video":
+                if self.frames_in["video"] == 1:
+                    self._mark("first_remote_video")
+                self.remote_resolution = (frame.width, frame.height)
+                display.put(key, frame)
+                self.engine._last_remote_key = key
+            else:
+                if self.frames_in["audio"] == 1:
+                    self._mark("first_remote_audio")
+                sink = self.engine.remote_audio_sink
+                if sink is not None:
+                    try:
+                        sink(self.appointment, frame)
+                    except Exception:
+                        log.exception("remote audio sink failed")
+
+    async def _poll_stats(self) -> None:
+        interval = self.engine.settings.stats_interval
+        while not self.closed:
+            await asyncio.sleep(interval)
+            pc = self.pc
+            if pc is None or self.closed or pc.connectionState != "connected":
+                continue
+            try:
+                report = await pc.getStats()
+            except Exception:
+                log.exception("getStats failed")
+                continue
+            self.engine._emit(self._stats_event(report))
+
+    def _stats_event(self, report) -> ev.Stats:
+        now = time.monotonic()
+        rtts, lost_out = [], []
+        received = lost = sent_bytes = recv_bytes = 0
+        for stat in report.values():
+            kind = getattr(stat, "type", "")
+            if kind == "remote-inbound-rtp":
+                if stat.roundTripTime is not None:
+                    rtts.append(stat.roundTripTime)
+                lost_out.append(stat.fractionLost)
+            elif kind == "inbound-rtp":
+                received += stat.packetsReceived
+                lost += max(0, stat.packetsLost)
+            elif kind == "transport":
+                sent_bytes += stat.bytesSent
+                recv_bytes += stat.bytesReceived
+        cur = {"t": now, "received": received, "lost": lost, "sent": sent_bytes,
+               "recv": recv_bytes}
+        prev = self._prev or {"t": now - 1.0, "received": 0, "lost": 0, "sent": 0, "recv": 0}
+        self._prev = cur
+        dt = max(1e-3, now - prev["t"])
+        d_recv, d_lost = received - prev["received"], lost - prev["lost"]
+        media = self._media
+        local = media.video.latest_rgb() if media is not None else None
+        return ev.Stats(
+            appointment=self.appointment,
+            rtt_ms=round(max(rtts) * 1000, 1) if rtts else None,
+            loss_in=(d_lost / (d_recv + d_lost)) if d_recv + d_lost > 0 else None,
+            # aiortc reports RTCP's raw 8-bit fraction (0-255), not 0-1
+            loss_out=(sum(lost_out) / len(lost_out) / 256) if lost_out else None,
+            bitrate_in_kbps=round((recv_bytes - prev["recv"]) * 8 / dt / 1000, 1),
+            bitrate_out_kbps=round((sent_bytes - prev["sent"]) * 8 / dt / 1000, 1),
+            remote_resolution=self.remote_resolution,
+            local_resolution=(local.shape[1], local.shape[0]) if local is not None else None,
+            frames_in=self.frames_in["video"],
+            frames_out=media.video.frames_produced if media is not None else 0,
+        )
+
+    async def restart(self) -> None:
+        """aiortc cannot restart ICE on a live connection (no ``iceRestart``
+        offer option; an RTCIceTransport's credentials are fixed), so a
+        restart rebuilds the peer connection and sends a fresh offer marked
+        ``iceRestart: true``; the victim's page answers such an offer with a
+        fresh RTCPeerConnection. New DTLS certificates mean a new
+        verification code (a VerificationCode event follows the answer)."""
+        if self.closed:
+            return
+        old, self.pc = self.pc, None
+        self._prev = None
+        self._early_ice = []
+        if old is not None:
+            await old.close()
+        self._set_state("restarting")
+        self.timings.pop("connected", None)
+        await self.start(ice_restart=True)
+
+    async def close(self, by: str, reason: str | None = None, *, send_bye: bool) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        engine = self.engine
+        if send_bye:
+            msg = {"type": "bye", "appointment": self.appointment}
+            if reason:
+                msg["reason"] = reason[:64]
+            await engine.signalling.send(msg)
+        pc, self.pc = self.pc, None
+        for task in list(self._tasks):
+            task.cancel()
+        if pc is not None:
+            try:
+                await asyncio.wait_for(pc.close(), 5.0)
+            except (asyncio.TimeoutError, Exception):
+                log.exception("closing the peer connection failed")
+        if self._media is not None:
+            engine._release_media()
+            self._media = None
+        engine.display.forget(f"remote:{self.appointment}")
+        self.state = "closed"
+        engine._emit(ev.CallStateChanged(self.appointment, "closed"))
+        engine._emit(ev.CallEnded(self.appointment, by, reason))
+
+
+# --- the engine ----------------------------------------------------------------------------
+
+
+class CallEngine:
+    """Construct cheaply; ``start()`` starts the thread and the signalling
+    client; ``stop()`` ends every call (without spending the links) and the
+    thread."""
+
+    def __init__(
+        self,
+        settings: CallSettings,
+        *,
+        tap_sink: Callable[[Any], None] | None = None,
+        sources: Callable[[], SourceChoice] | None = None,
+    ):
+        self.settings = settings
+        self.tap = EncodedFrameTap(tap_sink, maxsize=settings.tap_queue)
+        self.remote_audio_sink: Callable[[str, Any], None] | None = None  # (appointment, AudioFrame)
+        self._sources = sources
+        self._listeners: list[Listener] = []
+        self._listeners_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._signalling_task: asyncio.Task | None = None
+        self.signalling: SignallingClient | None = None
+        self.display: LatestFrames | None = None
+        self.sessions: dict[str, CallSession] = {}
+        self.waiting: set[str] = set()
+        self._media: LocalMedia | None = None
+        self._last_remote_key: str | None = None
+        self._muted = False
+        self._camera_off = False
+
+    # -- listeners ---------------------------------------------------------------
+
+    def add_listener(self, listener: Listener | Any) -> None:
+        """``listener(event)`` or ``listener.on_event(event)``, called on the
+        engine thread."""
+        fn = getattr(listener, "on_event", listener)
+        with self._listeners_lock:
+            self._listeners.append(fn)
+
+    def remove_listener(self, listener: Listener | Any) -> None:
+        fn = getattr(listener, "on_event", listener)
+        with self._listeners_lock:
+            if fn in self._listeners:
+                self._listeners.remove(fn)
+
+    def _emit(self, event: ev.Event) -> None:
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for fn in listeners:
+            try:
+                fn(event)
+            except Exception:
+                log.exception("a call-engine listener failed on %s", type(event).__name__)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        if self.running:
+            return
+        set_host_addresses(self.settings.host_candidates)
+        self.display = LatestFrames()
+        self.tap.start()
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            self._loop = loop
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="call-engine", daemon=True)
+        self._thread.start()
+        ready.wait()
+        self.signalling = SignallingClient(self)
+
+        async def begin() -> None:
+            self._signalling_task = asyncio.get_running_loop().create_task(self.signalling.run())
+
+        self.submit(begin()).result(5)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if not self.running:
+            return
+        try:
+            self.submit(self._shutdown()).result(timeout)
+        except Exception:
+            log.exception("call engine shutdown was not clean")
+        loop = self._loop
+        assert loop is not None
+        loop.call_soon_threadsafe(loop.stop)
+        assert self._thread is not None
+        self._thread.join(timeout)
+        self._thread = None
+        self.tap.close()
+        if self.display is not None:
+            self.display.close()
+
+    async def _shutdown(self) -> None:
+        for session in list(self.sessions.values()):
+            await session.close("engine", "app closing", send_bye=False)
+        self.sessions.clear()
+        if self.signalling is not None:
+            await self.signalling.stop()
+        task = self._signalling_task
+        if task is not None:
+            task.cancel()
+            try:
+                await asyncio.wait_for(task, 3.0)
+            except (asyncio.CancelledError, asyncio.TimeoutError, Exception):
+                pass
+        if self._media is not None:
+            self._media.stop()
+            self._media = None
+        # let aiortc's and aiohttp's close callbacks run
+        await asyncio.sleep(0.05)
+
+    def submit(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future:
+        """Run ``coro`` on the engine loop; thread-safe."""
+        if self._loop is None or not self.running:
+            coro.close()
+            raise RuntimeError("the call engine is not running")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    # -- what the UI calls (thread-safe; each returns a Future) ---------------------
+
+    def start_call(self, appointment: str) -> concurrent.futures.Future:
+        return self.submit(self._start_call(appointment))
+
+    def end_call(self, appointment: str, reason: str | None = None) -> concurrent.futures.Future:
+        return self.submit(self._end_call(appointment, reason))
+
+    def send_chat(self, appointment: str, text: str, mid: str | None = None
+                  ) -> concurrent.futures.Future:
+        return self.submit(self._with_session(appointment, lambda s: s.send_chat(text, mid)))
+
+    def restart_ice(self, appointment: str) -> concurrent.futures.Future:
+        return self.submit(self._with_session(appointment, lambda s: s.restart()))
+
+    def set_microphone_muted(self, muted: bool) -> None:
+        self._muted = muted
+        if self._media is not None:
+            self._media.audio.enabled = not muted
+
+    def set_camera_enabled(self, enabled: bool) -> None:
+        self._camera_off = not enabled
+        if self._media is not None:
+            self._media.video.enabled = enabled
+
+    def latest_remote_frame(self, appointment: str | None = None) -> np.ndarray | None:
+        """The newest decoded frame from the victim, RGB (h, w, 3), or None."""
+        if self.display is None:
+            return None
+        key = f"remote:{appointment}" if appointment else self._last_remote_key
+        return self.display.get(key) if key else None
+
+    def latest_local_frame(self) -> np.ndarray | None:
+        """The newest frame of the officer's own camera (or test pattern), RGB."""
+        media = self._media
+        return media.video.latest_rgb() if media is not None else None
+
+    def session(self, appointment: str) -> CallSession | None:
+        return self.sessions.get(appointment)
+
+    # -- engine-loop side -------------------------------------------------------
+
+    async def _with_session(self, appointment: str, fn):
+        session = self.sessions.get(appointment)
+        if session is None or session.closed:
+            raise LookupError(f"no call for appointment {appointment}")
+        return await fn(session)
+
+    async def _start_call(self, appointment: str) -> CallSession:
+        old = self.sessions.get(appointment)
+        if old is not None and not old.closed:
+            return old
+        if self.signalling is None or not self.signalling.connected:
+            self._emit(ev.Error("The call cannot start: the app is not connected to the "
+                                "rendezvous.", appointment, code="not-connected"))
+            raise ConnectionError("not connected to the rendezvous")
+        session = CallSession(self, appointment)
+        self.sessions[appointment] = session
+        try:
+            await session.start()
+        except Exception as exc:
+            log.exception("starting the call for %s failed", appointment)
+            self._emit(ev.Error("The call could not be started; try again.", appointment,
+                                code="start-failed"))
+            await session.close("engine", type(exc).__name__, send_bye=False)
+            self.sessions.pop(appointment, None)
+            raise
+        return session
+
+    async def _end_call(self, appointment: str, reason: str | None) -> None:
+        session = self.sessions.pop(appointment, None)
+        if session is not None:
+            await session.close("officer", reason, send_bye=True)
+        else:  # no call running: still end the appointment at the rendezvous
+            msg = {"type": "bye", "appointment": appointment}
+            if reason:
+                msg["reason"] = reason[:64]
+            await self.signalling.send(msg)
+        self.waiting.discard(appointment)
+
+    async def _acquire_media(self) -> LocalMedia:
+        if self._media is None:
+            s = self.settings
+            choice = (self._sources() if self._sources is not None else await
+                      asyncio.get_running_loop().run_in_executor(None, lambda: choose_sources(
+                          s.prefer_real_devices, camera=s.camera, microphone=s.microphone,
+                          width=s.width, height=s.height, fps=s.fps)))
+            media = LocalMedia(choice)
+            media.video.enabled = not self._camera_off
+            media.audio.enabled = not self._muted
+            for track in (media.video, media.audio):
+                track.on_error = lambda message: self._emit(ev.Error(message, code="device"))
+            for note in choice.notes:
+                self._emit(ev.Error(note, code="device-substituted"))
+            self._media = media
+        self._media.users += 1
+        return self._media
+
+    def _release_media(self) -> None:
+        media = self._media
+        if media is None:
+            return
+        media.users -= 1
+        if media.users <= 0:
+            media.stop()
+            self._media = None
+
+    async def _on_signal(self, data: dict[str, Any]) -> None:
+        kind = data.get("type")
+        appt = data.get("appointment")
+        session = self.sessions.get(appt) if isinstance(appt, str) else None
+        if kind == "welcome":
+            return
+        if kind == "error":
+            code = str(data.get("code", ""))
+            if code == "no-victim" and session is not None:
+                self._emit(ev.Error("The victim is no longer connected.", appt, code=code))
+            else:
+                log.warning("rendezvous error %s: %s", code, data.get("message"))
+            return
+        if not isinstance(appt, str):
+            return
+        if kind == "victim_waiting":
+            self.waiting.add(appt)
+            self._emit(ev.VictimWaiting(appt))
+        elif kind == "victim_left":
+            self.waiting.discard(appt)
+            self._emit(ev.VictimLeft(appt, data.get("why")))
+            if session is not None and session.state in ("new", "calling"):
+                self.sessions.pop(appt, None)
+                await session.close("victim", "left", send_bye=False)
+        elif kind == "link_opened":
+            self._emit(ev.LinkOpened(appt, bool(data.get("first"))))
+        elif kind == "link_refused":
+            self._emit(ev.LinkRefused(appt, str(data.get("reason")), str(data.get("note", ""))))
+        elif kind == "flag":
+            self._emit(ev.VictimFlag(appt, data.get("kind"), bool(data.get("held"))))
+        elif kind == "chat":
+            text = data.get("text")
+            if isinstance(text, str):
+                self._emit(ev.ChatReceived(appt, text, data.get("id"), via="signalling"))
+        elif kind == "answer" and session is not None:
+            try:
+                await session.on_answer(str(data.get("sdp", "")))
+            except Exception:
+                log.exception("the victim's answer could not be used")
+                self._emit(ev.Error("The victim's browser sent an answer the app cannot use.",
+                                    appt, code="bad-answer"))
+                self.sessions.pop(appt, None)
+                await session.close("engine", "bad answer", send_bye=False)
+        elif kind == "ice" and session is not None:
+            try:
+                await session.on_ice(data)
+            except Exception:
+                log.warning("a remote ICE candidate was refused", exc_info=True)
+        elif kind == "bye":
+            self.waiting.discard(appt)
+            if session is not None:
+                self.sessions.pop(appt, None)
+                await session.close("victim", data.get("reason"), send_bye=False)
+        elif kind == "hello":
+            pass

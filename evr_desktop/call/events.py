@@ -1,0 +1,102 @@
+"""What the call engine tells its listeners (the UI bridge re-emits these as
+Qt signals). Plain frozen dataclasses; every text is a plain sentence for the
+officer, never a traceback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Event:
+    pass
+
+
+@dataclass(frozen=True)
+class SignallingChanged(Event):
+    connected: bool
+
+
+@dataclass(frozen=True)
+class VictimWaiting(Event):
+    appointment: str
+
+
+@dataclass(frozen=True)
+class VictimLeft(Event):
+    appointment: str
+    why: str | None = None
+
+
+@dataclass(frozen=True)
+class LinkOpened(Event):
+    appointment: str
+    first: bool
+
+
+@dataclass(frozen=True)
+class LinkRefused(Event):
+    appointment: str
+    reason: str
+    note: str
+
+
+@dataclass(frozen=True)
+class CallStateChanged(Event):
+    """``state``: "calling" (offer sent), "connecting", "connected",
+    "disconnected" (may recover), "failed", "closed"."""
+
+    appointment: str
+    state: str
+
+
+@dataclass(frozen=True)
+class VerificationCode(Event):
+    appointment: str
+    code: str  # six digits, see verification.py
+
+
+@dataclass(frozen=True)
+class Stats(Event):
+    appointment: str
+    rtt_ms: float | None  # round trip, from RTCP (None until the first report)
+    loss_in: float | None  # fraction of the victim's packets lost since the last Stats
+    loss_out: float | None  # fraction of ours the victim reports lost (RTCP)
+    bitrate_in_kbps: float  # over the last interval, whole transport
+    bitrate_out_kbps: float
+    remote_resolution: tuple[int, int] | None  # (width, height) of the newest decoded frame
+    local_resolution: tuple[int, int] | None
+    frames_in: int  # decoded video frames from the victim, in all
+    frames_out: int  # video frames our source produced, in all
+
+
+@dataclass(frozen=True)
+class ChatReceived(Event):
+    appointment: str
+    text: str
+    id: str | None = None
+    via: str = "datachannel"  # or "signalling" (before the data channel opens)
+
+
+@dataclass(frozen=True)
+class VictimFlag(Event):
+    """The victim's discreet "I can't talk freely". Never shown to the victim."""
+
+    appointment: str
+    kind: str | None = None
+    held: bool = False
+
+
+@dataclass(frozen=True)
+class CallEnded(Event):
+    appointment: str
+    by: str  # "officer" | "victim" | "network" | "engine"
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Error(Event):
+    message: str  # a plain sentence for the officer
+    appointment: str | None = None
+    code: str | None = None  # a stable code for the UI ("unauthorized", "unreachable", ...)
+    fatal: bool = False  # True: the engine will not retry by itself

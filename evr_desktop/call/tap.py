@@ -1,0 +1,232 @@
+"""The encoded-frame tap: the recorder's view of a call's media as it is on
+the wire, in both directions, never decoded or re-encoded.
+
+Design (docs/call-engine.md has the long form):
+
+- On the event loop the tap does one thing per frame: ``put_nowait`` of a
+  small record into a bounded ``queue.Queue``. If the queue is full the frame
+  is dropped for the recorder and counted (``dropped``); the call is never
+  slowed down by a slow disk.
+- One worker thread (owned by the tap) takes records off the queue, turns
+  the send side's RTP payloads into the codec's frame (the same
+  ``aiortc.codecs.depayload`` the receive side uses, so both directions come
+  out in one form: a VP8 frame, an H.264 Annex-B access unit, an Opus
+  packet), marks keyframes, and calls the sink (the recorder). A sink that
+  raises is logged and counted, never propagated.
+
+Where it hooks into aiortc (pinned ``aiortc==1.16.0``; everything else in
+the project uses aiortc's public API only):
+
+- send: ``RTCRtpSender._next_encoded_frame(codec)`` (a coroutine returning
+  ``RTCEncodedFrame(payloads, timestamp, audio_level)`` or None) is wrapped on
+  the sender *instance*; ``RTCRtpSender._run_rtp`` looks it up on ``self``
+  for every frame. The wrapper awaits the original and offers the payloads.
+- receive: ``RTCRtpReceiver.__decoder_queue`` (name-mangled
+  ``_RTCRtpReceiver__decoder_queue``, a ``queue.Queue`` of
+  ``(codec, JitterFrame)`` that the jitter buffer fills with each complete,
+  depayloaded frame for the decoder thread) is replaced, before
+  ``receive()`` starts the decoder thread, by a subclass whose ``put`` also
+  offers the frame to the tap. ``None`` (the decoder's stop signal) is passed
+  through untouched.
+
+:func:`tap_sender` and :func:`tap_receiver` check these internals exist and
+raise :class:`TapUnsupported` otherwise (the engine then reports that the
+recording tap is unavailable instead of failing the call).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+log = logging.getLogger("evr_desktop.call.tap")
+
+SENT = "sent"
+RECEIVED = "received"
+
+
+class TapUnsupported(RuntimeError):
+    """This aiortc does not have the internals the tap hooks into."""
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedFrame:
+    """One encoded frame as it travels the wire (for the recorder)."""
+
+    session: str  # the appointment
+    direction: str  # "sent" | "received"
+    kind: str  # "audio" | "video"
+    codec: str  # MIME type: "video/VP8", "video/H264", "audio/opus", ...
+    clock_rate: int  # RTP clock: 90000 video, 48000 Opus
+    timestamp: int  # RTP timestamp (ticks of clock_rate; per-stream origin)
+    data: bytes  # the codec bitstream of the whole frame
+    keyframe: bool  # video: decodable on its own; audio: always True
+    monotonic: float  # time.monotonic() when the frame crossed the tap
+
+
+@dataclass(slots=True)
+class _Raw:
+    session: str
+    direction: str
+    kind: str
+    codec: object  # RTCRtpCodecParameters
+    timestamp: int
+    payloads: object  # list[bytes] (sent) or bytes (received, already depayloaded)
+    monotonic: float
+
+
+def _is_keyframe(codec_name: str, data: bytes) -> bool:
+    if not data:
+        return False
+    if codec_name == "VP8":
+        return (data[0] & 0x01) == 0  # RFC 6386 9.1: P bit clear = key frame
+    if codec_name == "H264":
+        i, n = 0, len(data)
+        while True:
+            i = data.find(b"\x00\x00\x01", i)
+            if i < 0 or i + 3 >= n:
+                return False
+            if data[i + 3] & 0x1F in (5, 7):  # IDR slice or SPS
+                return True
+            i += 3
+    return True
+
+
+class EncodedFrameTap:
+    """A bounded, non-blocking hand-off of encoded frames to ``sink``, which
+    runs on the tap's own worker thread."""
+
+    def __init__(self, sink: Callable[[EncodedFrame], None] | None = None, *,
+                 maxsize: int = 1024, name: str = "encoded-tap"):
+        self.sink = sink
+        self._queue: queue.Queue[_Raw | None] = queue.Queue(maxsize=maxsize)
+        self._name = name
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.offered: Counter[tuple[str, str]] = Counter()  # (direction, kind) -> frames queued
+        self.delivered: Counter[tuple[str, str]] = Counter()  # -> frames handed to the sink
+        self.dropped = 0  # queue full: lost to the recorder, not to the call
+        self.sink_errors = 0
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name=self._name, daemon=True)
+                self._thread.start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Deliver what is queued, then end the worker."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        while True:
+            try:
+                self._queue.put(None, timeout=timeout)
+                break
+            except queue.Full:  # pragma: no cover - a wedged sink
+                log.warning("encoded tap: sink not keeping up at close")
+                break
+        thread.join(timeout)
+
+    # -- event-loop side: O(1), never blocks -------------------------------------
+
+    def offer(self, session: str, direction: str, kind: str, codec, timestamp: int,
+              payloads) -> bool:
+        try:
+            self._queue.put_nowait(
+                _Raw(session, direction, kind, codec, timestamp, payloads, time.monotonic())
+            )
+        except queue.Full:
+            self.dropped += 1
+            return False
+        self.offered[(direction, kind)] += 1
+        return True
+
+    # -- worker thread -------------------------------------------------------------
+
+    def _work(self) -> None:
+        from aiortc.codecs import depayload
+
+        while True:
+            raw = self._queue.get()
+            if raw is None:
+                return
+            codec = raw.codec
+            try:
+                if raw.direction == SENT:
+                    data = b"".join(depayload(codec, p) for p in raw.payloads)
+                else:
+                    data = bytes(raw.payloads)
+                frame = EncodedFrame(
+                    session=raw.session, direction=raw.direction, kind=raw.kind,
+                    codec=codec.mimeType, clock_rate=codec.clockRate,
+                    timestamp=raw.timestamp, data=data,
+                    keyframe=_is_keyframe(codec.name, data), monotonic=raw.monotonic,
+                )
+            except Exception:
+                log.exception("encoded tap: could not assemble a %s frame", raw.kind)
+                self.sink_errors += 1
+                continue
+            self.delivered[(raw.direction, raw.kind)] += 1
+            if self.sink is not None:
+                try:
+                    self.sink(frame)
+                except Exception:
+                    self.sink_errors += 1
+                    log.exception("encoded tap: the sink failed")
+
+
+# --- hooks into aiortc ---------------------------------------------------------------
+
+
+def tap_sender(sender, tap: EncodedFrameTap, session: str) -> None:
+    """Offer every frame ``sender`` encodes (before packets go out) to ``tap``."""
+    original = getattr(type(sender), "_next_encoded_frame", None)
+    if original is None:
+        raise TapUnsupported("RTCRtpSender._next_encoded_frame is missing")
+    bound = sender._next_encoded_frame
+    kind = sender.kind
+
+    async def _next_encoded_frame(codec):
+        enc = await bound(codec)
+        if enc is not None:
+            tap.offer(session, SENT, kind, codec, enc.timestamp, list(enc.payloads))
+        return enc
+
+    sender._next_encoded_frame = _next_encoded_frame
+
+
+class _TapQueue(queue.Queue):
+    def __init__(self, tap: EncodedFrameTap, session: str, kind: str):
+        super().__init__()
+        self._tap, self._session, self._kind = tap, session, kind
+
+    def put(self, item, block: bool = True, timeout: float | None = None) -> None:
+        if item is not None:
+            codec, frame = item
+            self._tap.offer(self._session, RECEIVED, self._kind, codec, frame.timestamp, frame.data)
+        super().put(item, block, timeout)
+
+
+_RECEIVER_QUEUE = "_RTCRtpReceiver__decoder_queue"
+_RECEIVER_THREAD = "_RTCRtpReceiver__decoder_thread"
+
+
+def tap_receiver(receiver, tap: EncodedFrameTap, session: str, kind: str) -> None:
+    """Offer every complete frame ``receiver`` hands its decoder to ``tap``.
+    Must be called before the receiver starts (before the remote description
+    that activates it is set)."""
+    old = getattr(receiver, _RECEIVER_QUEUE, None)
+    if not isinstance(old, queue.Queue) or not hasattr(receiver, _RECEIVER_THREAD):
+        raise TapUnsupported("RTCRtpReceiver's decoder queue is not where the tap expects it")
+    if getattr(receiver, _RECEIVER_THREAD) is not None:
+        raise TapUnsupported("the receiver has already started: tap it before setRemoteDescription")
+    if isinstance(old, _TapQueue):
+        return
+    setattr(receiver, _RECEIVER_QUEUE, _TapQueue(tap, session, kind))

@@ -1,0 +1,551 @@
+"""The call engine against the real rendezvous and a real (aiortc) victim, on
+loopback: waiting room, offer/answer, media both ways, chat, verification
+codes, stats, the encoded-frame tap, hang-ups from either side, restart, and
+errors reaching listeners as plain messages.
+
+The rendezvous and the victim run on the test's own event loop
+(``asyncio.run``); the engine runs on its own thread, as in the app. Every
+wait is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+from aiohttp import WSMsgType
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+from evr_desktop.call import events as ev
+from evr_desktop.call.engine import CallEngine, CallSettings
+from evr_desktop.call.tap import RECEIVED, SENT, EncodedFrame
+from evr_desktop.call.verification import verification_code
+from evr_desktop.capture.devices import SourceChoice
+from evr_desktop.capture.synthetic import SyntheticAudioSource, SyntheticVideoSource, read_timestamp
+from evr_desktop.capture.tracks import AudioSourceTrack, VideoSourceTrack
+from evr_desktop.rendezvous.server import COOKIE, create_app, start
+from evr_desktop.rendezvous.tokens import TokenRegistry
+
+SECRET = "officer-secret-for-call-tests-0123456789"
+NO_WEB_ROOT = Path("/nonexistent/evr-web")
+WAIT = 10.0
+
+
+class Recorder:
+    """Collects engine events (called on the engine thread)."""
+
+    def __init__(self) -> None:
+        self.events: list[ev.Event] = []
+        self.lock = threading.Lock()
+
+    def on_event(self, event: ev.Event) -> None:
+        with self.lock:
+            self.events.append(event)
+
+    def of(self, cls) -> list:
+        with self.lock:
+            return [e for e in self.events if isinstance(e, cls)]
+
+    async def wait(self, cls, pred=lambda e: True, timeout: float = WAIT):
+        return await until(lambda: next((e for e in self.of(cls) if pred(e)), None), timeout,
+                           f"{cls.__name__} event")
+
+
+async def until(fn, timeout: float = WAIT, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value is not None and value is not False and (isinstance(value, np.ndarray) or value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def small_sources() -> SourceChoice:
+    return SourceChoice(SyntheticVideoSource(320, 240, 15), SyntheticAudioSource(), [])
+
+
+class Victim:
+    """The victim's page, in Python: opens the link, waits, answers the
+    officer's offer with its own synthetic camera and microphone, chats over
+    the data channel, hangs up with ``bye``. Follows the protocol of
+    docs/rendezvous.md and docs/call-engine.md."""
+
+    def __init__(self, base: str, http: aiohttp.ClientSession, trickle: bool = False):
+        self.base, self.http = base, http
+        self.trickle = trickle  # send candidates as `ice` messages, as browsers do
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.pc: RTCPeerConnection | None = None
+        self.channel = None
+        self.messages: list[dict] = []
+        self.chats: list[str] = []
+        self.frames = {"video": 0, "audio": 0}
+        self.last_video = None
+        self.latencies_ms: list[int] = []
+        self.codes: list[str] = []
+        self.tracks: list = []
+        self.closed_code: int | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    async def join(self, token: str) -> None:
+        async with self.http.get(f"{self.base}/j/{token}") as r:
+            assert r.status == 200
+            cookie = r.cookies[COOKIE].value
+        self.ws = await self.http.ws_connect(f"{self.base}/ws/victim",
+                                             headers={"Cookie": f"{COOKIE}={cookie}"})
+        self._tasks.append(asyncio.create_task(self._read()))
+        await until(lambda: any(m["type"] == "waiting" for m in self.messages), 5, "waiting")
+        await self.ws.send_json({"type": "hello", "lang": "en"})
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        async for msg in self.ws:
+            if msg.type is not WSMsgType.TEXT:
+                break
+            data = json.loads(msg.data)
+            self.messages.append(data)
+            if data["type"] == "offer":
+                await self._answer(data)
+            elif data["type"] == "bye":
+                await self._close_pc()
+        self.closed_code = self.ws.close_code
+
+    async def _answer(self, offer: dict) -> None:
+        if self.pc is not None:  # iceRestart: a fresh peer connection, as the page does
+            await self._close_pc()
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc = pc
+        video = VideoSourceTrack(SyntheticVideoSource(320, 240, 15))
+        audio = AudioSourceTrack(SyntheticAudioSource(880))
+        self.tracks = [video, audio]
+        pc.addTrack(video)
+        pc.addTrack(audio)
+
+        @pc.on("datachannel")
+        def _on_channel(channel) -> None:
+            self.channel = channel
+
+            @channel.on("message")
+            def _on_message(message) -> None:
+                data = json.loads(message)
+                if data.get("type") == "chat":
+                    self.chats.append(data["text"])
+
+        @pc.on("track")
+        def _on_track(track) -> None:
+            self._tasks.append(asyncio.create_task(self._consume(track)))
+
+        await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        self.codes.append(verification_code(pc.localDescription.sdp, offer["sdp"]))
+        sdp = pc.localDescription.sdp
+        if not self.trickle:
+            await self.ws.send_json({"type": "answer", "sdp": sdp})
+            return
+        lines = sdp.split("\r\n")
+        candidates = [ln[2:] for ln in lines if ln.startswith("a=candidate:")]
+        assert candidates
+        # the worst order: candidates ahead of the answer, then end-of-candidates
+        for cand in candidates:
+            await self.ws.send_json({"type": "ice", "candidate": cand, "sdpMid": "0", "sdpMLineIndex": 0})
+        bare = "\r\n".join(ln for ln in lines
+                            if not ln.startswith(("a=candidate:", "a=end-of-candidates")))
+        await self.ws.send_json({"type": "answer", "sdp": bare})
+        await self.ws.send_json({"type": "ice", "candidate": None, "sdpMid": "0", "sdpMLineIndex": 0})
+
+    async def _consume(self, track) -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            self.frames[track.kind] += 1
+            if track.kind == "video":
+                rgb = frame.to_ndarray(format="rgb24")
+                self.last_video = rgb
+                ms = read_timestamp(rgb)
+                if ms is not None:
+                    self.latencies_ms.append(int(time.time() * 1000) - ms)
+
+    def chat(self, text: str) -> None:
+        self.channel.send(json.dumps({"type": "chat", "text": text, "id": "v1"}))
+
+    async def hang_up(self) -> None:
+        await self.ws.send_json({"type": "bye", "reason": "victim-ended"})
+        await self._close_pc()
+
+    async def _close_pc(self) -> None:
+        pc, self.pc = self.pc, None
+        for t in self.tracks:
+            t.stop()
+        if pc is not None:
+            await pc.close()
+
+    async def close(self) -> None:
+        await self._close_pc()
+        if self.ws is not None and not self.ws.closed:
+            await self.ws.close()
+        for t in self._tasks:
+            t.cancel()
+
+
+class World:
+    def __init__(self) -> None:
+        self.registry = TokenRegistry()
+        self.runner = None
+        self.base = ""
+        self.http: aiohttp.ClientSession | None = None
+        self.engine: CallEngine | None = None
+        self.events = Recorder()
+        self.tapped: list[EncodedFrame] = []
+        self.victims: list[Victim] = []
+
+    async def __aenter__(self) -> World:
+        app = create_app(self.registry, SECRET, web_root=NO_WEB_ROOT)
+        self.runner, port = await start(app, "127.0.0.1", 0)
+        self.base = f"http://127.0.0.1:{port}"
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+        return self
+
+    def make_engine(self, **kw: Any) -> CallEngine:
+        settings = CallSettings(
+            rendezvous_url=kw.pop("url", self.base), officer_secret=kw.pop("secret", SECRET),
+            ice_servers=[], host_candidates="loopback-only", prefer_real_devices=False,
+            stats_interval=0.5, **kw)
+        self.engine = CallEngine(settings, tap_sink=self.tapped.append, sources=small_sources)
+        self.engine.add_listener(self.events)
+        return self.engine
+
+    def link(self, appt: str) -> str:
+        from datetime import datetime, timezone
+
+        now = datetime.now(timezone.utc)
+        token, _ = self.registry.issue(appt, now, now + timedelta(minutes=45), now)
+        return token
+
+    async def victim(self, appt: str, **kw: Any) -> Victim:
+        v = Victim(self.base, self.http, **kw)
+        self.victims.append(v)
+        await v.join(self.link(appt))
+        return v
+
+    async def __aexit__(self, *exc) -> None:
+        if self.engine is not None:
+            await asyncio.to_thread(self.engine.stop)
+        for v in self.victims:
+            await v.close()
+        await self.http.close()
+        await asyncio.wait_for(self.runner.cleanup(), 5)
+
+
+def run(coro, timeout: float = 45) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+async def connected_call(w: World, appt: str, **kw: Any) -> tuple[Victim, float]:
+    engine = w.make_engine()
+    engine.start()
+    await w.events.wait(ev.SignallingChanged, lambda e: e.connected)
+    victim = await w.victim(appt, **kw)
+    await w.events.wait(ev.VictimWaiting, lambda e: e.appointment == appt)
+    t0 = time.monotonic()
+    await asyncio.wrap_future(engine.start_call(appt))
+    await w.events.wait(ev.CallStateChanged, lambda e: e.appointment == appt and e.state == "connected")
+    return victim, time.monotonic() - t0
+
+
+def test_a_whole_call_officer_hangs_up():
+    async def main() -> None:
+        async with World() as w:
+            appt = "appt-call-1"
+            victim, setup = await connected_call(w, appt)
+            engine = w.engine
+            session = engine.session(appt)
+            print(f"\ncall set-up (start_call -> connected): {setup * 1000:.0f} ms")
+
+            # media both ways, counted on both sides
+            await until(lambda: session.frames_in["video"] >= 10 and session.frames_in["audio"] >= 25,
+                        what="officer receiving video and audio")
+            await until(lambda: victim.frames["video"] >= 10 and victim.frames["audio"] >= 25,
+                        what="victim receiving video and audio")
+
+            print("timings since start_call: " + ", ".join(
+                f"{k} {v * 1000:.0f} ms" for k, v in sorted(session.timings.items(), key=lambda kv: kv[1])))
+            assert setup < 5
+
+            # latest-wins frames for display
+            remote = await until(lambda: engine.latest_remote_frame(appt), what="remote frame")
+            local = engine.latest_local_frame()
+            assert remote.shape == (240, 320, 3) and remote.dtype == np.uint8
+            assert local is not None and local.shape == (240, 320, 3)
+            # the stamps survive VP8 both ways: glass-to-glass can be read back
+            assert read_timestamp(remote) is not None
+            await until(lambda: len(victim.latencies_ms) >= 5, what="stamped frames at the victim")
+            assert 0 <= sorted(victim.latencies_ms)[len(victim.latencies_ms) // 2] < 2000
+            print(f"officer->victim stamp latency (aiortc decode, median): "
+                  f"{sorted(victim.latencies_ms)[len(victim.latencies_ms) // 2]} ms")
+
+            # chat both ways over the data channel
+            await until(lambda: victim.channel is not None and victim.channel.readyState == "open",
+                        what="data channel")
+            via = await asyncio.wrap_future(engine.send_chat(appt, "Hello, can you hear me?"))
+            assert via == "datachannel"
+            await until(lambda: "Hello, can you hear me?" in victim.chats, what="chat to victim")
+            victim.chat("Yes, I can.")
+            chat = await w.events.wait(ev.ChatReceived)
+            assert (chat.appointment, chat.text, chat.id, chat.via) == (appt, "Yes, I can.", "v1", "datachannel")
+
+            # the same verification code on both sides
+            code = await w.events.wait(ev.VerificationCode)
+            assert code.appointment == appt and len(code.code) == 6 and code.code.isdigit()
+            assert victim.codes == [code.code] and session.code == code.code
+
+            # stats: round trip and bit rates
+            stats = await w.events.wait(ev.Stats, lambda s: s.rtt_ms is not None
+                                        and s.bitrate_in_kbps > 0 and s.bitrate_out_kbps > 0)
+            assert stats.remote_resolution == (320, 240) and stats.local_resolution == (320, 240)
+            assert 0 <= stats.rtt_ms < 1000
+            print(f"stats: {stats}")
+
+            # the encoded-frame tap saw both directions, audio and video, with no drops
+            await until(lambda: all(engine.tap.delivered[(d, k)] > 10
+                                    for d in (SENT, RECEIVED) for k in ("audio", "video")),
+                        what="tapped frames both ways")
+            assert engine.tap.dropped == 0 and engine.tap.sink_errors == 0
+            codecs = {(f.direction, f.codec) for f in list(w.tapped)}
+            assert {(SENT, "video/VP8"), (RECEIVED, "video/VP8"),
+                    (SENT, "audio/opus"), (RECEIVED, "audio/opus")} <= codecs
+            sent_video = [f for f in list(w.tapped) if f.direction == SENT and f.kind == "video"]
+            assert sent_video[0].keyframe and all(f.session == appt and f.data for f in sent_video)
+            print(f"tap: delivered {dict(engine.tap.delivered)}, dropped {engine.tap.dropped}")
+
+            # the officer ends the call: the victim is told and disconnected
+            await asyncio.wrap_future(engine.end_call(appt, "finished"))
+            ended = await w.events.wait(ev.CallEnded)
+            assert (ended.appointment, ended.by) == (appt, "officer")
+            await until(lambda: any(m["type"] == "bye" for m in victim.messages), what="victim told")
+            await until(lambda: victim.closed_code is not None, what="victim socket closed")
+            assert engine.session(appt) is None
+            assert engine.latest_local_frame() is None  # the camera is released after the call
+            assert not [e for e in w.events.of(ev.Error) if e.code not in ("device-substituted",)]
+
+    run(main())
+
+
+def test_the_victim_hangs_up():
+    async def main() -> None:
+        async with World() as w:
+            appt = "appt-call-2"
+            victim, _ = await connected_call(w, appt)
+            await until(lambda: victim.frames["video"] >= 3, what="victim video")
+            await victim.hang_up()
+            ended = await w.events.wait(ev.CallEnded)
+            assert (ended.appointment, ended.by, ended.reason) == (appt, "victim", "victim-ended")
+            assert w.engine.session(appt) is None
+            await w.events.wait(ev.VictimLeft, lambda e: e.appointment == appt)
+
+    run(main())
+
+
+def test_trickled_candidates_even_ahead_of_the_answer():
+    """Browsers trickle: candidates come as `ice` messages, possibly before the answer."""
+
+    async def main() -> None:
+        async with World() as w:
+            victim, _ = await connected_call(w, "appt-trickle", trickle=True)
+            session = w.engine.session("appt-trickle")
+            await until(lambda: session.frames_in["video"] >= 3 and victim.frames["video"] >= 3,
+                        what="media both ways")
+            ice = session.pc.getTransceivers()[0].receiver.transport.transport  # RTCIceTransport
+            remote = ice.getRemoteCandidates()
+            assert any(c.type == "host" and c.ip == "127.0.0.1" for c in remote)  # from the trickle
+
+    run(main())
+
+
+def test_restart_rebuilds_the_connection():
+    async def main() -> None:
+        async with World() as w:
+            appt = "appt-call-3"
+            victim, _ = await connected_call(w, appt)
+            session = w.engine.session(appt)
+            first = (await w.events.wait(ev.VerificationCode)).code
+            await asyncio.wrap_future(w.engine.restart_ice(appt))
+            await w.events.wait(ev.CallStateChanged, lambda e: e.state == "restarting")
+            await until(lambda: len(w.events.of(ev.VerificationCode)) == 2, what="second code")
+            states = [e.state for e in w.events.of(ev.CallStateChanged)]
+            await until(lambda: "connected" in [e.state for e in w.events.of(ev.CallStateChanged)][
+                states.index("restarting"):], what="connected again")
+            assert session.state == "connected" and w.engine.session(appt) is session
+            before = session.frames_in["video"]
+            await until(lambda: session.frames_in["video"] > before + 5, what="video after restart")
+            second = w.events.of(ev.VerificationCode)[1].code
+            assert victim.codes == [first, second]
+            assert any(m.get("iceRestart") for m in victim.messages if m["type"] == "offer")
+
+    run(main())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_rendezvous_is_a_plain_error():
+    async def main() -> None:
+        async with World() as w:
+            engine = w.make_engine(url=f"http://127.0.0.1:{_free_port()}", reconnect_initial=0.1)
+            engine.start()
+            err = await w.events.wait(ev.Error)
+            assert err.code == "unreachable" and not err.fatal
+            assert "Traceback" not in err.message and err.message.startswith("Cannot reach")
+            await asyncio.sleep(0.5)  # several retries: still one message per outage
+            assert len(w.events.of(ev.Error)) == 1
+            with pytest.raises(ConnectionError):
+                await asyncio.wrap_future(engine.start_call("appt-x"))
+            assert w.events.of(ev.Error)[-1].code == "not-connected"
+
+    run(main())
+
+
+def test_wrong_secret_is_a_plain_fatal_error():
+    async def main() -> None:
+        async with World() as w:
+            engine = w.make_engine(secret="not-the-officer-secret-at-all")
+            engine.start()
+            err = await w.events.wait(ev.Error)
+            assert (err.code, err.fatal) == ("unauthorized", True)
+            assert "credentials" in err.message and "Traceback" not in err.message
+            assert not w.events.of(ev.SignallingChanged)
+
+    run(main())
+
+
+def test_engine_reconnects_after_its_socket_drops():
+    async def main() -> None:
+        async with World() as w:
+            engine = w.make_engine(reconnect_initial=0.1)
+            engine.start()
+            await w.events.wait(ev.SignallingChanged, lambda e: e.connected)
+            # a victim joins; the officer's socket drops and comes back: still told who waits
+            await w.victim("appt-r")
+            await w.events.wait(ev.VictimWaiting)
+            from evr_desktop.rendezvous.server import RENDEZVOUS
+
+            officer = w.runner.app[RENDEZVOUS].officer
+            await officer.ws.close(code=1011, message=b"test drop")
+            await w.events.wait(ev.SignallingChanged, lambda e: not e.connected)
+            await until(lambda: len([e for e in w.events.of(ev.SignallingChanged) if e.connected]) == 2,
+                        what="reconnected")
+            await until(lambda: len(w.events.of(ev.VictimWaiting)) == 2, what="waiting snapshot")
+            assert [e.code for e in w.events.of(ev.Error)] == ["dropped"]
+
+    run(main())
+
+
+# --- pieces, without a call ------------------------------------------------------------
+
+FP_A = ":".join(["AB"] * 31 + ["CD"])
+FP_B = ":".join(["01"] * 31 + ["EF"])
+
+
+def test_verification_code_known_vector():
+    """The vector docs/call-engine.md gives the victim page's JavaScript."""
+    from evr_desktop.call.verification import code_from_fingerprints
+
+    assert code_from_fingerprints(FP_A, FP_B) == "061911"
+    assert code_from_fingerprints(FP_B.lower(), FP_A) == "061911"  # order and case do not matter
+    assert code_from_fingerprints(FP_A, FP_A.replace("CD", "CE")) != "061911"
+
+
+def test_verification_code_reads_the_sha256_line_of_each_sdp():
+    from evr_desktop.call.verification import NoFingerprint, sha256_fingerprint
+
+    local = ("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+             f"a=fingerprint:sha-384 {FP_B}:00\r\na=fingerprint:sha-256 {FP_A.lower()}\r\n")
+    remote = f"v=0\r\na=fingerprint:SHA-256 {FP_B}\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
+    assert sha256_fingerprint(local) == FP_A
+    assert verification_code(local, remote) == verification_code(remote, local) == "061911"
+    with pytest.raises(NoFingerprint):
+        sha256_fingerprint("v=0\r\na=fingerprint:sha-1 AB:CD\r\n")
+
+
+class _Codec:
+    def __init__(self, name: str, kind: str = "video", rate: int = 90000):
+        self.name, self.mimeType, self.clockRate = name, f"{kind}/{name}", rate
+
+
+def test_tap_drops_and_counts_when_the_recorder_falls_behind():
+    from evr_desktop.call.tap import EncodedFrameTap
+
+    release = threading.Event()
+    got: list[EncodedFrame] = []
+
+    def slow_sink(frame: EncodedFrame) -> None:
+        release.wait(5)
+        got.append(frame)
+
+    tap = EncodedFrameTap(slow_sink, maxsize=4)
+    tap.start()
+    vp8 = _Codec("VP8")
+    t0 = time.perf_counter()
+    results = [tap.offer("a", RECEIVED, "video", vp8, i, bytes([0x10, i])) for i in range(20)]
+    assert time.perf_counter() - t0 < 0.05  # never blocks, however slow the sink
+    assert results.count(False) == tap.dropped >= 20 - 5
+    release.set()
+    tap.close()
+    assert len(got) == 20 - tap.dropped and tap.delivered[(RECEIVED, "video")] == len(got)
+    assert got[0].keyframe and got[0].codec == "video/VP8"  # VP8 P bit clear
+
+
+def test_tap_assembles_sent_payloads_and_survives_a_failing_sink():
+    from aiortc.codecs.vpx import VpxPayloadDescriptor
+
+    from evr_desktop.call.tap import EncodedFrameTap, _is_keyframe
+
+    calls = []
+
+    def sink(frame: EncodedFrame) -> None:
+        calls.append(frame)
+        raise RuntimeError("disk full")
+
+    tap = EncodedFrameTap(sink)
+    tap.start()
+    d1 = bytes(VpxPayloadDescriptor(partition_start=1, partition_id=0, picture_id=5))
+    d2 = bytes(VpxPayloadDescriptor(partition_start=0, partition_id=0, picture_id=5))
+    tap.offer("a", SENT, "video", _Codec("VP8"), 3000, [d1 + b"\x00abc", d2 + b"def"])
+    tap.offer("a", SENT, "audio", _Codec("opus", "audio", 48000), 960, [b"\x78opus"])
+    tap.close()
+    assert [f.data for f in calls] == [b"\x00abcdef", b"\x78opus"]
+    assert tap.sink_errors == 2 and tap.delivered[(SENT, "video")] == 1
+    assert _is_keyframe("H264", b"\x00\x00\x00\x01\x67abc") and not _is_keyframe("H264", b"\x00\x00\x01\x41x")
+    assert not _is_keyframe("VP8", b"\x01\x02")
+
+
+def test_tap_refuses_a_receiver_that_already_started():
+    from evr_desktop.call.tap import EncodedFrameTap, TapUnsupported, tap_receiver
+
+    class Started:
+        pass
+
+    import queue as _queue
+
+    r = Started()
+    r._RTCRtpReceiver__decoder_queue = _queue.Queue()
+    r._RTCRtpReceiver__decoder_thread = threading.Thread(target=lambda: None)
+    with pytest.raises(TapUnsupported):
+        tap_receiver(r, EncodedFrameTap(), "a", "video")
+    with pytest.raises(TapUnsupported):
+        tap_receiver(object(), EncodedFrameTap(), "a", "video")
