@@ -16,7 +16,8 @@ docs/call-engine.md):
    ``"\\n"``.
 3. SHA-256 over the UTF-8 bytes of that text.
 4. Take the first 20 bits of the digest, big-endian:
-   ``(d[0] << 12) | (d[1] << 4) | (d[2] >> 4)``: an integer 0-1048575.
+   ``(d[0] << 12) | (d[1] << 4) | (d[2] >> 4)``: an integer 0-1048575,
+   then modulo 1000000 so the code is always six digits.
 5. Write it in decimal, zero-padded to 6 digits: ``"004217"``.
 """
 
@@ -43,7 +44,7 @@ def sha256_fingerprint(sdp: str) -> str:
 def code_from_fingerprints(a: str, b: str) -> str:
     text = "\n".join(sorted([a.strip().upper(), b.strip().upper()]))
     d = hashlib.sha256(text.encode("utf-8")).digest()
-    value = (d[0] << 12) | (d[1] << 4) | (d[2] >> 4)
+    value = ((d[0] << 12) | (d[1] << 4) | (d[2] >> 4)) % 1_000_000
     return f"{value:06d}"
 
 

@@ -59,4 +59,5 @@ def run(
     try:
         return app.exec()
     finally:
+        main.shutdown()
         worker.shutdown()

@@ -37,6 +37,8 @@ class DetailPane(QFrame):
     status_requested = Signal(object, object)  # appointment, Status
     statement_requested = Signal(object)
     vps_requested = Signal(object)
+    link_requested = Signal(object)
+    call_requested = Signal(object)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -70,6 +72,17 @@ class DetailPane(QFrame):
         self.statement_button.clicked.connect(
             lambda: self._appointment and self.statement_requested.emit(self._appointment)
         )
+        self.link_button = QPushButton("Send &link…", self)
+        self.link_button.setObjectName("linkButton")
+        self.link_button.setToolTip("Make a one-time video link and put the text message in the outbox")
+        self.link_button.clicked.connect(lambda: self._appointment and self.link_requested.emit(self._appointment))
+        self.call_button = QPushButton("Start &call", self)
+        self.call_button.setObjectName("callButton")
+        self.call_button.clicked.connect(lambda: self._appointment and self.call_requested.emit(self._appointment))
+        self.link_label = QLabel(self)
+        self.link_label.setObjectName("linkLabel")
+        self.link_label.setWordWrap(True)
+        self.link_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.vps_button = QPushButton("&Victim Personal Statement…", self)
         self.vps_button.setObjectName("vpsButton")
         self.vps_button.setToolTip("The impact of the crime, in the victim's words: a separate MG11")
@@ -86,6 +99,11 @@ class DetailPane(QFrame):
         layout.addWidget(self.title)
         layout.addLayout(form)
         layout.addWidget(self.edit_button)
+        calls = QHBoxLayout()
+        calls.addWidget(self.link_button)
+        calls.addWidget(self.call_button)
+        layout.addLayout(calls)
+        layout.addWidget(self.link_label)
         layout.addWidget(self.statement_button)
         layout.addWidget(self.vps_button)
         layout.addLayout(status_row)
@@ -94,8 +112,10 @@ class DetailPane(QFrame):
 
     def show_appointment(self, a: Appointment | None) -> None:
         self._appointment = a
-        for w in (self.edit_button, self.statement_button, self.vps_button, self.next_status, self.apply_status):
+        for w in (self.edit_button, self.statement_button, self.vps_button, self.next_status, self.apply_status,
+                  self.link_button, self.call_button):
             w.setEnabled(a is not None)
+        self.link_label.clear()
         self.next_status.clear()
         if a is None:
             self.title.setText("Select an appointment")
@@ -131,6 +151,8 @@ class QueueScreen(QWidget):
     status_requested = Signal(object, object)
     statement_requested = Signal(object)
     vps_requested = Signal(object)
+    link_requested = Signal(object)
+    call_requested = Signal(object)
     viewed = Signal(str)  # appointment id, for the audit log
 
     def __init__(self, parent: QWidget | None = None):
@@ -199,6 +221,8 @@ class QueueScreen(QWidget):
         self.detail.status_requested.connect(self.status_requested)
         self.detail.statement_requested.connect(self.statement_requested)
         self.detail.vps_requested.connect(self.vps_requested)
+        self.detail.link_requested.connect(self.link_requested)
+        self.detail.call_requested.connect(self.call_requested)
 
         splitter = QSplitter(self)
         splitter.addWidget(self.table)

@@ -19,7 +19,8 @@ def app_window(qtbot, paths):
     qtbot.waitUntil(lambda: main.stack.currentWidget() is main.setup_page, timeout=5000)
     yield main
     main.lock()
-    qtbot.waitUntil(lambda: worker.pending == 0, timeout=5000)
+    qtbot.waitUntil(lambda: worker.pending == 0, timeout=10000)
+    main.shutdown()
     worker.shutdown()
 
 

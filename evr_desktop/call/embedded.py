@@ -1,0 +1,91 @@
+"""The embedded default: the app runs the rendezvous itself, on loopback, on
+the call engine's own asyncio loop, so one command gives a complete system on
+one machine (the demo). A force points the engine at its own rendezvous
+instead, and issues links through that server's API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ..domain.appointment import Appointment
+from .engine import CallEngine, CallSettings
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class EmbeddedCalls:
+    """Owns the call engine and the loopback rendezvous. ``start()`` does the
+    I/O; constructing is cheap. Thread-safe: links are issued on the engine's
+    loop (the token registry belongs to that loop)."""
+
+    def __init__(self, *, sources: Callable[[], Any] | None = None, host_candidates: str = "with-loopback"):
+        self._sources = sources
+        self._host_candidates = host_candidates
+        self.engine: CallEngine | None = None
+        self.base_url = ""
+        self._runner: Any = None
+        self._registry: Any = None
+
+    def start(self, timeout: float = 15.0) -> None:
+        from ..rendezvous.server import create_app, start
+        from ..rendezvous.tokens import TokenRegistry
+
+        secret = secrets.token_urlsafe(32)
+        port = _free_port()
+        self.base_url = f"http://127.0.0.1:{port}"
+        kwargs: dict[str, Any] = {}
+        if self._sources is not None:
+            kwargs["sources"] = self._sources
+        self.engine = CallEngine(
+            CallSettings(rendezvous_url=self.base_url, officer_secret=secret, ice_servers=[],
+                         host_candidates=self._host_candidates),
+            **kwargs,
+        )
+        self.engine.start()
+        self._registry = TokenRegistry()
+
+        async def serve() -> Any:
+            runner, _port = await start(create_app(self._registry, secret), "127.0.0.1", port)
+            return runner
+
+        # The engine's signalling client retries until this is up (a few 100 ms).
+        self._runner = self.engine.submit(serve()).result(timeout)
+
+    def issue_link(self, appointment: Appointment, timeout: float = 5.0) -> str:
+        """A new one-time join link for the appointment (earlier ones are revoked)."""
+        assert self.engine is not None and self._registry is not None, "start() first"
+        start = appointment.slot.astimezone(timezone.utc)
+        end = start + timedelta(minutes=appointment.duration_minutes)
+
+        async def issue() -> str:
+            now = datetime.now(timezone.utc)
+            if end + self._registry.late <= now:
+                raise ValueError(
+                    "This appointment's slot is over, so a link would not work. Edit the appointment "
+                    "to book a new time, then send the link."
+                )
+            token, _link_id = self._registry.issue(appointment.id, start, end, now)
+            return f"{self.base_url}/j/{token}"
+
+        return self.engine.submit(issue()).result(timeout)
+
+    def stop(self) -> None:
+        if self.engine is None:
+            return
+        if self._runner is not None:
+            try:
+                self.engine.submit(asyncio.wait_for(self._runner.cleanup(), 5)).result(10)
+            except Exception:  # noqa: BLE001 - stopping: nothing more to do
+                pass
+        self.engine.stop()
+        self.engine = None

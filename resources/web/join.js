@@ -1,0 +1,916 @@
+/* The victim's page: consent, camera help, waiting room, call, chat, quick exit.
+ *
+ * Plain JavaScript, no build step, no third-party code. Signalling is the
+ * rendezvous protocol (docs/rendezvous.md) over /ws/victim; the page's own
+ * behaviour is described in docs/victim-page.md. Every user-facing string is
+ * in strings.js.
+ *
+ * Who offers: the officer's app (docs/call-engine.md). The page answers every
+ * offer; an offer with `iceRestart` (the app rebuilt its connection, with new
+ * certificates) gets a fresh RTCPeerConnection. Chat goes over the data
+ * channel "evr" once the officer's app has opened it, else over signalling.
+ */
+"use strict";
+
+(function () {
+  var STRINGS = window.EVR_STRINGS || {};
+  var LANGS = Object.keys(STRINGS);
+  var DEFAULT_LANG = LANGS.indexOf("en") >= 0 ? "en" : LANGS[0];
+  var LANG_KEY = "evr.lang"; // sessionStorage only: gone when the tab closes
+  var GATHER_WAIT_MS = 1500; // send the SDP with its candidates, or after this long
+  var NEUTRAL_PAGE = "/web/neutral.html";
+
+  var VIDEO = {
+    facingMode: "user",
+    width: { ideal: 1280, max: 1280 },
+    height: { ideal: 720, max: 720 },
+    frameRate: { ideal: 30, max: 30 }
+  };
+  var AUDIO = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
+
+  var state = {
+    lang: DEFAULT_LANG,
+    screen: null,
+    site: null, // /web/site.json: the force's name per language
+    ws: null,
+    wsOpen: false,
+    reconnectDelay: 1000,
+    reconnectTimer: null,
+    officerPresent: false,
+    officerName: null,
+    force: null,
+    iceServers: [],
+    stream: null,
+    pc: null,
+    channel: null, // the officer's data channel "evr"
+    pendingIce: [],
+    descSent: false,
+    inCall: false,
+    finished: false, // ended, refused or replaced: no reconnecting
+    quitting: false,
+    muted: false,
+    cameraOff: false,
+    chatOpen: false,
+    lastChatAt: 0,
+    wakeLock: null,
+    flagTimer: null
+  };
+
+  function $(id) { return document.getElementById(id); }
+
+  // --- strings ---------------------------------------------------------------
+
+  function t(key, vars) {
+    var table = STRINGS[state.lang] || {};
+    var text = table[key];
+    if (text === undefined) text = (STRINGS[DEFAULT_LANG] || {})[key];
+    if (text === undefined) return key;
+    if (vars) {
+      text = text.replace(/\{(\w+)\}/g, function (all, name) {
+        return Object.prototype.hasOwnProperty.call(vars, name) ? String(vars[name]) : all;
+      });
+    }
+    return text;
+  }
+
+  /* Bind an element's text (or aria-label) to a string key, so that a later
+   * language switch re-renders it. */
+  function setText(el, key, vars) {
+    el.setAttribute("data-i18n", key);
+    if (vars) el.setAttribute("data-i18n-vars", JSON.stringify(vars));
+    else el.removeAttribute("data-i18n-vars");
+    el.textContent = t(key, vars);
+  }
+
+  function setAria(el, key) {
+    el.setAttribute("data-i18n-aria", key);
+    el.setAttribute("aria-label", t(key));
+  }
+
+  function varsOf(el) {
+    var raw = el.getAttribute("data-i18n-vars");
+    if (!raw) return null;
+    try { return JSON.parse(raw); } catch (e) { return null; }
+  }
+
+  function pickLanguage() {
+    try {
+      var kept = sessionStorage.getItem(LANG_KEY);
+      if (kept && STRINGS[kept]) return kept;
+    } catch (e) { /* storage blocked: fine */ }
+    var wanted = new URLSearchParams(location.search).get("lang");
+    if (wanted && STRINGS[wanted]) return wanted;
+    var prefs = navigator.languages || [navigator.language || ""];
+    for (var i = 0; i < prefs.length; i++) {
+      var base = String(prefs[i]).toLowerCase().split("-")[0];
+      if (STRINGS[base]) return base;
+    }
+    return DEFAULT_LANG;
+  }
+
+  function applyLanguage() {
+    document.documentElement.lang = state.lang;
+    document.title = t("page_title");
+    var els = document.querySelectorAll("[data-i18n]");
+    for (var i = 0; i < els.length; i++) {
+      els[i].textContent = t(els[i].getAttribute("data-i18n"), varsOf(els[i]));
+    }
+    var labelled = document.querySelectorAll("[data-i18n-aria]");
+    for (var j = 0; j < labelled.length; j++) {
+      labelled[j].setAttribute("aria-label", t(labelled[j].getAttribute("data-i18n-aria")));
+    }
+    renderLanguageButtons();
+    renderWho();
+  }
+
+  function setLanguage(lang) {
+    if (!STRINGS[lang]) return;
+    state.lang = lang;
+    try { sessionStorage.setItem(LANG_KEY, lang); } catch (e) { /* fine */ }
+    applyLanguage();
+    if (state.wsOpen && state.officerPresent) send({ type: "hello", lang: lang });
+  }
+
+  /* One button per other language, each written in its own language. */
+  function renderLanguageButtons() {
+    var box = $("langs");
+    box.textContent = "";
+    LANGS.forEach(function (lang) {
+      if (lang === state.lang) return;
+      var b = document.createElement("button");
+      b.type = "button";
+      b.className = "lang";
+      b.lang = lang;
+      b.setAttribute("data-lang", lang);
+      b.textContent = STRINGS[lang].lang_name;
+      b.setAttribute("aria-label", STRINGS[lang].switch_to);
+      b.addEventListener("click", function () { setLanguage(lang); });
+      box.appendChild(b);
+    });
+  }
+
+  function forceName() {
+    var f = state.force || (state.site && state.site.force);
+    if (!f) return null;
+    if (typeof f === "string") return f;
+    return f[state.lang] || f[DEFAULT_LANG] || null;
+  }
+
+  function renderWho() {
+    var force = forceName();
+    if (force) setText($("consent-who"), "consent_who_force", { force: force });
+    else setText($("consent-who"), "consent_who");
+    var who = $("wait-officer");
+    if (state.officerName) {
+      setText(who, "wait_officer_name", { officer: state.officerName });
+      who.hidden = false;
+    } else {
+      who.hidden = true;
+    }
+  }
+
+  // --- screens ---------------------------------------------------------------
+
+  function show(name) {
+    var screens = document.querySelectorAll(".screen");
+    for (var i = 0; i < screens.length; i++) screens[i].hidden = true;
+    var screen = $("screen-" + name);
+    screen.hidden = false;
+    state.screen = name;
+    document.body.setAttribute("data-screen", name);
+    var chat = $("chat");
+    if (name === "waiting") {
+      $("chat-slot-waiting").appendChild(chat);
+      chat.hidden = false;
+    } else if (name === "call") {
+      $("chat-slot-call").appendChild(chat);
+      chat.hidden = false;
+      $("chat-slot-call").hidden = !state.chatOpen;
+    } else {
+      chat.hidden = true;
+    }
+    if (name !== "call") document.body.classList.remove("chat-open");
+    else document.body.classList.toggle("chat-open", state.chatOpen);
+    $("flag-bar").hidden = !(name === "waiting" || name === "call");
+    var heading = screen.querySelector("h1");
+    if (heading) heading.focus({ preventScroll: false });
+    window.scrollTo(0, 0);
+  }
+
+  function problem(el, key) {
+    if (!key) { el.hidden = true; el.textContent = ""; el.removeAttribute("data-i18n"); return; }
+    setText(el, key);
+    el.hidden = false;
+  }
+
+  // --- camera and microphone -----------------------------------------------------
+
+  function platform() {
+    var ua = navigator.userAgent || "";
+    if (/iPhone|iPad|iPod/.test(ua) || (/Macintosh/.test(ua) && navigator.maxTouchPoints > 1)) return "iphone";
+    if (/Android/.test(ua)) return "android";
+    return "other";
+  }
+
+  function getMedia() {
+    var md = navigator.mediaDevices;
+    if (!md || !md.getUserMedia) return Promise.reject(new Error("no-media-devices"));
+    return md.getUserMedia({ audio: AUDIO, video: VIDEO }).catch(function (err) {
+      // A camera that cannot meet the 720p cap exactly: take what it gives, capped by ideal.
+      if (err && err.name === "OverconstrainedError") {
+        return md.getUserMedia({ audio: AUDIO, video: { facingMode: "user", width: { ideal: 1280 }, height: { ideal: 720 } } });
+      }
+      // No camera: carry on with the microphone alone.
+      if (err && err.name === "NotFoundError") return md.getUserMedia({ audio: AUDIO, video: false });
+      throw err;
+    });
+  }
+
+  function askMedia() {
+    var btn = $("perm-start");
+    btn.disabled = true;
+    setText(btn, "perm_working");
+    problem($("perm-problem"), null);
+    getMedia().then(function (stream) {
+      state.stream = stream;
+      state.muted = false;
+      state.cameraOff = false;
+      enterWaiting();
+    }, function (err) {
+      var name = err && err.name;
+      if (name === "NotAllowedError" || name === "SecurityError") {
+        problem($("perm-problem"), "perm_denied");
+        var which = platform();
+        $("help-android").open = which === "android" || which === "other";
+        $("help-iphone").open = which === "iphone" || which === "other";
+      } else if (name === "NotFoundError") {
+        problem($("perm-problem"), "perm_missing");
+      } else {
+        problem($("perm-problem"), "perm_failed");
+      }
+      setText(btn, "perm_retry");
+    }).then(function () {
+      btn.disabled = false;
+    });
+  }
+
+  function stopMedia() {
+    if (state.stream) {
+      state.stream.getTracks().forEach(function (track) { track.stop(); });
+      state.stream = null;
+    }
+    $("preview").srcObject = null;
+    $("self-video").srcObject = null;
+  }
+
+  function hasVideo() {
+    return !!(state.stream && state.stream.getVideoTracks().length);
+  }
+
+  // --- the waiting room and the socket -----------------------------------------
+
+  function enterWaiting() {
+    state.finished = false;
+    show("waiting");
+    var preview = $("preview");
+    if (hasVideo()) {
+      preview.srcObject = state.stream;
+      preview.hidden = false;
+      preview.play().catch(function () { /* muted preview: autoplay is allowed */ });
+    } else {
+      preview.hidden = true;
+    }
+    setText($("wait-status"), "wait_connecting");
+    keepAwake();
+    connect();
+  }
+
+  function socketUrl() {
+    return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/victim";
+  }
+
+  function connect() {
+    if (state.ws || state.finished || state.quitting) return;
+    var ws;
+    try { ws = new WebSocket(socketUrl()); } catch (e) { scheduleReconnect(); return; }
+    state.ws = ws;
+    ws.onopen = function () {
+      state.wsOpen = true;
+      state.reconnectDelay = 1000;
+    };
+    ws.onmessage = function (ev) {
+      var msg;
+      try { msg = JSON.parse(ev.data); } catch (e) { return; }
+      if (msg && typeof msg.type === "string") onMessage(msg);
+    };
+    ws.onclose = function (ev) {
+      if (state.ws === ws) { state.ws = null; state.wsOpen = false; }
+      onSocketClosed(ev.code, ev.reason);
+    };
+    ws.onerror = function () { /* onclose follows */ };
+  }
+
+  function send(msg) {
+    if (!state.ws || !state.wsOpen) return false;
+    try { state.ws.send(JSON.stringify(msg)); return true; } catch (e) { return false; }
+  }
+
+  function scheduleReconnect() {
+    if (state.finished || state.quitting || state.reconnectTimer) return;
+    var delay = state.reconnectDelay;
+    state.reconnectDelay = Math.min(10000, delay * 2);
+    state.reconnectTimer = setTimeout(function () {
+      state.reconnectTimer = null;
+      connect();
+    }, delay);
+  }
+
+  function onSocketClosed(code) {
+    if (state.quitting || state.finished) return;
+    if (code === 4403) { finish("refused"); return; }
+    if (code === 4001) { finish("replaced"); return; }
+    state.officerPresent = false;
+    if (state.screen === "waiting") setText($("wait-status"), "wait_reconnecting");
+    // In a call, media may still flow peer to peer: keep it and reconnect signalling.
+    scheduleReconnect();
+  }
+
+  function renderWaitStatus() {
+    setText($("wait-status"), state.officerPresent ? "wait_officer_here" : "wait_officer_away");
+  }
+
+  function cleanIceServers(list) {
+    if (!Array.isArray(list)) return [];
+    return list.filter(function (s) {
+      if (!s || typeof s !== "object") return false;
+      var urls = Array.isArray(s.urls) ? s.urls : [s.urls];
+      return urls.length > 0 && urls.every(function (u) { return typeof u === "string" && /^(stun|turn|turns):/.test(u); });
+    }).map(function (s) {
+      var out = { urls: s.urls };
+      if (typeof s.username === "string") out.username = s.username;
+      if (typeof s.credential === "string") out.credential = s.credential;
+      return out;
+    });
+  }
+
+  function onMessage(msg) {
+    switch (msg.type) {
+      case "waiting":
+        state.officerPresent = msg.officer === true;
+        if (Array.isArray(msg.iceServers)) state.iceServers = cleanIceServers(msg.iceServers);
+        if (typeof msg.officer_name === "string") state.officerName = msg.officer_name.slice(0, 120);
+        if (typeof msg.force === "string" || (msg.force && typeof msg.force === "object")) state.force = msg.force;
+        renderWho();
+        if (state.screen === "waiting") renderWaitStatus();
+        if (state.officerPresent) send({ type: "hello", lang: state.lang });
+        break;
+      case "officer_joined":
+        state.officerPresent = true;
+        if (state.screen === "waiting") renderWaitStatus();
+        if (state.screen === "call") setText($("call-status"), "call_starting");
+        send({ type: "hello", lang: state.lang });
+        break;
+      case "officer_left":
+        state.officerPresent = false;
+        if (state.screen === "waiting") renderWaitStatus();
+        if (state.screen === "call") setText($("call-status"), "call_officer_lost");
+        break;
+      case "hello":
+        state.officerPresent = true;
+        break;
+      case "offer":
+        if (typeof msg.sdp === "string") onOffer(msg.sdp, msg.iceRestart === true);
+        break;
+      case "answer":
+        if (typeof msg.sdp === "string") onAnswer(msg.sdp);
+        break;
+      case "ice":
+        onRemoteIce(msg);
+        break;
+      case "chat":
+        if (typeof msg.text === "string") addChat("officer", msg.text);
+        break;
+      case "bye":
+        finish("ended");
+        break;
+      case "refused":
+        finish("refused");
+        break;
+      case "error":
+        if (msg.code === "officer-absent" && Date.now() - state.lastChatAt < 5000) {
+          problem($("chat-problem"), "chat_not_sent");
+        }
+        break;
+      default:
+        break; // newer servers may say more: ignore what we do not know
+    }
+  }
+
+  // --- the call ------------------------------------------------------------------
+
+  function newPeer() {
+    teardownPeer();
+    var pc = new RTCPeerConnection({ iceServers: state.iceServers });
+    state.pc = pc;
+    state.pendingIce = [];
+    state.descSent = false;
+    pc.onicecandidate = function (ev) {
+      if (state.pc !== pc || !state.descSent) return; // earlier ones are in the SDP already
+      var c = ev.candidate;
+      if (c && c.candidate) {
+        send({ type: "ice", candidate: c.candidate, sdpMid: c.sdpMid, sdpMLineIndex: c.sdpMLineIndex,
+               usernameFragment: c.usernameFragment || null });
+      } else if (!c) {
+        send({ type: "ice", candidate: null });
+      }
+    };
+    pc.ontrack = function (ev) {
+      if (state.pc !== pc) return;
+      var video = $("remote-video");
+      var stream = ev.streams && ev.streams[0];
+      if (!stream) {
+        stream = video.srcObject instanceof MediaStream ? video.srcObject : new MediaStream();
+        stream.addTrack(ev.track);
+      }
+      if (video.srcObject !== stream) video.srcObject = stream;
+      playRemote();
+    };
+    pc.ondatachannel = function (ev) {
+      if (state.pc !== pc || ev.channel.label !== "evr") return;
+      var ch = ev.channel;
+      state.channel = ch;
+      ch.onmessage = function (m) {
+        if (typeof m.data !== "string" || m.data.length > 65536) return;
+        var data;
+        try { data = JSON.parse(m.data); } catch (e) { return; }
+        if (data && data.type === "chat" && typeof data.text === "string" && data.text.trim()) {
+          addChat("officer", data.text.slice(0, 4000));
+        }
+      };
+    };
+    pc.onconnectionstatechange = function () {
+      if (state.pc !== pc) return;
+      var s = pc.connectionState;
+      if (s === "connected") {
+        setText($("call-status"), "call_connected");
+        setTimeout(function () {
+          if (state.pc === pc && pc.connectionState === "connected") $("call-status").textContent = "";
+        }, 4000);
+        showVerificationCode(pc);
+        preferResolution(pc);
+      } else if (s === "disconnected") {
+        setText($("call-status"), "call_reconnecting");
+      } else if (s === "failed") {
+        setText($("call-status"), "call_reconnecting"); // the officer's app sends a fresh offer
+      }
+    };
+    var tracks = state.stream ? state.stream.getTracks() : [];
+    tracks.forEach(function (track) { pc.addTrack(track, state.stream); });
+    if (!state.stream || !state.stream.getAudioTracks().length) pc.addTransceiver("audio", { direction: "recvonly" });
+    if (!hasVideo()) pc.addTransceiver("video", { direction: "recvonly" });
+    preferCodecs(pc);
+    return pc;
+  }
+
+  /* VP8 first, then H.264 constrained baseline, then everything else the browser
+   * can do, in its own order: a reordering, nothing is removed. */
+  function preferCodecs(pc) {
+    if (!window.RTCRtpReceiver || !RTCRtpReceiver.getCapabilities) return;
+    var caps = RTCRtpReceiver.getCapabilities("video");
+    if (!caps || !caps.codecs) return;
+    function rank(c) {
+      var mime = (c.mimeType || "").toLowerCase();
+      var fmtp = (c.sdpFmtpLine || "").toLowerCase();
+      if (mime === "video/vp8") return 0;
+      if (mime === "video/h264" && fmtp.indexOf("profile-level-id=42e01f") >= 0 &&
+          fmtp.indexOf("packetization-mode=1") >= 0) return 1;
+      return 2;
+    }
+    var codecs = caps.codecs.map(function (c, i) { return { c: c, i: i }; })
+      .sort(function (a, b) { return rank(a.c) - rank(b.c) || a.i - b.i; })
+      .map(function (x) { return x.c; });
+    pc.getTransceivers().forEach(function (tr) {
+      var kind = tr.receiver && tr.receiver.track && tr.receiver.track.kind;
+      if (kind === "video" && tr.setCodecPreferences) {
+        try { tr.setCodecPreferences(codecs); } catch (e) { /* keep the browser's order */ }
+      }
+    });
+  }
+
+  /* Chromium lowers a 720p send to 360p for the first seconds unless told. */
+  function preferResolution(pc) {
+    pc.getSenders().forEach(function (sender) {
+      if (!sender.track || sender.track.kind !== "video" || !sender.getParameters) return;
+      try {
+        var p = sender.getParameters();
+        if (p.degradationPreference === "maintain-resolution") return;
+        p.degradationPreference = "maintain-resolution";
+        var done = sender.setParameters(p);
+        if (done && done.catch) done.catch(function () { /* not supported: fine */ });
+      } catch (e) { /* not supported: fine */ }
+    });
+  }
+
+  function gathered(pc) {
+    return new Promise(function (resolve) {
+      if (pc.iceGatheringState === "complete") { resolve(); return; }
+      var timer = setTimeout(finish, GATHER_WAIT_MS);
+      function check() { if (pc.iceGatheringState === "complete") finish(); }
+      function finish() {
+        clearTimeout(timer);
+        pc.removeEventListener("icegatheringstatechange", check);
+        resolve();
+      }
+      pc.addEventListener("icegatheringstatechange", check);
+    });
+  }
+
+  function enterCall() {
+    if (state.screen !== "call") {
+      state.inCall = true;
+      show("call");
+      var self = $("self-video");
+      if (hasVideo()) {
+        self.srcObject = state.stream;
+        self.hidden = false;
+        self.play().catch(function () {});
+      } else {
+        self.hidden = true;
+      }
+      renderCallControls();
+      setText($("call-status"), "call_starting");
+      setText($("verification-code"), "code_pending");
+    }
+  }
+
+  function onOffer(sdp, iceRestart) {
+    if (state.finished || state.quitting) return;
+    enterCall();
+    var pc = state.pc;
+    var changed = pc && pc.remoteDescription &&
+      sdpFingerprint(pc.remoteDescription.sdp) !== sdpFingerprint(sdp);
+    if (!pc || iceRestart || changed) {
+      pc = newPeer(); // new certificates: a new connection (and a new code)
+      setText($("verification-code"), "code_pending");
+    }
+    var ready = pc.signalingState === "have-local-offer"
+      ? pc.setLocalDescription({ type: "rollback" }) // the officer's offer wins
+      : Promise.resolve();
+    state.descSent = false;
+    ready.then(function () {
+      return pc.setRemoteDescription({ type: "offer", sdp: sdp });
+    }).then(function () {
+      flushIce(pc);
+      return pc.createAnswer();
+    }).then(function (answer) {
+      return pc.setLocalDescription(answer);
+    }).then(function () {
+      preferResolution(pc);
+      return gathered(pc);
+    }).then(function () {
+      if (state.pc !== pc) return;
+      send({ type: "answer", sdp: pc.localDescription.sdp });
+      state.descSent = true;
+    }).catch(function () {
+      if (state.pc === pc) setText($("call-status"), "call_reconnecting");
+    });
+  }
+
+  function onAnswer(sdp) {
+    var pc = state.pc;
+    if (!pc || pc.signalingState !== "have-local-offer") return;
+    pc.setRemoteDescription({ type: "answer", sdp: sdp }).then(function () {
+      flushIce(pc);
+      preferResolution(pc);
+    }).catch(function () {
+      if (state.pc === pc) setText($("call-status"), "call_reconnecting");
+    });
+  }
+
+  function onRemoteIce(msg) {
+    if (typeof msg.candidate !== "string" || !msg.candidate) return; // end of candidates: nothing to do
+    var cand = { candidate: msg.candidate, sdpMid: msg.sdpMid, sdpMLineIndex: msg.sdpMLineIndex };
+    if (msg.usernameFragment) cand.usernameFragment = msg.usernameFragment;
+    if (cand.sdpMid == null && cand.sdpMLineIndex == null) cand.sdpMLineIndex = 0;
+    var pc = state.pc;
+    if (!pc || !pc.remoteDescription) { state.pendingIce.push(cand); return; }
+    pc.addIceCandidate(cand).catch(function () {});
+  }
+
+  function flushIce(pc) {
+    var list = state.pendingIce;
+    state.pendingIce = [];
+    list.forEach(function (cand) { pc.addIceCandidate(cand).catch(function () {}); });
+  }
+
+  function playRemote() {
+    var video = $("remote-video");
+    var p = video.play();
+    if (p && p.catch) {
+      p.then(function () { $("tap-to-hear").hidden = true; }, function () { $("tap-to-hear").hidden = false; });
+    }
+  }
+
+  function teardownPeer() {
+    var pc = state.pc;
+    state.pc = null;
+    state.pendingIce = [];
+    state.descSent = false;
+    if (state.channel) {
+      state.channel.onmessage = null;
+      try { state.channel.close(); } catch (e) { /* closed already */ }
+      state.channel = null;
+    }
+    if (pc) {
+      pc.onicecandidate = pc.ontrack = pc.onconnectionstatechange = pc.ondatachannel = null;
+      try { pc.close(); } catch (e) { /* closed already */ }
+    }
+    var remote = $("remote-video");
+    if (remote.srcObject) {
+      remote.srcObject.getTracks().forEach(function (track) { track.stop(); });
+      remote.srcObject = null;
+    }
+  }
+
+  function renderCallControls() {
+    var mute = $("btn-mute");
+    setText(mute, state.muted ? "call_unmute" : "call_mute");
+    setAria(mute, state.muted ? "call_unmute_label" : "call_mute_label");
+    mute.setAttribute("aria-pressed", String(state.muted));
+    mute.disabled = !(state.stream && state.stream.getAudioTracks().length);
+    var cam = $("btn-camera");
+    setText(cam, state.cameraOff ? "call_camera_on" : "call_camera_off");
+    setAria(cam, state.cameraOff ? "call_camera_on_label" : "call_camera_off_label");
+    cam.setAttribute("aria-pressed", String(state.cameraOff));
+    cam.disabled = !hasVideo();
+    $("btn-chat").setAttribute("aria-expanded", String(state.chatOpen));
+  }
+
+  function toggleMute() {
+    state.muted = !state.muted;
+    if (state.stream) state.stream.getAudioTracks().forEach(function (tr) { tr.enabled = !state.muted; });
+    renderCallControls();
+  }
+
+  function toggleCamera() {
+    state.cameraOff = !state.cameraOff;
+    if (state.stream) state.stream.getVideoTracks().forEach(function (tr) { tr.enabled = !state.cameraOff; });
+    $("self-video").classList.toggle("off", state.cameraOff);
+    renderCallControls();
+  }
+
+  function toggleChat() {
+    state.chatOpen = !state.chatOpen;
+    $("chat-slot-call").hidden = !state.chatOpen;
+    document.body.classList.toggle("chat-open", state.chatOpen);
+    if (state.chatOpen) {
+      $("chat-badge").hidden = true;
+      $("chat-input").focus();
+    }
+    renderCallControls();
+  }
+
+  function endCall() {
+    send({ type: "bye", reason: "victim-ended" }); // the server closes the socket after relaying it
+    state.finished = true;
+    teardownPeer();
+    stopMedia();
+    releaseWake();
+    showEnded("left_title", "left_body", true);
+  }
+
+  // --- verification code -----------------------------------------------------------
+
+  /* The value of the first "a=fingerprint:sha-256 <value>" line (session or
+   * media level, algorithm name in any case), trimmed, upper case; or null. */
+  function sdpFingerprint(sdp) {
+    var lines = String(sdp || "").split(/\r?\n/);
+    for (var i = 0; i < lines.length; i++) {
+      var m = /^a=fingerprint:(\S+)[ \t]+([0-9A-Fa-f:]+)[ \t]*$/.exec(lines[i]);
+      if (m && m[1].toLowerCase() === "sha-256") return m[2].toUpperCase();
+    }
+    return null;
+  }
+
+  /* Six digits both sides can read to each other (the officer's app does the
+   * same: evr_desktop/call/verification.py, docs/victim-page.md): SHA-256 over
+   * the two fingerprints sorted and joined by "\n"; the first 20 bits of the
+   * digest, big-endian; decimal, zero-padded to 6 digits. Resolves to null when
+   * a fingerprint is missing or Web Crypto is unavailable (insecure context). */
+  function verificationCode(localSdp, remoteSdp) {
+    var a = sdpFingerprint(localSdp);
+    var b = sdpFingerprint(remoteSdp);
+    if (!a || !b || !window.crypto || !crypto.subtle) return Promise.resolve(null);
+    var input = new TextEncoder().encode([a, b].sort().join("\n"));
+    return crypto.subtle.digest("SHA-256", input).then(function (buf) {
+      var d = new Uint8Array(buf);
+      // Kept to six digits (the 20-bit value can reach 1048575): same as verification.py.
+      var s = String(((d[0] << 12) | (d[1] << 4) | (d[2] >> 4)) % 1000000);
+      while (s.length < 6) s = "0" + s;
+      return s;
+    });
+  }
+
+  function showVerificationCode(pc) {
+    if (!pc.localDescription || !pc.remoteDescription) return;
+    verificationCode(pc.localDescription.sdp, pc.remoteDescription.sdp).then(function (code) {
+      if (state.pc !== pc || !code) return;
+      var el = $("verification-code");
+      el.removeAttribute("data-i18n");
+      el.textContent = code.slice(0, 3) + " " + code.slice(3);
+      el.setAttribute("data-code", code);
+    });
+  }
+
+  // --- chat ------------------------------------------------------------------------
+
+  function addChat(who, text) {
+    var li = document.createElement("li");
+    li.className = who === "officer" ? "from-officer" : "from-me";
+    var label = document.createElement("span");
+    label.className = "who";
+    setText(label, who === "officer" ? "chat_officer" : "chat_you");
+    var body = document.createElement("span");
+    body.className = "text";
+    body.textContent = text;
+    li.appendChild(label);
+    li.appendChild(body);
+    var log = $("chat-log");
+    log.appendChild(li);
+    while (log.children.length > 200) log.removeChild(log.firstChild);
+    log.scrollTop = log.scrollHeight; // the log scrolls, never the page
+    if (who === "officer" && state.screen === "call" && !state.chatOpen) {
+      $("chat-badge").hidden = false;
+      setText($("call-status"), "chat_new");
+    }
+  }
+
+  function chatId() {
+    var b = new Uint8Array(8);
+    crypto.getRandomValues(b);
+    return Array.prototype.map.call(b, function (x) { return (x + 256).toString(16).slice(1); }).join("");
+  }
+
+  function sendChat(ev) {
+    ev.preventDefault();
+    var input = $("chat-input");
+    var text = input.value.trim();
+    if (!text) return;
+    problem($("chat-problem"), null);
+    var msg = { type: "chat", text: text.slice(0, 4000), id: chatId() };
+    var ch = state.channel;
+    if (ch && ch.readyState === "open") {
+      ch.send(JSON.stringify(msg));
+    } else if (!state.officerPresent || !send(msg)) {
+      problem($("chat-problem"), "chat_not_sent");
+      return;
+    }
+    state.lastChatAt = Date.now();
+    addChat("me", text);
+    input.value = "";
+  }
+
+  // --- "I can't talk freely" -------------------------------------------------------------
+
+  function flag() {
+    send({ type: "flag", kind: "cannot-talk" }); // held for the officer if away; never echoed
+    var ack = $("flag-ack");
+    setText(ack, "flag_sent");
+    setAria(ack, "flag_sent_label");
+    clearTimeout(state.flagTimer);
+    state.flagTimer = setTimeout(function () {
+      ack.textContent = "";
+      ack.removeAttribute("data-i18n");
+      ack.removeAttribute("data-i18n-aria");
+      ack.removeAttribute("aria-label");
+    }, 3000);
+  }
+
+  // --- endings ---------------------------------------------------------------------
+
+  function showEnded(titleKey, bodyKey, canRejoin) {
+    setText($("ended-title"), titleKey);
+    setText($("ended-body"), bodyKey);
+    $("rejoin").hidden = !canRejoin;
+    state.inCall = false;
+    show("ended");
+  }
+
+  function closeSocket() {
+    clearTimeout(state.reconnectTimer);
+    state.reconnectTimer = null;
+    var ws = state.ws;
+    state.ws = null;
+    state.wsOpen = false;
+    if (ws) {
+      ws.onclose = ws.onmessage = ws.onerror = ws.onopen = null;
+      try { ws.close(1000); } catch (e) { /* closed already */ }
+    }
+  }
+
+  function finish(kind) {
+    if (state.finished && kind !== "ended") return;
+    state.finished = true;
+    closeSocket();
+    teardownPeer();
+    stopMedia();
+    releaseWake();
+    try { sessionStorage.removeItem(LANG_KEY); } catch (e) { /* fine */ }
+    if (kind === "ended") showEnded("ended_title", "ended_body", false);
+    else if (kind === "replaced") showEnded("replaced_title", "replaced_body", false);
+    else showEnded("refused_title", "refused_body", false);
+  }
+
+  function rejoin() {
+    state.finished = false;
+    state.reconnectDelay = 1000;
+    closeSocket();
+    problem($("perm-problem"), null);
+    setText($("perm-start"), "perm_start");
+    show("permission");
+  }
+
+  /* Quick exit: end everything at once and put a neutral page in this page's
+   * place in the tab's history (location.replace), so Back does not return here. */
+  function quickExit() {
+    if (state.quitting) return;
+    state.quitting = true;
+    if (state.ws && state.wsOpen) {
+      try { state.ws.send(JSON.stringify({ type: "bye", reason: "quick-exit" })); } catch (e) { /* gone */ }
+    }
+    closeSocket();
+    teardownPeer();
+    stopMedia();
+    releaseWake();
+    try { sessionStorage.clear(); } catch (e) { /* fine */ }
+    document.title = "";
+    $("main").textContent = "";
+    location.replace(NEUTRAL_PAGE);
+  }
+
+  // --- keep the screen on while waiting and in the call ---------------------------
+
+  function keepAwake() {
+    if (!navigator.wakeLock || state.wakeLock) return;
+    navigator.wakeLock.request("screen").then(function (lock) {
+      state.wakeLock = lock;
+      lock.addEventListener("release", function () { if (state.wakeLock === lock) state.wakeLock = null; });
+    }, function () { /* not allowed or not supported */ });
+  }
+
+  function releaseWake() {
+    var lock = state.wakeLock;
+    state.wakeLock = null;
+    if (lock) lock.release().catch(function () {});
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible" && (state.screen === "waiting" || state.screen === "call")) keepAwake();
+  });
+
+  // --- start -------------------------------------------------------------------------
+
+  function loadSite() {
+    if (!window.fetch) return;
+    fetch("/web/site.json", { credentials: "same-origin", cache: "no-store" }).then(function (r) {
+      return r.ok ? r.json() : null;
+    }).then(function (site) {
+      if (site && typeof site === "object") { state.site = site; renderWho(); }
+    }).catch(function () { /* generic text stays */ });
+  }
+
+  function init() {
+    state.lang = pickLanguage();
+    applyLanguage();
+    $("quick-exit").addEventListener("click", quickExit);
+    $("consent-agree").addEventListener("click", function () { show("permission"); });
+    $("consent-decline").addEventListener("click", function () { show("decline"); });
+    $("decline-back").addEventListener("click", function () { show("consent"); });
+    $("perm-start").addEventListener("click", askMedia);
+    $("perm-without").addEventListener("click", function () { stopMedia(); enterWaiting(); });
+    $("btn-mute").addEventListener("click", toggleMute);
+    $("btn-camera").addEventListener("click", toggleCamera);
+    $("btn-chat").addEventListener("click", toggleChat);
+    $("btn-end").addEventListener("click", endCall);
+    $("tap-to-hear").addEventListener("click", playRemote);
+    $("chat-form").addEventListener("submit", sendChat);
+    $("chat-input").addEventListener("keydown", function (ev) {
+      if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
+        ev.preventDefault();
+        $("chat-form").requestSubmit ? $("chat-form").requestSubmit() : sendChat(ev);
+      }
+    });
+    $("flag").addEventListener("click", flag);
+    $("rejoin").addEventListener("click", rejoin);
+    setText($("perm-start"), "perm_start");
+    renderCallControls();
+    show("consent");
+    loadSite();
+  }
+
+  // For the officer's side and tests: the same derivation, callable.
+  window.EVR = { verificationCode: verificationCode, sdpFingerprint: sdpFingerprint };
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();

@@ -1,0 +1,116 @@
+"""The call, end to end in the real main window (offscreen): the officer sends
+the link, a victim peer (aiortc, speaking the victim page's protocol) opens it
+and waits, the queue shows 'Victim waiting', the officer starts the call with
+the statement docked beside it, video flows both ways and is painted, chat
+goes each way, both sides show the same verification code, and the officer
+ends the call. (The Chromium version of the victim is tests/e2e/test_victim_page.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import aiohttp
+import pytest
+from PySide6.QtCore import Qt
+
+from datetime import date, datetime, timedelta
+
+from evr_desktop.domain.appointment import Appointment, OffenceType, Status, VictimDetails
+from evr_desktop.ui.queue_model import APPOINTMENT_ROLE
+from tests.e2e.test_call_engine import Victim
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def victim_loop():
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield loop
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+
+
+def on_loop(loop, coro, timeout=20):
+    return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+
+
+def test_officer_calls_a_waiting_victim(qtbot, unlocked, victim_loop):
+    main = unlocked
+    qtbot.waitUntil(lambda: main.calls is not None and main.calls.engine is not None, timeout=10000)
+    # A booking for a few minutes from now (the demo's are at fixed times today).
+    a = Appointment(
+        slot=datetime.now().astimezone() + timedelta(minutes=5), urn="99VC1234526", offence=OffenceType.ASSAULT,
+        victim=VictimDetails("Gwladys Invented-Caller", date(1980, 1, 1), "07700 900444"),
+    )
+    main.session.save_appointment(a, new=True)
+    q = main.queue
+    q.upsert(a)
+    q.day_enabled.setChecked(False)
+    select(main, a.id)
+    # Send the link: the text goes to the encrypted outbox and is shown to copy.
+    qtbot.mouseClick(q.detail.link_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: a.id in main.links, timeout=10000)
+    link = main.links[a.id]
+    assert link.startswith("http://127.0.0.1:") and "/j/" in link
+    assert link in q.detail.link_label.text() and a.victim.full_name not in main.outbox_texts[a.id]
+    qtbot.waitUntil(lambda: main.session.store.get(a.id).status is Status.LINK_SENT, timeout=5000)
+
+    # The victim opens it and waits.
+    base, token = link.split("/j/")
+    http = on_loop(victim_loop, _session())
+    victim = Victim(base, http)
+    try:
+        on_loop(victim_loop, victim.join(token))
+        qtbot.waitUntil(lambda: main.session.store.get(a.id).status is Status.VICTIM_WAITING, timeout=10000)
+        qtbot.waitUntil(
+            lambda: any(
+                main.queue.model.appointment(r).id == a.id and main.queue.model.appointment(r).status is Status.VICTIM_WAITING
+                for r in range(main.queue.model.rowCount())
+            ),
+            timeout=5000,
+        )
+        # Start the call from the detail pane.
+        select(main, a.id)
+        qtbot.mouseClick(main.queue.detail.call_button, Qt.MouseButton.LeftButton)
+        screen = main._call_screen
+        qtbot.waitUntil(lambda: screen.state.text() == "Connected", timeout=20000)
+        # The statement is docked beside the call.
+        qtbot.waitUntil(lambda: main._statement_screen is not None and main._statement_screen.parent() is screen.splitter, timeout=10000)
+        # Video both ways, painted on the officer's side.
+        qtbot.waitUntil(lambda: screen.remote.frames_painted >= 5 and victim.frames["video"] >= 5, timeout=20000)
+        assert victim.frames["audio"] > 0
+        # Chat each way.
+        screen.chat_input.setText("Hello, can you hear me?")
+        screen.send_chat()
+        qtbot.waitUntil(lambda: "Hello, can you hear me?" in victim.chats, timeout=10000)
+        victim_loop.call_soon_threadsafe(victim.chat, "Yes, I can hear you")
+        qtbot.waitUntil(
+            lambda: any("Yes, I can hear you" in screen.chat.item(i).text() for i in range(screen.chat.count())),
+            timeout=10000,
+        )
+        # Both sides show the same verification code.
+        qtbot.waitUntil(lambda: victim.codes and victim.codes[-1][:3] in screen.code.text(), timeout=10000)
+        assert screen.code.text().replace(" ", "").endswith(victim.codes[-1])
+        # The officer ends the call; the victim is told.
+        qtbot.mouseClick(screen.end_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: any(m["type"] == "bye" for m in victim.messages), timeout=10000)
+        qtbot.waitUntil(lambda: main.stack.currentWidget() is main._statement_screen, timeout=5000)
+    finally:
+        on_loop(victim_loop, victim.close())
+        on_loop(victim_loop, http.close())
+
+
+def select(main, appointment_id: str) -> None:
+    proxy = main.queue.proxy
+    for r in range(proxy.rowCount()):
+        if proxy.index(r, 0).data(APPOINTMENT_ROLE).id == appointment_id:
+            main.queue.table.selectRow(r)
+            return
+    raise AssertionError("appointment not in the queue")
+
+
+async def _session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
