@@ -174,8 +174,11 @@ class CallScreen(QWidget):
     def dock(self, widget: QWidget) -> None:
         """Put the statement (screen) beside the call."""
         self.splitter.addWidget(widget)
+        widget.show()
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
+        total = max(self.splitter.width(), 1000)
+        self.splitter.setSizes([total * 3 // 5, total * 2 // 5])
 
     # -- the call --------------------------------------------------------------
     def start(self, appointment_id: str) -> None:

@@ -8,6 +8,7 @@ ends the call. (The Chromium version of the victim is tests/e2e/test_victim_page
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 
 import aiohttp
@@ -79,6 +80,7 @@ def test_officer_calls_a_waiting_victim(qtbot, unlocked, victim_loop):
         qtbot.waitUntil(lambda: screen.state.text() == "Connected", timeout=20000)
         # The statement is docked beside the call.
         qtbot.waitUntil(lambda: main._statement_screen is not None and main._statement_screen.parent() is screen.splitter, timeout=10000)
+        assert main._statement_screen.isVisible() and main._statement_screen.width() > 200
         # Video both ways, painted on the officer's side.
         qtbot.waitUntil(lambda: screen.remote.frames_painted >= 5 and victim.frames["video"] >= 5, timeout=20000)
         assert victim.frames["audio"] > 0
@@ -94,6 +96,10 @@ def test_officer_calls_a_waiting_victim(qtbot, unlocked, victim_loop):
         # Both sides show the same verification code.
         qtbot.waitUntil(lambda: victim.codes and victim.codes[-1][:3] in screen.code.text(), timeout=10000)
         assert screen.code.text().replace(" ", "").endswith(victim.codes[-1])
+        keep = os.environ.get("EVR_KEEP_SCREENSHOTS")
+        if keep:  # for a person to look at the call window
+            qtbot.wait(1500)
+            main.window.grab().save(os.path.join(keep, "call-window.png"))
         # The officer ends the call; the victim is told.
         qtbot.mouseClick(screen.end_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: any(m["type"] == "bye" for m in victim.messages), timeout=10000)
