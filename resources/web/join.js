@@ -439,6 +439,10 @@
       if (state.pc !== pc || ev.channel.label !== "evr") return;
       var ch = ev.channel;
       state.channel = ch;
+      // An open data channel means DTLS is up: show the code now too (with some
+      // peers connectionState lags or skips "connected").
+      ch.onopen = function () { if (state.pc === pc) showVerificationCode(pc); };
+      if (ch.readyState === "open") showVerificationCode(pc);
       ch.onmessage = function (m) {
         if (typeof m.data !== "string" || m.data.length > 65536) return;
         var data;
@@ -548,7 +552,7 @@
     enterCall();
     var pc = state.pc;
     var changed = pc && pc.remoteDescription &&
-      sdpFingerprint(pc.remoteDescription.sdp) !== sdpFingerprint(sdp);
+      sdpFingerprint(pc._evrRemoteSdp || pc.remoteDescription.sdp) !== sdpFingerprint(sdp);
     if (!pc || iceRestart || changed) {
       pc = newPeer(); // new certificates: a new connection (and a new code)
       setText($("verification-code"), "code_pending");
@@ -557,6 +561,10 @@
       ? pc.setLocalDescription({ type: "rollback" }) // the officer's offer wins
       : Promise.resolve();
     state.descSent = false;
+    // The code uses the offer as the officer sent it: Chromium re-writes a remote
+    // description with one fingerprint (the strongest), the officer's app
+    // reads its own SHA-256 one.
+    pc._evrRemoteSdp = sdp;
     ready.then(function () {
       return pc.setRemoteDescription({ type: "offer", sdp: sdp });
     }).then(function () {
@@ -713,7 +721,7 @@
 
   function showVerificationCode(pc) {
     if (!pc.localDescription || !pc.remoteDescription) return;
-    verificationCode(pc.localDescription.sdp, pc.remoteDescription.sdp).then(function (code) {
+    verificationCode(pc.localDescription.sdp, pc._evrRemoteSdp || pc.remoteDescription.sdp).then(function (code) {
       if (state.pc !== pc || !code) return;
       var el = $("verification-code");
       el.removeAttribute("data-i18n");

@@ -24,7 +24,7 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType
 
-from browser import PageWatch, chromium, phone, playwright, screenshot_dir
+from tests.e2e.browser import PageWatch, chromium, phone, playwright, screenshot_dir
 from evr_desktop.rendezvous.server import create_app, start
 from evr_desktop.rendezvous.tokens import TokenRegistry
 

@@ -1,0 +1,79 @@
+"""Issue 4's end-to-end: the real officer app (pytest-qt, offscreen) and the
+victim's real page in headless Debian Chromium (phone emulation, fake camera
+and microphone), through the app's own loopback rendezvous."""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime, timedelta
+
+import pytest
+from PySide6.QtCore import Qt
+
+from evr_desktop.domain.appointment import Appointment, OffenceType, Status, VictimDetails
+from tests.e2e.browser import chromium, phone, playwright
+from tests.e2e.test_victim_page import wait_until
+from tests.ui.test_call_flow import select
+
+pytestmark = pytest.mark.slow
+WAIT_MS = 20000
+
+
+def test_app_and_chromium_victim_call_end_to_end(qtbot, unlocked):
+    main = unlocked
+    qtbot.waitUntil(lambda: main.calls is not None and main.calls.engine is not None, timeout=10000)
+    a = Appointment(
+        slot=datetime.now().astimezone() + timedelta(minutes=5), urn="99CR1234526", offence=OffenceType.BURGLARY_THEFT,
+        victim=VictimDetails("Eirlys Invented-Browser", date(1975, 6, 1), "07700 900555"),
+    )
+    main.session.save_appointment(a, new=True)
+    main.queue.upsert(a)
+    main.queue.day_enabled.setChecked(False)
+    select(main, a.id)
+    qtbot.mouseClick(main.queue.detail.link_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: a.id in main.links, timeout=10000)
+
+    with playwright() as p, chromium(p) as browser:
+        context = browser.new_context(**phone(p))
+        page = context.new_page()
+        page.goto(main.links[a.id])
+        page.locator("#consent-agree").click()
+        page.locator("#perm-start").click()
+        page.locator("#screen-waiting").wait_for(state="visible", timeout=WAIT_MS)
+        # The queue shows the victim waiting.
+        qtbot.waitUntil(lambda: main.session.store.get(a.id).status is Status.VICTIM_WAITING, timeout=10000)
+        qtbot.waitUntil(lambda: (select(main, a.id), main.queue.detail.fields["status"].text())[1] == "Victim waiting",
+                        timeout=10000)
+
+        # The officer starts the call.
+        qtbot.mouseClick(main.queue.detail.call_button, Qt.MouseButton.LeftButton)
+        screen = main._call_screen
+        qtbot.waitUntil(lambda: screen.state.text() == "Connected", timeout=WAIT_MS)
+        page.locator("#screen-call").wait_for(state="visible", timeout=WAIT_MS)
+        # Video both ways: painted in the call window, playing on the phone.
+        qtbot.waitUntil(lambda: screen.remote.frames_painted >= 10, timeout=WAIT_MS)
+        wait_until(page, "document.getElementById('remote-video').videoWidth > 0", timeout=WAIT_MS)
+        # Chat each way.
+        screen.chat_input.setText("Hello from the officer")
+        screen.send_chat()
+        page.locator("#chat-log .from-officer >> text=Hello from the officer").wait_for(state="attached", timeout=WAIT_MS)
+        if not page.locator("#chat-input").is_visible():
+            page.locator("#btn-chat").click()
+        page.locator("#chat-input").fill("Hello from the victim")
+        page.locator("#chat-send").click()
+        qtbot.waitUntil(
+            lambda: any("Hello from the victim" in screen.chat.item(i).text() for i in range(screen.chat.count())),
+            timeout=WAIT_MS,
+        )
+        # The same verification code on both sides.
+        wait_until(page, "document.getElementById('verification-code').hasAttribute('data-code')", timeout=WAIT_MS)
+        code = page.locator("#verification-code").get_attribute("data-code")
+        qtbot.waitUntil(lambda: screen.code.text().replace(" ", "").endswith(code), timeout=WAIT_MS)
+        keep = os.environ.get("EVR_KEEP_SCREENSHOTS")
+        if keep:
+            main.window.grab().save(os.path.join(keep, "call-with-chromium.png"))
+            page.screenshot(path=os.path.join(keep, "victim-in-call.png"))
+        # The officer ends the call; the phone shows it ended.
+        qtbot.mouseClick(screen.end_button, Qt.MouseButton.LeftButton)
+        page.locator("#screen-ended").wait_for(state="visible", timeout=WAIT_MS)
+        context.close()
