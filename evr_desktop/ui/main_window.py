@@ -92,7 +92,7 @@ class MainWindow:
         menu.addAction(self.actions.quit)
 
         self.idle = InactivityWatcher(workspace.settings.lock_after_minutes, self.window)
-        self.idle.idle.connect(self.lock)
+        self.idle.idle.connect(self._idle)
         self.actions.lock.triggered.connect(self.lock)
         self.actions.quit.triggered.connect(self.window.close)
         self.actions.new_appointment.triggered.connect(self.new_appointment)
@@ -418,7 +418,17 @@ class MainWindow:
         self.window.setWindowTitle(f"{APP_TITLE} — locked")
         self.actions.set_unlocked(False)
 
+    def _idle(self) -> None:
+        """No input for the set time: lock, unless a call is under way (talking
+        to the victim is activity even when nobody touches the keyboard)."""
+        if self._call_screen is not None and self._call_screen.appointment is not None:
+            self.idle.start()
+            return
+        self.lock()
+
     def lock(self) -> None:
+        if self._call_screen is not None and self._call_screen.appointment is not None:
+            self._call_screen.end_call()  # a locked app shows nothing, so no call goes on behind it
         if self._statement_screen is not None:
             # Queued on the single worker ahead of session.lock(): nothing typed is lost.
             self._statement_screen.save_now()

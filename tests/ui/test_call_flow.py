@@ -120,3 +120,18 @@ def select(main, appointment_id: str) -> None:
 
 async def _session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+
+
+def test_inactivity_does_not_lock_during_a_call(qtbot, unlocked):
+    main = unlocked
+    qtbot.waitUntil(lambda: main.calls is not None and main.calls.engine is not None, timeout=10000)
+    from evr_desktop.ui.call_screen import CallScreen
+
+    main._call_screen = CallScreen(main.calls.engine, main.window)
+    main._call_screen.appointment = "in-progress"  # as if a call were under way
+    main.idle.set_timeout_ms(150)
+    main.idle.start()
+    qtbot.wait(600)
+    assert main.stack.currentWidget() is main.queue and main.session is not None
+    main._call_screen.appointment = None
+    qtbot.waitUntil(lambda: main.stack.currentWidget() is main.unlock_page, timeout=3000)
