@@ -79,6 +79,15 @@ class EmbeddedCalls:
 
         return self.engine.submit(issue()).result(timeout)
 
+    def choose_devices(self, camera: int | None, microphone: int | None) -> None:
+        """Use these devices from the next call on (None: automatic)."""
+        from dataclasses import replace
+
+        if self.engine is not None:
+            # The engine reads its settings when a call starts; swapping the
+            # (immutable) settings object is a single reference assignment.
+            self.engine.settings = replace(self.engine.settings, camera=camera, microphone=microphone)
+
     def stop(self) -> None:
         if self.engine is None:
             return

@@ -14,6 +14,7 @@ class Actions:
     edit_appointment: QAction
     find: QAction
     new_statement: QAction
+    devices: QAction
     lock: QAction
     quit: QAction
 
@@ -31,11 +32,13 @@ class Actions:
             new_appointment=make("&New appointment…", QKeySequence.StandardKey.New, "actionNew"),
             edit_appointment=make("&Edit appointment…", "Ctrl+E", "actionEdit"),
             find=make("&Find", QKeySequence.StandardKey.Find, "actionFind"),
+            devices=make("Camera and &microphone…", "Ctrl+Shift+D", "actionDevices"),
             new_statement=make("New statement &without appointment…", "Ctrl+Shift+N", "actionNewStatement"),
             lock=lock,
             quit=make("&Quit", QKeySequence.StandardKey.Quit, "actionQuit"),
         )
 
     def set_unlocked(self, unlocked: bool) -> None:
-        for a in (self.new_appointment, self.edit_appointment, self.find, self.new_statement, self.lock):
+        for a in (self.new_appointment, self.edit_appointment, self.find, self.new_statement, self.devices,
+                  self.lock):
             a.setEnabled(unlocked)

@@ -87,6 +87,7 @@ class MainWindow:
         for a in (self.actions.new_appointment, self.actions.edit_appointment, self.actions.find,
                   self.actions.new_statement):
             menu.addAction(a)
+        menu.addAction(self.actions.devices)
         menu.addSeparator()
         menu.addAction(self.actions.lock)
         menu.addAction(self.actions.quit)
@@ -101,6 +102,7 @@ class MainWindow:
         )
         self.actions.find.triggered.connect(lambda: self.queue.search.setFocus())
         self.actions.new_statement.triggered.connect(self.new_standalone_statement)
+        self.actions.devices.triggered.connect(self.choose_devices)
         self.unlock_page.unlock_requested.connect(self._unlock)
         self._show_locked_state()
 
@@ -188,6 +190,29 @@ class MainWindow:
                 self.calls.engine.remove_listener(self._bridge)
             self.calls.stop()
             self.calls = None
+
+    def choose_devices(self) -> None:
+        calls = self.calls
+        if calls is None or calls.engine is None:
+            return
+
+        def probe() -> tuple[list, list]:
+            from ..capture.devices import list_cameras, list_microphones
+
+            return list_cameras(), list_microphones()
+
+        def show(found: tuple[list, list]) -> None:
+            from .devices_dialog import DevicesDialog
+
+            engine = calls.engine
+            if engine is None:
+                return
+            dialog = DevicesDialog(*found, engine.settings.camera, engine.settings.microphone, self.window)
+            dialog.accepted.connect(lambda: calls.choose_devices(*dialog.choice()))
+            dialog.open()
+            self.devices_dialog = dialog
+
+        Operation(self.worker, self.window, probe).success(show).failure(self._error).run()
 
     def send_link(self, a: Appointment) -> None:
         session, calls = self.session, self.calls

@@ -135,3 +135,17 @@ def test_inactivity_does_not_lock_during_a_call(qtbot, unlocked):
     assert main.stack.currentWidget() is main.queue and main.session is not None
     main._call_screen.appointment = None
     qtbot.waitUntil(lambda: main.stack.currentWidget() is main.unlock_page, timeout=3000)
+
+
+def test_choose_camera_and_microphone(qtbot, unlocked):
+    main = unlocked
+    qtbot.waitUntil(lambda: main.calls is not None and main.calls.engine is not None, timeout=10000)
+    main.actions.devices.trigger()
+    qtbot.waitUntil(lambda: getattr(main, "devices_dialog", None) is not None and main.devices_dialog.isVisible(), timeout=10000)
+    d = main.devices_dialog
+    # This machine has neither: only the automatic (test pattern / tone) choices.
+    assert d.camera.count() >= 1 and d.camera.itemData(0) is None
+    d.accept()
+    assert main.calls.engine.settings.camera is None and main.calls.engine.settings.microphone is None
+    main.calls.choose_devices(2, 5)
+    assert (main.calls.engine.settings.camera, main.calls.engine.settings.microphone) == (2, 5)
