@@ -3,10 +3,13 @@
     evr-rendezvous --host 0.0.0.0 --port 8443 \\
         --cert /etc/evr/tls.crt --key /etc/evr/tls.key \\
         --public-url https://meet.example.police.uk \\
-        --officer-secret-file /etc/evr/officer-secret
+        --officer-secret-file /etc/evr/officer-secret \\
+        --turn-url turn:turn.example.police.uk:3478 \\
+        --turn-url turns:turn.example.police.uk:5349?transport=tcp \\
+        --turn-secret-file /etc/evr/turn-secret
 
-The officer secret is read from a file (never from the command line, where
-other users could see it in the process list). See docs/rendezvous.md.
+The officer and TURN secrets are read from files (never from the command line, where
+other users could see them in the process list). See docs/rendezvous.md.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 
 from .server import create_app, run
 from .tokens import TokenRegistry
+from .turn import TurnConfig
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -30,6 +34,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--public-url", help="the https:// address phones use to reach this server")
     p.add_argument("--officer-secret-file", type=Path, required=True,
                    help="file holding the secret the officers' apps authenticate with")
+    p.add_argument("--turn-url", action="append", default=[], metavar="URL",
+                   help="a turn: or turns: URL of coturn (repeatable); needs --turn-secret-file")
+    p.add_argument("--turn-secret-file", type=Path,
+                   help="file holding coturn's static-auth-secret (use-auth-secret)")
+    p.add_argument("--turn-ttl", type=int, default=3600,
+                   help="seconds a TURN credential stays good (default 3600)")
     p.add_argument("--web-root", type=Path, help="the victim's page (default: resources/web)")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
@@ -52,6 +62,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.public_url and not args.public_url.startswith(("https://", "http://")):
         print("evr-rendezvous: --public-url must start with https://", file=sys.stderr)
         return 2
+    turn = None
+    if bool(args.turn_url) != bool(args.turn_secret_file):
+        print("evr-rendezvous: --turn-url and --turn-secret-file go together", file=sys.stderr)
+        return 2
+    if args.turn_url:
+        try:
+            turn_secret = args.turn_secret_file.read_text("utf-8").strip()
+        except OSError as exc:
+            print(f"evr-rendezvous: cannot read the TURN secret file: {exc.strerror}",
+                  file=sys.stderr)
+            return 2
+        try:
+            turn = TurnConfig(args.turn_url, turn_secret, args.turn_ttl)
+        except ValueError as exc:
+            print(f"evr-rendezvous: {exc}", file=sys.stderr)
+            return 2
     ctx = None
     if args.cert:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -64,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.host not in ("127.0.0.1", "::1", "localhost"):
         print("evr-rendezvous: warning: serving without TLS on a non-loopback address; "
               "put a TLS proxy in front or pass --cert/--key", file=sys.stderr)
-    app = create_app(TokenRegistry(), secret, public_url=args.public_url, web_root=args.web_root)
+    app = create_app(TokenRegistry(), secret, public_url=args.public_url, web_root=args.web_root,
+                     turn=turn)
     logging.getLogger("evr_desktop.rendezvous").info(
         "listening on %s:%d (%s)", args.host, args.port, "TLS" if ctx else "no TLS")
     run(app, args.host, args.port, ssl_context=ctx)

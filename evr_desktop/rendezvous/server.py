@@ -23,6 +23,7 @@ import hmac
 import html
 import json
 import logging
+import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -45,6 +46,7 @@ from .tokens import (
     kind_text,
     pick_language,
 )
+from .turn import TurnConfig, ice_servers_for
 
 log = logging.getLogger("evr_desktop.rendezvous")
 
@@ -136,6 +138,7 @@ class Peer:
         self.bucket = TokenBucket(rate, burst)
         self.errors = 0
         self.closing = False
+        self.link_id: str | None = None  # a victim's link: the opaque id in its TURN username
         self._queue: deque[Any] = deque()
         self._bytes = 0
         self._wake = asyncio.Event()
@@ -323,6 +326,7 @@ class Rendezvous:
         limits: Limits,
         clock: Callable[[], datetime],
         web_root: Path | None,
+        turn: TurnConfig | None = None,
     ):
         if len(officer_secret) < 16:
             raise ValueError("the officer secret must be at least 16 characters")
@@ -332,6 +336,8 @@ class Rendezvous:
         self.limits = limits
         self.clock = clock
         self.web_root = web_root
+        self.turn = turn
+        self.turn_clock: Callable[[], float] = time.time  # coturn checks expiry against real time
         self.https = bool(public_url and public_url.startswith("https://"))
         self.cookie_name = COOKIE_HTTPS if self.https else COOKIE
         self.officer: Peer | None = None
@@ -367,6 +373,16 @@ class Rendezvous:
     def link_url(self, request: web.Request, token: str) -> str:
         base = self.public_url or f"{request.scheme}://{request.host}"
         return f"{base}/j/{token}"
+
+    def ice_fields(self, opaque_id: str | None) -> dict[str, Any]:
+        """``{"iceServers": [...]}`` with fresh TURN credentials for ``opaque_id``
+        (a link id, or a random id for the officer's socket), or ``{}`` without TURN."""
+        if self.turn is None or opaque_id is None:
+            return {}
+        return {"iceServers": ice_servers_for(self.turn, opaque_id, self.turn_clock())}
+
+    def victim_waiting(self, appt: str, victim: Peer) -> dict[str, Any]:
+        return {"type": "victim_waiting", "appointment": appt, **self.ice_fields(victim.link_id)}
 
     # -- the officer's event stream -----------------------------------------------
 
@@ -501,7 +517,9 @@ class Rendezvous:
         if old is not None:
             old.close(CLOSE_REPLACED, "replaced")
         log.info("officer connected (%d victims waiting)", len(self.victims))
-        peer.send({"type": "welcome", "waiting": len(self.victims)})
+        peer.send(
+            {"type": "welcome", "waiting": len(self.victims), **self.ice_fields(secrets.token_hex(6))}
+        )
         # What happened while no officer was connected, oldest first, then who
         # is waiting now (so a held victim_left is followed by the victim's
         # victim_waiting if they came back).
@@ -510,7 +528,7 @@ class Rendezvous:
             for event in events:
                 peer.send({**event, "held": True})
         for appt, victim in self.victims.items():
-            peer.send({"type": "victim_waiting", "appointment": appt})
+            peer.send(self.victim_waiting(appt, victim))
             if old is None:
                 victim.send({"type": "officer_joined"})
         try:
@@ -542,14 +560,15 @@ class Rendezvous:
             return ws
         appt = result.appointment_id
         peer = Peer(ws, "victim", appt, self.limits)
+        peer.link_id = result.link_id
         old = self.victims.get(appt)
         self.victims[appt] = peer
         if old is not None:
             old.close(CLOSE_REPLACED, "replaced")
             self.tell_officer({"type": "victim_left", "appointment": appt, "why": "replaced"})
         present = self.officer is not None and not self.officer.closing
-        peer.send({"type": "waiting", "officer": present})
-        self.tell_officer({"type": "victim_waiting", "appointment": appt})
+        peer.send({"type": "waiting", "officer": present, **self.ice_fields(peer.link_id)})
+        self.tell_officer(self.victim_waiting(appt, peer))
         log.info("victim waiting: appointment=%s link=%s", appt, result.link_id)
         try:
             await self._read(peer, self._from_victim)
@@ -689,6 +708,7 @@ def create_app(
     limits: Limits | None = None,
     clock: Callable[[], datetime] | None = None,
     web_root: Path | None = None,
+    turn: TurnConfig | None = None,
 ) -> web.Application:
     """The rendezvous as an aiohttp application.
 
@@ -696,7 +716,10 @@ def create_app(
     UTC-aware unless ``clock`` says otherwise). ``public_url`` is where phones
     reach this server (``https://meet.example.police.uk``); None means "as the
     request came in" (the embedded loopback default). ``web_root`` holds the
-    victim's page (``join.html`` and its files); by default ``resources/web``."""
+    victim's page (``join.html`` and its files); by default ``resources/web``.
+    ``turn``: coturn's URLs and ``static-auth-secret``; when set, the victim's
+    ``waiting`` and the officer's ``welcome`` and ``victim_waiting`` messages
+    carry ``iceServers`` with time-limited credentials (see ``turn.py``)."""
     rdv = Rendezvous(
         registry,
         officer_secret,
@@ -704,6 +727,7 @@ def create_app(
         limits=limits or Limits(),
         clock=clock or (lambda: datetime.now(timezone.utc)),
         web_root=web_root if web_root is not None else default_web_root(),
+        turn=turn,
     )
     app = web.Application(client_max_size=rdv.limits.max_api_body)
     app[RENDEZVOUS] = rdv

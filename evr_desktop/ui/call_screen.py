@@ -121,6 +121,9 @@ class CallScreen(QWidget):
         self.mute_button.setObjectName("muteButton")
         self.camera_button = QPushButton("Camera &off", self)
         self.camera_button.setObjectName("cameraButton")
+        self.reconnect_button = QPushButton("&Reconnect", self)
+        self.reconnect_button.setObjectName("reconnectButton")
+        self.reconnect_button.setToolTip("After a network change: restart the connection (ICE restart)")
         self.end_button = QPushButton("&End call", self)
         self.end_button.setObjectName("endCallButton")
         self.end_button.setStyleSheet("background: #a4161a; color: white; font-weight: 600;")
@@ -131,7 +134,7 @@ class CallScreen(QWidget):
         self.chat_input.setPlaceholderText("Type a message to the victim and press Enter")
 
         controls = QHBoxLayout()
-        for w in (self.mute_button, self.camera_button, self.end_button):
+        for w in (self.mute_button, self.camera_button, self.reconnect_button, self.end_button):
             controls.addWidget(w)
         controls.addStretch(1)
         controls.addWidget(self.state)
@@ -160,6 +163,7 @@ class CallScreen(QWidget):
         self.mute_button.clicked.connect(self.toggle_mute)
         self.camera_button.clicked.connect(self.toggle_camera)
         self.end_button.clicked.connect(self.end_call)
+        self.reconnect_button.clicked.connect(self.reconnect)
         self.chat_input.returnPressed.connect(self.send_chat)
         for keys, slot in (("Ctrl+Shift+M", self.toggle_mute), ("Ctrl+Shift+V", self.toggle_camera),
                            ("Ctrl+Shift+E", self.end_call)):
@@ -205,6 +209,11 @@ class CallScreen(QWidget):
         self.state.setText(text)
         self.appointment = None
         self.ended.emit(appointment)
+
+    def reconnect(self) -> None:
+        if self.appointment is not None:
+            self.state.setText("Reconnecting…")
+            self.engine.restart_ice(self.appointment)
 
     def toggle_mute(self) -> None:
         self._muted = not self._muted

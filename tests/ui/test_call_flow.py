@@ -100,6 +100,12 @@ def test_officer_calls_a_waiting_victim(qtbot, unlocked, victim_loop):
         if keep:  # for a person to look at the call window
             qtbot.wait(1500)
             main.window.grab().save(os.path.join(keep, "call-window.png"))
+        # Reconnect (an ICE restart, as after a network change): a new connection and a new code.
+        first_code = victim.codes[-1]
+        qtbot.mouseClick(screen.reconnect_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: len(victim.codes) >= 2 and victim.codes[-1][:3] in screen.code.text(), timeout=20000)
+        qtbot.waitUntil(lambda: screen.state.text() == "Connected", timeout=20000)
+        assert victim.codes[-1] != first_code  # new certificates, new code
         # The officer ends the call; the victim is told.
         qtbot.mouseClick(screen.end_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: any(m["type"] == "bye" for m in victim.messages), timeout=10000)
