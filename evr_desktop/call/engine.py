@@ -85,6 +85,31 @@ class CallSettings:
 Listener = Callable[[ev.Event], None]
 
 
+def clean_ice_servers(value: Any) -> list[dict[str, Any]]:
+    """``iceServers`` from the rendezvous, checked: only stun:/turn:/turns: URLs
+    and string credentials; other keys dropped (RTCIceServer refuses unknown ones).
+    aioice uses the first usable TURN URL, so the server lists UDP first."""
+    out: list[dict[str, Any]] = []
+    if not isinstance(value, list):
+        return out
+    for server in value[:4]:
+        if not isinstance(server, dict):
+            continue
+        urls = server.get("urls")
+        urls = [urls] if isinstance(urls, str) else urls
+        if not isinstance(urls, list) or not urls:
+            continue
+        urls = [u for u in urls[:4] if isinstance(u, str) and u.startswith(("stun:", "turn:", "turns:")) and len(u) < 256]
+        if not urls:
+            continue
+        clean: dict[str, Any] = {"urls": urls}
+        for key in ("username", "credential"):
+            if isinstance(server.get(key), str) and len(server[key]) < 512:
+                clean[key] = server[key]
+        out.append(clean)
+    return out
+
+
 def _plain_network_error(exc: BaseException) -> str:
     if isinstance(exc, asyncio.TimeoutError):
         return "it did not answer in time"
@@ -333,8 +358,11 @@ class CallSession:
         if self._media is None:
             self._media = await engine._acquire_media()
         media = self._media
+        # Time-limited TURN credentials from the rendezvous (per appointment,
+        # refreshed on every victim_waiting) win over the static settings.
+        servers = engine.turn_servers.get(self.appointment) or s.ice_servers
         pc = RTCPeerConnection(RTCConfiguration(
-            iceServers=[RTCIceServer(**server) for server in s.ice_servers]))
+            iceServers=[RTCIceServer(**server) for server in servers]))
         self.pc = pc
         video_sender = pc.addTrack(media.relay.subscribe(media.video, buffered=False))
         pc.addTrack(media.relay.subscribe(media.audio))
@@ -616,6 +644,7 @@ class CallEngine:
         self.tap = EncodedFrameTap(tap_sink, maxsize=settings.tap_queue)
         self.remote_audio_sink: Callable[[str, Any], None] | None = None  # (appointment, AudioFrame)
         self._sources = sources
+        self.turn_servers: dict[str, list[dict[str, Any]]] = {}  # appointment -> iceServers from the rendezvous
         self._listeners: list[Listener] = []
         self._listeners_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -855,6 +884,9 @@ class CallEngine:
             return
         if kind == "victim_waiting":
             self.waiting.add(appt)
+            servers = clean_ice_servers(data.get("iceServers"))
+            if servers:
+                self.turn_servers[appt] = servers
             self._emit(ev.VictimWaiting(appt))
         elif kind == "victim_left":
             self.waiting.discard(appt)
