@@ -53,6 +53,11 @@ def test_app_and_chromium_victim_call_end_to_end(qtbot, unlocked):
         # Video both ways: painted in the call window, playing on the phone.
         qtbot.waitUntil(lambda: screen.remote.frames_painted >= 10, timeout=WAIT_MS)
         wait_until(page, "document.getElementById('remote-video').videoWidth > 0", timeout=WAIT_MS)
+        # Audio too: the victim's fake microphone reaches the engine, and the
+        # officer's tone plays in the page (its audio track is live and unmuted).
+        session = main.calls.engine.session(a.id)
+        qtbot.waitUntil(lambda: session.frames_in["audio"] > 25, timeout=WAIT_MS)
+        wait_until(page, "document.getElementById('remote-video').srcObject.getAudioTracks().some(t => t.readyState === 'live' && !t.muted)", timeout=WAIT_MS)
         # Chat each way.
         screen.chat_input.setText("Hello from the officer")
         screen.send_chat()
