@@ -35,6 +35,8 @@ class EmbeddedCalls:
         self.base_url = ""
         self._runner: Any = None
         self._registry: Any = None
+        self.speaker: Any = None
+        self.speaker_note = ""
 
     def start(self, timeout: float = 15.0) -> None:
         from ..rendezvous.server import create_app, start
@@ -52,6 +54,7 @@ class EmbeddedCalls:
             **kwargs,
         )
         self.engine.start()
+        self._start_speaker()
         self._registry = TokenRegistry()
 
         async def serve() -> Any:
@@ -60,6 +63,21 @@ class EmbeddedCalls:
 
         # The engine's signalling client retries until this is up (a few 100 ms).
         self._runner = self.engine.submit(serve()).result(timeout)
+
+    def _start_speaker(self) -> None:
+        """The victim's voice to the officer's speakers; a plain note when there are none."""
+        from ..capture.base import DeviceError
+        from ..capture.speaker import Speaker
+
+        speaker = Speaker()
+        try:
+            speaker.start()
+        except DeviceError as exc:
+            self.speaker_note = str(exc)
+            return
+        self.speaker = speaker
+        assert self.engine is not None
+        self.engine.remote_audio_sink = lambda _appointment, frame: speaker.put(frame)
 
     def issue_link(self, appointment: Appointment, timeout: float = 5.0) -> str:
         """A new one-time join link for the appointment (earlier ones are revoked)."""
@@ -98,3 +116,6 @@ class EmbeddedCalls:
                 pass
         self.engine.stop()
         self.engine = None
+        if self.speaker is not None:
+            self.speaker.close()
+            self.speaker = None

@@ -179,6 +179,8 @@ class MainWindow:
         def started(_r: object) -> None:
             assert calls.engine is not None
             calls.engine.add_listener(bridge)
+            if calls.speaker_note:
+                self.window.statusBar().showMessage(calls.speaker_note, 15000)
             log.info("call engine ready")
 
         Operation(self.worker, self.window, calls.start).success(started).failure(self._error).run()
