@@ -78,7 +78,11 @@ def test_app_and_chromium_victim_call_end_to_end(qtbot, unlocked):
         if keep:
             main.window.grab().save(os.path.join(keep, "call-with-chromium.png"))
             page.screenshot(path=os.path.join(keep, "victim-in-call.png"))
-        # The officer ends the call; the phone shows it ended.
-        qtbot.mouseClick(screen.end_button, Qt.MouseButton.LeftButton)
+        # The victim ends the call on the phone; the officer's window says so.
+        # (The officer ending it is tests/ui/test_call_flow.py and the Welsh run
+        # of tests/e2e/test_victim_page.py.)
+        page.locator("#btn-end").click()
         page.locator("#screen-ended").wait_for(state="visible", timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: screen.state.text() == "The victim ended the call.", timeout=WAIT_MS)
+        assert screen.appointment is None
         context.close()
