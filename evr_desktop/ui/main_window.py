@@ -81,6 +81,7 @@ class MainWindow:
         self._bridge: QObject | None = None
         self.links: dict[str, str] = {}  # appointment id -> last link issued (shown to the officer)
         self.outbox_texts: dict[str, str] = {}
+        self.link_refusals: list[tuple[str, str]] = []  # (appointment id, reason code)
         self._page_filters: list[QObject] = []
         self.window.setCentralWidget(self.stack)
         menu = self.window.menuBar().addMenu("&Appointments")
@@ -266,6 +267,11 @@ class MainWindow:
 
             QApplication.alert(self.window)  # the task bar flashes; no names anywhere
             self._notify_desktop("A victim is waiting", "Open EVR Desktop to start the call.")
+        elif isinstance(e, ev.LinkRefused):
+            # Replayed, expired, second-device or revoked: the victim saw a kind
+            # page; the officer is told which appointment and why (no names).
+            self.link_refusals.append((e.appointment, e.reason))
+            self.window.statusBar().showMessage(f"A join link was refused ({e.reason}): {e.note}", 15000)
         elif isinstance(e, ev.Error):
             self.window.statusBar().showMessage(e.message, 10000)
 

@@ -107,9 +107,18 @@ def test_officer_calls_a_waiting_victim(qtbot, unlocked, victim_loop):
         qtbot.waitUntil(lambda: screen.state.text() == "Connected", timeout=20000)
         assert victim.codes[-1] != first_code  # new certificates, new code
         # The officer ends the call; the victim is told.
+        ended_token = token
         qtbot.mouseClick(screen.end_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: any(m["type"] == "bye" for m in victim.messages), timeout=10000)
         qtbot.waitUntil(lambda: main.stack.currentWidget() is main._statement_screen, timeout=5000)
+        # The link is spent: opened again, the victim gets the kind page and the officer is told.
+        async def reopen() -> int:
+            async with http.get(f"{base}/j/{ended_token}") as r:
+                return r.status
+
+        assert on_loop(victim_loop, reopen()) in (403, 410)
+        qtbot.waitUntil(lambda: any(appt == a.id for appt, _reason in main.link_refusals), timeout=10000)
+        assert "refused" in main.window.statusBar().currentMessage()
     finally:
         on_loop(victim_loop, victim.close())
         on_loop(victim_loop, http.close())
