@@ -28,7 +28,9 @@ from PySide6.QtWidgets import (
 
 from ..call import events as ev
 
-FRAME_INTERVAL_MS = 33
+# Poll at display rate: a new frame waits at most one tick (8 ms on average)
+# before it is painted; an unchanged frame is not copied or painted again.
+FRAME_INTERVAL_MS = 16
 
 
 class CallBridge(QObject):
@@ -95,6 +97,8 @@ class CallScreen(QWidget):
         self.engine = engine
         self.appointment: str | None = None
         self._started = 0.0
+        self._last_remote: np.ndarray | None = None
+        self._last_local: np.ndarray | None = None
         self._muted = False
         self._camera_on = True
 
@@ -234,9 +238,16 @@ class CallScreen(QWidget):
         self.chat_input.clear()
 
     def _pull_frames(self) -> None:
-        if self.appointment is not None:
-            self.remote.show_frame(self.engine.latest_remote_frame(self.appointment))
-            self.local.show_frame(self.engine.latest_local_frame())
+        if self.appointment is None:
+            return
+        remote = self.engine.latest_remote_frame(self.appointment)
+        if remote is not None and remote is not self._last_remote:
+            self._last_remote = remote
+            self.remote.show_frame(remote)
+        local = self.engine.latest_local_frame()
+        if local is not None and local is not self._last_local:
+            self._last_local = local
+            self.local.show_frame(local)
 
     def _tick(self) -> None:
         s = int(time.monotonic() - self._started)
