@@ -65,18 +65,7 @@ WAIT_S = 20.0
 WINDOW = (1000.0, 3000.0)  # ms after the first remote frame: frames sampled for latency
 FPS = 30
 
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-)
+from tests.e2e.browser import CHROMIUM_FLAGS  # noqa: E402  one list of flags (RECIPES.md)
 
 # -- JavaScript: the timestamp strip (synthetic.py's layout) both ways ----------------
 
