@@ -15,6 +15,7 @@ class Actions:
     find: QAction
     new_statement: QAction
     devices: QAction
+    outbox: QAction
     lock: QAction
     quit: QAction
 
@@ -32,6 +33,7 @@ class Actions:
             new_appointment=make("&New appointment…", QKeySequence.StandardKey.New, "actionNew"),
             edit_appointment=make("&Edit appointment…", "Ctrl+E", "actionEdit"),
             find=make("&Find", QKeySequence.StandardKey.Find, "actionFind"),
+            outbox=make("&Outbox…", "Ctrl+Shift+O", "actionOutbox"),
             devices=make("Camera and &microphone…", "Ctrl+Shift+D", "actionDevices"),
             new_statement=make("New statement &without appointment…", "Ctrl+Shift+N", "actionNewStatement"),
             lock=lock,
@@ -40,5 +42,5 @@ class Actions:
 
     def set_unlocked(self, unlocked: bool) -> None:
         for a in (self.new_appointment, self.edit_appointment, self.find, self.new_statement, self.devices,
-                  self.lock):
+                  self.outbox, self.lock):
             a.setEnabled(unlocked)

@@ -88,6 +88,7 @@ class MainWindow:
         for a in (self.actions.new_appointment, self.actions.edit_appointment, self.actions.find,
                   self.actions.new_statement):
             menu.addAction(a)
+        menu.addAction(self.actions.outbox)
         menu.addAction(self.actions.devices)
         menu.addSeparator()
         menu.addAction(self.actions.lock)
@@ -104,6 +105,7 @@ class MainWindow:
         self.actions.find.triggered.connect(lambda: self.queue.search.setFocus())
         self.actions.new_statement.triggered.connect(self.new_standalone_statement)
         self.actions.devices.triggered.connect(self.choose_devices)
+        self.actions.outbox.triggered.connect(self.show_outbox)
         self.unlock_page.unlock_requested.connect(self._unlock)
         self._show_locked_state()
 
@@ -193,6 +195,35 @@ class MainWindow:
                 self.calls.engine.remove_listener(self._bridge)
             self.calls.stop()
             self.calls = None
+
+    def show_outbox(self) -> None:
+        session = self.session
+        if session is None:
+            return
+
+        def notifier() -> object:
+            from ..notify.outbox import OutboxNotifier
+
+            return OutboxNotifier(session.store) if self.session is session else None  # type: ignore[arg-type]
+
+        def load() -> list:
+            n = notifier()
+            session.audit_event(Category.CONSULTATION, "outbox", "outbox.view")
+            return n.list(open_only=False)  # type: ignore[union-attr]
+
+        def show(messages: list) -> None:
+            from .outbox_dialog import OutboxDialog
+
+            def run(fn, ok, fail) -> None:  # noqa: ANN001
+                Operation(self.worker, dialog, fn).success(ok).failure(fail).run()
+
+            dialog = OutboxDialog(messages, run, notifier, self.window)
+            self._dialogs.append(dialog)  # type: ignore[arg-type]  closed on lock like the others
+            dialog.finished.connect(lambda _r: dialog in self._dialogs and self._dialogs.remove(dialog))  # type: ignore[arg-type]
+            dialog.open()
+            self.outbox_dialog = dialog
+
+        Operation(self.worker, self.window, load).success(show).failure(self._error).run()
 
     def choose_devices(self) -> None:
         calls = self.calls

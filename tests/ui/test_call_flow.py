@@ -164,3 +164,33 @@ def test_choose_camera_and_microphone(qtbot, unlocked):
     assert main.calls.engine.settings.camera is None and main.calls.engine.settings.microphone is None
     main.calls.choose_devices(2, 5)
     assert (main.calls.engine.settings.camera, main.calls.engine.settings.microphone) == (2, 5)
+
+
+def test_outbox_shows_the_text_to_copy_and_records_sending(qtbot, unlocked):
+    main = unlocked
+    qtbot.waitUntil(lambda: main.calls is not None and main.calls.engine is not None, timeout=10000)
+    a = Appointment(
+        slot=datetime.now().astimezone() + timedelta(minutes=30), urn="99OB1234526", offence=OffenceType.FRAUD,
+        victim=VictimDetails("Olwen Invented-Outbox", date(1970, 2, 2), "07700 900321"),
+    )
+    main.session.save_appointment(a, new=True)
+    main.queue.upsert(a)
+    main.queue.day_enabled.setChecked(False)
+    select(main, a.id)
+    qtbot.mouseClick(main.queue.detail.link_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: a.id in main.links, timeout=10000)
+    main.actions.outbox.trigger()
+    qtbot.waitUntil(lambda: getattr(main, "outbox_dialog", None) is not None and main.outbox_dialog.isVisible(), timeout=5000)
+    d = main.outbox_dialog
+    assert d.list.count() >= 1 and "+447700900321" in d.to.text()
+    assert main.links[a.id] in d.text.toPlainText() and "Olwen" not in d.text.toPlainText()
+    qtbot.mouseClick(d.copy_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Copied" in d.list.item(0).text() or "copied" in d.list.item(0).text(), timeout=5000)
+    from PySide6.QtGui import QGuiApplication
+
+    assert main.links[a.id] in QGuiApplication.clipboard().text()
+    qtbot.mouseClick(d.sent_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "ent" in d.list.item(0).text().split(" · ")[1], timeout=5000)
+    assert "outbox.view" in [e.action for e in main.session.audit.entries()]
+    main.lock()  # the outbox closes with the lock: it holds numbers and links
+    assert not d.isVisible()
