@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from datetime import date
-from pathlib import Path
 
 from .domain.audit import Category
 from .config import Paths, Settings, load_settings
@@ -186,9 +185,3 @@ class Session:
         self.audit_event(Category.CONSULTATION, "vault", "session.lock")
         self.store.close()
         self.vault.close()
-
-
-def open_workspace(profile: Path | None, demo_mode: bool) -> Workspace:
-    from .config import resolve_paths
-
-    return Workspace(resolve_paths(profile, demo_mode))
