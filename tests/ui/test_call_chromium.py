@@ -5,15 +5,13 @@ and microphone), through the app's own loopback rendezvous."""
 from __future__ import annotations
 
 import os
-from datetime import date, datetime, timedelta
-
 import pytest
 from PySide6.QtCore import Qt
 
-from evr_desktop.domain.appointment import Appointment, OffenceType, Status, VictimDetails
+from evr_desktop.domain.appointment import OffenceType, Status
 from tests.e2e.browser import chromium, phone, playwright
 from tests.e2e.test_victim_page import wait_until
-from tests.ui.test_call_flow import select
+from tests.ui.test_call_flow import book_and_send_link, select
 
 pytestmark = pytest.mark.slow
 WAIT_MS = 20000
@@ -21,17 +19,7 @@ WAIT_MS = 20000
 
 def test_app_and_chromium_victim_call_end_to_end(qtbot, unlocked):
     main = unlocked
-    qtbot.waitUntil(lambda: main.calls is not None and main.calls.engine is not None, timeout=10000)
-    a = Appointment(
-        slot=datetime.now().astimezone() + timedelta(minutes=5), urn="99CR1234526", offence=OffenceType.BURGLARY_THEFT,
-        victim=VictimDetails("Eirlys Invented-Browser", date(1975, 6, 1), "07700 900555"),
-    )
-    main.session.save_appointment(a, new=True)
-    main.queue.upsert(a)
-    main.queue.day_enabled.setChecked(False)
-    select(main, a.id)
-    qtbot.mouseClick(main.queue.detail.link_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: a.id in main.links, timeout=10000)
+    a = book_and_send_link(qtbot, main, "Eirlys Invented-Browser", "07700 900555", "99CR1234526", OffenceType.BURGLARY_THEFT)
 
     with playwright() as p, chromium(p) as browser:
         context = browser.new_context(**phone(p))

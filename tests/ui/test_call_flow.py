@@ -38,22 +38,28 @@ def on_loop(loop, coro, timeout=20):
     return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
 
 
-def test_officer_calls_a_waiting_victim(qtbot, unlocked, victim_loop):
-    main = unlocked
+def book_and_send_link(qtbot, main, name: str, mobile: str, urn: str, offence: OffenceType) -> Appointment:
+    """Book an appointment for a few minutes from now (the demo's are at fixed
+    times today, possibly over), select it and press Send link, as an officer would."""
     qtbot.waitUntil(lambda: main.calls is not None and main.calls.engine is not None, timeout=10000)
-    # A booking for a few minutes from now (the demo's are at fixed times today).
     a = Appointment(
-        slot=datetime.now().astimezone() + timedelta(minutes=5), urn="99VC1234526", offence=OffenceType.ASSAULT,
-        victim=VictimDetails("Gwladys Invented-Caller", date(1980, 1, 1), "07700 900444"),
+        slot=datetime.now().astimezone() + timedelta(minutes=5), urn=urn, offence=offence,
+        victim=VictimDetails(name, date(1980, 1, 1), mobile),
     )
     main.session.save_appointment(a, new=True)
-    q = main.queue
-    q.upsert(a)
-    q.day_enabled.setChecked(False)
+    main.queue.upsert(a)
+    main.queue.day_enabled.setChecked(False)
     select(main, a.id)
-    # Send the link: the text goes to the encrypted outbox and is shown to copy.
-    qtbot.mouseClick(q.detail.link_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(main.queue.detail.link_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: a.id in main.links, timeout=10000)
+    return a
+
+
+def test_officer_calls_a_waiting_victim(qtbot, unlocked, victim_loop):
+    main = unlocked
+    # Send the link: the text goes to the encrypted outbox and is shown to copy.
+    a = book_and_send_link(qtbot, main, "Gwladys Invented-Caller", "07700 900444", "99VC1234526", OffenceType.ASSAULT)
+    q = main.queue
     link = main.links[a.id]
     assert link.startswith("http://127.0.0.1:") and "/j/" in link
     assert link in q.detail.link_label.text() and a.victim.full_name not in main.outbox_texts[a.id]
@@ -168,17 +174,7 @@ def test_choose_camera_and_microphone(qtbot, unlocked):
 
 def test_outbox_shows_the_text_to_copy_and_records_sending(qtbot, unlocked):
     main = unlocked
-    qtbot.waitUntil(lambda: main.calls is not None and main.calls.engine is not None, timeout=10000)
-    a = Appointment(
-        slot=datetime.now().astimezone() + timedelta(minutes=30), urn="99OB1234526", offence=OffenceType.FRAUD,
-        victim=VictimDetails("Olwen Invented-Outbox", date(1970, 2, 2), "07700 900321"),
-    )
-    main.session.save_appointment(a, new=True)
-    main.queue.upsert(a)
-    main.queue.day_enabled.setChecked(False)
-    select(main, a.id)
-    qtbot.mouseClick(main.queue.detail.link_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: a.id in main.links, timeout=10000)
+    a = book_and_send_link(qtbot, main, "Olwen Invented-Outbox", "07700 900321", "99OB1234526", OffenceType.FRAUD)
     main.actions.outbox.trigger()
     qtbot.waitUntil(lambda: getattr(main, "outbox_dialog", None) is not None and main.outbox_dialog.isVisible(), timeout=5000)
     d = main.outbox_dialog
