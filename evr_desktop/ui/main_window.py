@@ -23,14 +23,13 @@ from ..services import Refused, Session, Workspace
 from ..store.base import StoreError
 from ..vault.vault import VaultError, WrongPassphrase
 from .actions import Actions
+from .call_controller import CallController
 from .idle import InactivityWatcher
 from .operations import Operation, Worker
 from .unlock_page import UnlockPage
 
 if TYPE_CHECKING:
-    from ..call.embedded import EmbeddedCalls
     from ..statement.service import OpenedStatement
-    from .call_screen import CallScreen
     from .appointment_dialog import AppointmentDialog
     from .queue_screen import QueueScreen
     from .setup_page import SetupPage
@@ -76,12 +75,7 @@ class MainWindow:
         self._setup_page: SetupPage | None = None
         self._queue: QueueScreen | None = None
         self._statement_screen: StatementScreen | None = None
-        self._call_screen: CallScreen | None = None
-        self.calls: EmbeddedCalls | None = None
-        self._bridge: QObject | None = None
-        self.links: dict[str, str] = {}  # appointment id -> last link issued (shown to the officer)
-        self.outbox_texts: dict[str, str] = {}
-        self.link_refusals: list[tuple[str, str]] = []  # (appointment id, reason code)
+        self.calls = CallController(self)
         self._page_filters: list[QObject] = []
         self.window.setCentralWidget(self.stack)
         menu = self.window.menuBar().addMenu("&Appointments")
@@ -104,8 +98,8 @@ class MainWindow:
         )
         self.actions.find.triggered.connect(lambda: self.queue.search.setFocus())
         self.actions.new_statement.triggered.connect(self.new_standalone_statement)
-        self.actions.devices.triggered.connect(self.choose_devices)
-        self.actions.outbox.triggered.connect(self.show_outbox)
+        self.actions.devices.triggered.connect(self.calls.choose_devices)
+        self.actions.outbox.triggered.connect(self.calls.show_outbox)
         self.unlock_page.unlock_requested.connect(self._unlock)
         self._show_locked_state()
 
@@ -142,8 +136,8 @@ class MainWindow:
             q.viewed.connect(self._audit_view)
             q.statement_requested.connect(lambda a: self.open_statement(a.id))
             q.vps_requested.connect(lambda a: self.open_statement(a.id, StatementType.VPS))
-            q.link_requested.connect(self.send_link)
-            q.call_requested.connect(self.start_call)
+            q.link_requested.connect(self.calls.send_link)
+            q.call_requested.connect(self.calls.start_call)
             self.stack.addWidget(q)
             self._queue = q
         return self._queue
@@ -164,200 +158,6 @@ class MainWindow:
             self.stack.addWidget(screen)
             self._statement_screen = screen
         return self._statement_screen
-
-    # -- calls (the embedded rendezvous and engine) -------------------------------
-    def _start_calls(self) -> None:
-        """Start the engine and the loopback rendezvous once, off the GUI thread."""
-        if self.calls is not None:
-            return
-        from ..call.embedded import EmbeddedCalls
-        from .call_screen import CallBridge
-
-        self.calls = EmbeddedCalls()
-        bridge = CallBridge()
-        bridge.event.connect(self._call_event)
-        self._bridge = bridge
-        calls = self.calls
-
-        def started(_r: object) -> None:
-            assert calls.engine is not None
-            calls.engine.add_listener(bridge)
-            if calls.speaker_note:
-                self.window.statusBar().showMessage(calls.speaker_note, 15000)
-            log.info("call engine ready")
-
-        Operation(self.worker, self.window, calls.start).success(started).failure(self._error).run()
-
-    def shutdown(self) -> None:
-        """Stop the call engine and rendezvous (on quit)."""
-        if self.calls is not None:
-            if self.calls.engine is not None and self._bridge is not None:
-                self.calls.engine.remove_listener(self._bridge)
-            self.calls.stop()
-            self.calls = None
-
-    def show_outbox(self) -> None:
-        session = self.session
-        if session is None:
-            return
-
-        def notifier() -> object:
-            from ..notify.outbox import OutboxNotifier
-
-            return OutboxNotifier(session.store) if self.session is session else None  # type: ignore[arg-type]
-
-        def load() -> list:
-            n = notifier()
-            session.audit_event(Category.CONSULTATION, "outbox", "outbox.view")
-            return n.list(open_only=False)  # type: ignore[union-attr]
-
-        def show(messages: list) -> None:
-            from .outbox_dialog import OutboxDialog
-
-            def run(fn, ok, fail) -> None:  # noqa: ANN001
-                Operation(self.worker, dialog, fn).success(ok).failure(fail).run()
-
-            dialog = OutboxDialog(messages, run, notifier, self.window)
-            self._dialogs.append(dialog)  # type: ignore[arg-type]  closed on lock like the others
-            dialog.finished.connect(lambda _r: dialog in self._dialogs and self._dialogs.remove(dialog))  # type: ignore[arg-type]
-            dialog.open()
-            self.outbox_dialog = dialog
-
-        Operation(self.worker, self.window, load).success(show).failure(self._error).run()
-
-    def choose_devices(self) -> None:
-        calls = self.calls
-        if calls is None or calls.engine is None:
-            return
-
-        def probe() -> tuple[list, list]:
-            from ..capture.devices import list_cameras, list_microphones
-
-            return list_cameras(), list_microphones()
-
-        def show(found: tuple[list, list]) -> None:
-            from .devices_dialog import DevicesDialog
-
-            engine = calls.engine
-            if engine is None:
-                return
-            dialog = DevicesDialog(*found, engine.settings.camera, engine.settings.microphone, self.window)
-            dialog.accepted.connect(lambda: calls.choose_devices(*dialog.choice()))
-            dialog.open()
-            self.devices_dialog = dialog
-
-        Operation(self.worker, self.window, probe).success(show).failure(self._error).run()
-
-    def send_link(self, a: Appointment) -> None:
-        session, calls = self.session, self.calls
-        if session is None or calls is None or calls.engine is None:
-            return
-
-        def send() -> tuple[Appointment, str, str]:
-            from ..domain.appointment import ALLOWED_TRANSITIONS
-            from ..domain.sms import compose_for_appointment, to_e164
-            from ..notify.outbox import OutboxNotifier
-
-            current = session.store.get(a.id)
-            link = calls.issue_link(current)
-            text = compose_for_appointment(current, session.officer.force, link).text
-            result = OutboxNotifier(session.store).send(current.id, to_e164(current.victim.mobile), text)  # type: ignore[arg-type]
-            if result.status.value == "failed":
-                raise ValueError(result.message)
-            session.audit_event(Category.DISCLOSURE, current.id, "appointment.link_sent")
-            if Status.LINK_SENT in ALLOWED_TRANSITIONS[current.status]:
-                current = session.change_status(current.id, Status.LINK_SENT)
-            return current, link, text
-
-        def sent(result: tuple[Appointment, str, str]) -> None:
-            changed, link, text = result
-            if self.session is not session:
-                return
-            self.links[changed.id] = link
-            self.outbox_texts[changed.id] = text
-            self.queue.upsert(changed)
-            self.queue.detail.link_label.setText(f"Text in the outbox (copy it if needed):\n{text}")
-            self.window.statusBar().showMessage(f"Link ready for {changed.urn}", 5000)
-
-        Operation(self.worker, self.window, send).success(sent).failure(self._error).run()
-
-    def _call_event(self, e: object) -> None:
-        import shiboken6
-
-        from ..call import events as ev
-
-        if not shiboken6.isValid(self.window):  # an event queued as the app closed
-            return
-        if self._call_screen is not None:
-            self._call_screen.on_event(e)  # type: ignore[arg-type]
-        session = self.session
-        if isinstance(e, ev.VictimWaiting) and session is not None:
-            self._advance(e.appointment, Status.VICTIM_WAITING)
-            self.window.statusBar().showMessage("A victim is waiting for their video appointment", 10000)
-            from PySide6.QtWidgets import QApplication
-
-            QApplication.alert(self.window)  # the task bar flashes; no names anywhere
-            self._notify_desktop("A victim is waiting", "Open EVR Desktop to start the call.")
-        elif isinstance(e, ev.LinkRefused):
-            # Replayed, expired, second-device or revoked: the victim saw a kind
-            # page; the officer is told which appointment and why (no names).
-            self.link_refusals.append((e.appointment, e.reason))
-            self.window.statusBar().showMessage(f"A join link was refused ({e.reason}): {e.note}", 15000)
-        elif isinstance(e, ev.Error):
-            self.window.statusBar().showMessage(e.message, 10000)
-
-    def _notify_desktop(self, title: str, text: str) -> None:
-        from PySide6.QtWidgets import QSystemTrayIcon
-
-        if not QSystemTrayIcon.isSystemTrayAvailable():
-            return
-        if not hasattr(self, "_tray"):
-            self._tray = QSystemTrayIcon(self.window.windowIcon(), self.window)
-            self._tray.show()
-        self._tray.showMessage(title, text)
-
-    def _advance(self, appointment_id: str, status: Status) -> None:
-        session = self.session
-        if session is None:
-            return
-
-        def move() -> Appointment | None:
-            from ..domain.appointment import ALLOWED_TRANSITIONS
-
-            current = session.store.get(appointment_id)
-            if status in ALLOWED_TRANSITIONS[current.status]:
-                return session.change_status(appointment_id, status)
-            return None
-
-        Operation(self.worker, self.window, move).success(
-            lambda changed: changed is not None and self.session is session and self.queue.upsert(changed)
-        ).failure(self._error).run()
-
-    def start_call(self, a: Appointment) -> None:
-        calls = self.calls
-        if self.session is None or calls is None or calls.engine is None:
-            return
-        from .call_screen import CallScreen
-
-        if self._call_screen is None:
-            self._call_screen = CallScreen(calls.engine, self.window)
-            self._call_screen.ended.connect(self._call_ended)
-            self.stack.addWidget(self._call_screen)
-        screen = self._call_screen
-        self.stack.setCurrentWidget(screen)
-        screen.start(a.id)
-        self._advance(a.id, Status.IN_CALL)
-        # The statement, docked beside the video.
-        self._open_statement(
-            lambda s: s.statements.open_for_appointment(a.id),
-            show=lambda statement_screen: screen.dock(statement_screen),
-        )
-
-    def _call_ended(self, _appointment_id: str) -> None:
-        screen = self._statement_screen
-        if screen is not None and self._call_screen is not None and screen.parent() is not self.stack:
-            self.stack.addWidget(screen)  # undock: go on with the statement after the call
-            self.stack.setCurrentWidget(screen)
 
     # -- statements -------------------------------------------------------------
     def open_statement(self, appointment_id: str, statement_type: StatementType = StatementType.WITNESS) -> None:
@@ -460,7 +260,7 @@ class MainWindow:
         self.stack.setCurrentWidget(self.queue)
         self.idle.start()
         self.refresh()
-        self._start_calls()
+        self.calls.start()
 
     def refresh(self) -> None:
         session = self.session
@@ -485,14 +285,15 @@ class MainWindow:
     def _idle(self) -> None:
         """No input for the set time: lock, unless a call is under way (talking
         to the victim is activity even when nobody touches the keyboard)."""
-        if self._call_screen is not None and self._call_screen.appointment is not None:
+        if self.calls.in_call:
             self.idle.start()
             return
         self.lock()
 
     def lock(self) -> None:
-        if self._call_screen is not None and self._call_screen.appointment is not None:
-            self._call_screen.end_call()  # a locked app shows nothing, so no call goes on behind it
+        if self.calls.in_call:
+            assert self.calls.screen is not None
+            self.calls.screen.end_call()  # a locked app shows nothing, so no call goes on behind it
         if self._statement_screen is not None:
             # Queued on the single worker ahead of session.lock(): nothing typed is lost.
             self._statement_screen.save_now()
@@ -567,6 +368,10 @@ class MainWindow:
         box = QMessageBox(QMessageBox.Icon.Warning, APP_TITLE, plain_message(exc), parent=self.window)
         box.setObjectName("errorBox")
         box.open()
+
+    def shutdown(self) -> None:
+        """Stop the call engine and rendezvous (on quit)."""
+        self.calls.shutdown()
 
     def show(self) -> None:
         self.window.show()

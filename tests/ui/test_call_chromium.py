@@ -24,7 +24,7 @@ def test_app_and_chromium_victim_call_end_to_end(qtbot, unlocked):
     with playwright() as p, chromium(p) as browser:
         context = browser.new_context(**phone(p))
         page = context.new_page()
-        page.goto(main.links[a.id])
+        page.goto(main.calls.links[a.id])
         page.locator("#consent-agree").click()
         page.locator("#perm-start").click()
         page.locator("#screen-waiting").wait_for(state="visible", timeout=WAIT_MS)
@@ -35,7 +35,7 @@ def test_app_and_chromium_victim_call_end_to_end(qtbot, unlocked):
 
         # The officer starts the call.
         qtbot.mouseClick(main.queue.detail.call_button, Qt.MouseButton.LeftButton)
-        screen = main._call_screen
+        screen = main.calls.screen
         qtbot.waitUntil(lambda: screen.state.text() == "Connected", timeout=WAIT_MS)
         page.locator("#screen-call").wait_for(state="visible", timeout=WAIT_MS)
         # Video both ways: painted in the call window, playing on the phone.
@@ -43,7 +43,7 @@ def test_app_and_chromium_victim_call_end_to_end(qtbot, unlocked):
         wait_until(page, "document.getElementById('remote-video').videoWidth > 0", timeout=WAIT_MS)
         # Audio too: the victim's fake microphone reaches the engine, and the
         # officer's tone plays in the page (its audio track is live and unmuted).
-        session = main.calls.engine.session(a.id)
+        session = main.calls.embedded.engine.session(a.id)
         qtbot.waitUntil(lambda: session.frames_in["audio"] > 25, timeout=WAIT_MS)
         wait_until(page, "document.getElementById('remote-video').srcObject.getAudioTracks().some(t => t.readyState === 'live' && !t.muted)", timeout=WAIT_MS)
         # Chat each way.

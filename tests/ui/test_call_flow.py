@@ -41,7 +41,7 @@ def on_loop(loop, coro, timeout=20):
 def book_and_send_link(qtbot, main, name: str, mobile: str, urn: str, offence: OffenceType) -> Appointment:
     """Book an appointment for a few minutes from now (the demo's are at fixed
     times today, possibly over), select it and press Send link, as an officer would."""
-    qtbot.waitUntil(lambda: main.calls is not None and main.calls.engine is not None, timeout=10000)
+    qtbot.waitUntil(lambda: main.calls.embedded is not None and main.calls.embedded.engine is not None, timeout=10000)
     a = Appointment(
         slot=datetime.now().astimezone() + timedelta(minutes=5), urn=urn, offence=offence,
         victim=VictimDetails(name, date(1980, 1, 1), mobile),
@@ -51,7 +51,7 @@ def book_and_send_link(qtbot, main, name: str, mobile: str, urn: str, offence: O
     main.queue.day_enabled.setChecked(False)
     select(main, a.id)
     qtbot.mouseClick(main.queue.detail.link_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: a.id in main.links, timeout=10000)
+    qtbot.waitUntil(lambda: a.id in main.calls.links, timeout=10000)
     return a
 
 
@@ -60,9 +60,9 @@ def test_officer_calls_a_waiting_victim(qtbot, unlocked, victim_loop):
     # Send the link: the text goes to the encrypted outbox and is shown to copy.
     a = book_and_send_link(qtbot, main, "Gwladys Invented-Caller", "07700 900444", "99VC1234526", OffenceType.ASSAULT)
     q = main.queue
-    link = main.links[a.id]
+    link = main.calls.links[a.id]
     assert link.startswith("http://127.0.0.1:") and "/j/" in link
-    assert link in q.detail.link_label.text() and a.victim.full_name not in main.outbox_texts[a.id]
+    assert link in q.detail.link_label.text() and a.victim.full_name not in main.calls.outbox_texts[a.id]
     qtbot.waitUntil(lambda: main.session.store.get(a.id).status is Status.LINK_SENT, timeout=5000)
 
     # The victim opens it and waits.
@@ -82,7 +82,7 @@ def test_officer_calls_a_waiting_victim(qtbot, unlocked, victim_loop):
         # Start the call from the detail pane.
         select(main, a.id)
         qtbot.mouseClick(main.queue.detail.call_button, Qt.MouseButton.LeftButton)
-        screen = main._call_screen
+        screen = main.calls.screen
         qtbot.waitUntil(lambda: screen.state.text() == "Connected", timeout=20000)
         # The statement is docked beside the call.
         qtbot.waitUntil(lambda: main._statement_screen is not None and main._statement_screen.parent() is screen.splitter, timeout=10000)
@@ -123,7 +123,7 @@ def test_officer_calls_a_waiting_victim(qtbot, unlocked, victim_loop):
                 return r.status
 
         assert on_loop(victim_loop, reopen()) in (403, 410)
-        qtbot.waitUntil(lambda: any(appt == a.id for appt, _reason in main.link_refusals), timeout=10000)
+        qtbot.waitUntil(lambda: any(appt == a.id for appt, _reason in main.calls.link_refusals), timeout=10000)
         assert "refused" in main.window.statusBar().currentMessage()
     finally:
         on_loop(victim_loop, victim.close())
@@ -145,46 +145,46 @@ async def _session() -> aiohttp.ClientSession:
 
 def test_inactivity_does_not_lock_during_a_call(qtbot, unlocked):
     main = unlocked
-    qtbot.waitUntil(lambda: main.calls is not None and main.calls.engine is not None, timeout=10000)
+    qtbot.waitUntil(lambda: main.calls.embedded is not None and main.calls.embedded.engine is not None, timeout=10000)
     from evr_desktop.ui.call_screen import CallScreen
 
-    main._call_screen = CallScreen(main.calls.engine, main.window)
-    main._call_screen.appointment = "in-progress"  # as if a call were under way
+    main.calls.screen = CallScreen(main.calls.embedded.engine, main.window)
+    main.calls.screen.appointment = "in-progress"  # as if a call were under way
     main.idle.set_timeout_ms(150)
     main.idle.start()
     qtbot.wait(600)
     assert main.stack.currentWidget() is main.queue and main.session is not None
-    main._call_screen.appointment = None
+    main.calls.screen.appointment = None
     qtbot.waitUntil(lambda: main.stack.currentWidget() is main.unlock_page, timeout=3000)
 
 
 def test_choose_camera_and_microphone(qtbot, unlocked):
     main = unlocked
-    qtbot.waitUntil(lambda: main.calls is not None and main.calls.engine is not None, timeout=10000)
+    qtbot.waitUntil(lambda: main.calls.embedded is not None and main.calls.embedded.engine is not None, timeout=10000)
     main.actions.devices.trigger()
-    qtbot.waitUntil(lambda: getattr(main, "devices_dialog", None) is not None and main.devices_dialog.isVisible(), timeout=10000)
-    d = main.devices_dialog
+    qtbot.waitUntil(lambda: getattr(main.calls, "devices_dialog", None) is not None and main.calls.devices_dialog.isVisible(), timeout=10000)
+    d = main.calls.devices_dialog
     # This machine has neither: only the automatic (test pattern / tone) choices.
     assert d.camera.count() >= 1 and d.camera.itemData(0) is None
     d.accept()
-    assert main.calls.engine.settings.camera is None and main.calls.engine.settings.microphone is None
-    main.calls.choose_devices(2, 5)
-    assert (main.calls.engine.settings.camera, main.calls.engine.settings.microphone) == (2, 5)
+    assert main.calls.embedded.engine.settings.camera is None and main.calls.embedded.engine.settings.microphone is None
+    main.calls.embedded.choose_devices(2, 5)
+    assert (main.calls.embedded.engine.settings.camera, main.calls.embedded.engine.settings.microphone) == (2, 5)
 
 
 def test_outbox_shows_the_text_to_copy_and_records_sending(qtbot, unlocked):
     main = unlocked
     a = book_and_send_link(qtbot, main, "Olwen Invented-Outbox", "07700 900321", "99OB1234526", OffenceType.FRAUD)
     main.actions.outbox.trigger()
-    qtbot.waitUntil(lambda: getattr(main, "outbox_dialog", None) is not None and main.outbox_dialog.isVisible(), timeout=5000)
-    d = main.outbox_dialog
+    qtbot.waitUntil(lambda: getattr(main.calls, "outbox_dialog", None) is not None and main.calls.outbox_dialog.isVisible(), timeout=5000)
+    d = main.calls.outbox_dialog
     assert d.list.count() >= 1 and "+447700900321" in d.to.text()
-    assert main.links[a.id] in d.text.toPlainText() and "Olwen" not in d.text.toPlainText()
+    assert main.calls.links[a.id] in d.text.toPlainText() and "Olwen" not in d.text.toPlainText()
     qtbot.mouseClick(d.copy_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "Copied" in d.list.item(0).text() or "copied" in d.list.item(0).text(), timeout=5000)
     from PySide6.QtGui import QGuiApplication
 
-    assert main.links[a.id] in QGuiApplication.clipboard().text()
+    assert main.calls.links[a.id] in QGuiApplication.clipboard().text()
     qtbot.mouseClick(d.sent_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "ent" in d.list.item(0).text().split(" · ")[1], timeout=5000)
     assert "outbox.view" in [e.action for e in main.session.audit.entries()]
