@@ -14,7 +14,7 @@ import html
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -191,7 +191,7 @@ class StatementScreen(QWidget):
         service, statement_id = self._service(), self.opened.id
         self._run(
             lambda: service.versions(statement_id),
-            lambda versions: HistoryDialog(versions, service.field_labels(), self).open(),
+            lambda versions: HistoryDialog(versions, service.field_labels(), self._run, self).open(),
             self._fail,
         )
 
@@ -246,8 +246,12 @@ class StatementScreen(QWidget):
 class HistoryDialog(QDialog):
     """Every saved version, and a readable diff between any two."""
 
-    def __init__(self, versions: list[StatementVersion], labels: dict[str, str], parent: QWidget | None = None):
+    def __init__(
+        self, versions: list[StatementVersion], labels: dict[str, str], run: Callable[..., None],
+        parent: QWidget | None = None,
+    ):
         super().__init__(parent)
+        self._run = run  # diffs of long statements are computed on the worker, not the GUI thread
         self.setWindowTitle("Statement history")
         self.setObjectName("historyDialog")
         self.resize(760, 560)
@@ -290,21 +294,31 @@ class HistoryDialog(QDialog):
         return next(v for v in self.versions if v.number == number)
 
     def refresh(self) -> None:
-        from ..domain.statement_diff import diff_versions, summary
-
         if not self.versions:
             self.view.setPlainText("No saved versions yet.")
             return
         a, b = self._version(self.old.currentData()), self._version(self.new.currentData())
-        diff = diff_versions(a.content, b.content, self.labels)
-        self.summary.setText(summary(diff) or "No differences.")
-        colours = {"added": "#d8f3dc", "removed": "#ffd6d6", "changed": "#fff3bf", "same": "transparent"}
-        marks = {"added": "+", "removed": "−", "changed": "~", "same": " "}
-        rows = []
-        for line in diff:
-            text = line.text if line.kind != "changed" else f"{line.old}  →  {line.new}"
-            rows.append(
-                f'<div style="background:{colours.get(line.kind, "transparent")};white-space:pre-wrap;'
-                f'font-family:monospace">{marks.get(line.kind, " ")} {html.escape(text)}</div>'
-            )
-        self.view.setHtml("".join(rows) or "<i>No differences.</i>")
+        self.summary.setText("Comparing…")
+        self._run(lambda: _diff_html(a, b, self.labels), self._show, lambda e: self.summary.setText(str(e)))
+
+    def _show(self, result: tuple[str, str]) -> None:
+        summary_text, html_text = result
+        self.summary.setText(summary_text)
+        self.view.setHtml(html_text)
+
+
+def _diff_html(a: StatementVersion, b: StatementVersion, labels: dict[str, str]) -> tuple[str, str]:
+    """The diff as (summary, HTML); pure, runs on the worker."""
+    from ..domain.statement_diff import diff_versions, summary
+
+    diff = diff_versions(a.content, b.content, labels)
+    colours = {"added": "#d8f3dc", "removed": "#ffd6d6", "changed": "#fff3bf", "same": "transparent"}
+    marks = {"added": "+", "removed": "−", "changed": "~", "same": " "}
+    rows = []
+    for line in diff:
+        text = line.text if line.kind != "changed" else f"{line.old}  →  {line.new}"
+        rows.append(
+            f'<div style="background:{colours.get(line.kind, "transparent")};white-space:pre-wrap;'
+            f'font-family:monospace">{marks.get(line.kind, " ")} {html.escape(text)}</div>'
+        )
+    return summary(diff) or "No differences.", "".join(rows) or "<i>No differences.</i>"

@@ -75,6 +75,7 @@ def test_draft_autosave_history_and_prefill(qtbot, unlocked):
     dialog = next(w for w in QApplication.topLevelWidgets() if isinstance(w, HistoryDialog) and w.isVisible())
     dialog.old.setCurrentIndex(0)
     dialog.new.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: "kicked" in dialog.view.toPlainText(), timeout=5000)  # computed on the worker
     text = dialog.view.toPlainText()
     assert "kicked" in text and "punched" in text
     assert "narrative" in dialog.summary.text().lower()
