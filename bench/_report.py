@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 
 
 def stats(values: list[float]) -> tuple[float, float, float]:
@@ -21,3 +22,22 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     lines = [fmt(headers), "  ".join("-" * w for w in widths)]
     lines += [fmt(r) for r in rows]
     return "\n".join("  " + line for line in lines)
+
+
+def child_env(root: Path, pycache: Path | None, **extra: str) -> dict[str, str]:
+    """The environment for a timed child process.
+
+    An installed app runs from bytecode. This machine's environment may set
+    PYTHONDONTWRITEBYTECODE, which would make every child recompile whatever
+    has no up-to-date .pyc; so the children read and write bytecode in a cache
+    of their own (filled by the warm-up run, removed at the end), and nothing
+    is written into the source tree."""
+    import os
+
+    env = dict(os.environ)
+    env.update(extra)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if pycache is not None:
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
+    return env

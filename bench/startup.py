@@ -45,6 +45,7 @@ import textwrap
 import time
 from pathlib import Path
 
+from _report import child_env as _child_env
 from _report import stats, table  # bench/ is sys.path[0] when run as a script
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -186,18 +187,7 @@ PYCACHE: Path | None = None  # set in main(): a bytecode cache inside the tempor
 
 
 def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["QT_QPA_PLATFORM"] = "offscreen"
-    # An installed app runs from bytecode. This machine's environment may set
-    # PYTHONDONTWRITEBYTECODE, which would make every child recompile whatever
-    # has no up-to-date .pyc; so the children read and write bytecode in a
-    # cache of their own (filled by the warm-up run, removed at the end), and
-    # nothing is written into the source tree.
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    if PYCACHE is not None:
-        env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    return env
+    return _child_env(ROOT, PYCACHE, QT_QPA_PLATFORM="offscreen")
 
 
 class ChildFailed(RuntimeError):

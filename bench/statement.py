@@ -38,6 +38,7 @@ import textwrap
 import time
 from pathlib import Path
 
+from _report import child_env as _child_env
 from _report import stats, table  # bench/ is sys.path[0] when run as a script
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -219,13 +220,7 @@ PYCACHE: Path | None = None  # set in main(): a bytecode cache inside the tempor
 
 
 def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # As in bench/startup.py: children use bytecode, from a cache of their own.
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    if PYCACHE is not None:
-        env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    return env
+    return _child_env(ROOT, PYCACHE)
 
 
 class ChildFailed(RuntimeError):

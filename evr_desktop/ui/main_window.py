@@ -17,7 +17,6 @@ from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QStackedWidget, QWidget
 
 from ..domain.audit import Category
-from ..domain.statement_doc import StatementType
 from ..domain.appointment import Appointment, Status
 from ..services import Refused, Session, Workspace
 from ..store.base import StoreError
@@ -135,7 +134,7 @@ class MainWindow:
             q.status_requested.connect(self._change_status)
             q.viewed.connect(self._audit_view)
             q.statement_requested.connect(lambda a: self.open_statement(a.id))
-            q.vps_requested.connect(lambda a: self.open_statement(a.id, StatementType.VPS))
+            q.vps_requested.connect(lambda a: self.open_statement(a.id, "vps"))
             q.link_requested.connect(self.calls.send_link)
             q.call_requested.connect(self.calls.start_call)
             self.stack.addWidget(q)
@@ -160,8 +159,13 @@ class MainWindow:
         return self._statement_screen
 
     # -- statements -------------------------------------------------------------
-    def open_statement(self, appointment_id: str, statement_type: StatementType = StatementType.WITNESS) -> None:
-        self._open_statement(lambda s: s.statements.open_for_appointment(appointment_id, statement_type))
+    def open_statement(self, appointment_id: str, statement_type: str = "witness") -> None:
+        """``statement_type``: a ``StatementType`` value (the module loads on
+        first use, not before the first paint)."""
+        from ..domain.statement_doc import StatementType
+
+        kind = StatementType(statement_type)
+        self._open_statement(lambda s: s.statements.open_for_appointment(appointment_id, kind))
 
     def new_standalone_statement(self) -> None:
         self._open_statement(lambda s: s.statements.open_standalone())
