@@ -228,6 +228,12 @@ class MainWindow:
                     self.unlock_page.busy()
                     self._unlock(passphrase)
 
+        if self.workspace.paths.vault.exists():
+            # The usual case: show the unlock screen at once (one stat, no
+            # reading), with the button off until the profile has been checked.
+            self.stack.setCurrentWidget(self.unlock_page)
+            self.unlock_page.button.setEnabled(False)
+            self.unlock_page.set_officer("Checking the profile…")
         Operation(self.worker, self.window, load).success(loaded).failure(self._fatal).run()
 
     def _fatal(self, exc: BaseException) -> None:
