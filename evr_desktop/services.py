@@ -13,19 +13,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from datetime import date
 
-from .domain.audit import Category
 from .config import Paths, Settings, load_settings
-from .domain import appointment as appt
-from .domain import eligibility
-from .domain.officer import OfficerIdentity, validate_officer
-from .domain.passphrase import assess
-from .store.base import AppointmentRepository, StoreError
-from .vault import vault
+from .domain.audit import Category
 from .vault.kdf import KdfParams, calibrate
-from .vault.vault import ForceProvisioning, UnlockedVault, VaultHeader
 
+# The rest is imported where first used: the app constructs a Workspace before
+# its first paint (the unlock screen), and that paint should not wait for the
+# appointment domain, the vault's internals or the store. They load on the
+# worker thread during the profile check or the unlock.
 if TYPE_CHECKING:
     from .audit.log import AuditLog
+    from .domain import appointment as appt
+    from .domain import eligibility
+    from .domain.officer import OfficerIdentity
+    from .store.base import AppointmentRepository
+    from .vault.vault import ForceProvisioning, UnlockedVault, VaultHeader
     from .statement.service import StatementService
 
 
@@ -64,9 +66,13 @@ class Workspace:
 
     @property
     def needs_setup(self) -> bool:
+        from .vault import vault
+
         return not vault.exists(self.paths.profile)
 
     def header(self) -> VaultHeader:
+        from .vault import vault
+
         return vault.read_header(self.paths.profile)
 
     def create(
@@ -76,6 +82,10 @@ class Workspace:
         provisioning: ForceProvisioning | None = None,
         with_demo_data: bool | None = None,
     ) -> Session:
+        from .domain.officer import validate_officer
+        from .domain.passphrase import assess
+        from .vault import vault
+
         problems = validate_officer(officer)
         strength = assess(passphrase, (officer.name, officer.collar, officer.force))
         problems += list(strength.problems)
@@ -101,6 +111,8 @@ class Workspace:
         return session
 
     def unlock(self, passphrase: str) -> Session:
+        from .vault import vault
+
         unlocked = vault.unlock(self.paths.profile, passphrase)
         if self.audit is None:
             self.audit = _open_audit(self.paths)
@@ -110,6 +122,7 @@ class Workspace:
 
     def _open_session(self, unlocked: UnlockedVault) -> Session:
         assert self.audit is not None
+        from .store.base import StoreError
         from .store.sqlite import SqliteStore  # not needed before the first unlock
 
         try:
@@ -160,6 +173,9 @@ class Session:
     def save_appointment(self, a: appt.Appointment, *, new: bool) -> eligibility.Eligibility:
         """Validate, check eligibility, store and audit. Ineligible bookings are
         refused with their reasons: video must not be offered to them."""
+        from .domain import appointment as appt
+        from .domain import eligibility
+
         problems = appt.validate(a)
         if problems:
             raise Refused(problems)

@@ -21,10 +21,16 @@ class Actions:
 
     @classmethod
     def create(cls, parent: QWidget) -> Actions:
-        def make(text: str, shortcut: QKeySequence | str, name: str) -> QAction:
+        def make(text: str, shortcut: QKeySequence.StandardKey | str, name: str) -> QAction:
             a = QAction(text, parent)
             a.setObjectName(name)
-            a.setShortcut(QKeySequence(shortcut))
+            # setShortcuts, not setShortcut: resolving setShortcut's overloads
+            # builds every enum of PySide6's ``Qt`` namespace (~25-40 ms) before
+            # the first paint. A standard key also gets all its platform bindings.
+            if isinstance(shortcut, str):
+                a.setShortcuts([QKeySequence(shortcut)])
+            else:
+                a.setShortcuts(shortcut)
             parent.addAction(a)
             return a
 

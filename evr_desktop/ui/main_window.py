@@ -17,17 +17,18 @@ from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QStackedWidget, QWidget
 
 from ..domain.audit import Category
-from ..domain.appointment import Appointment, Status
 from ..services import Refused, Session, Workspace
-from ..store.base import StoreError
-from ..vault.vault import VaultError, WrongPassphrase
 from .actions import Actions
-from .call_controller import CallController
 from .idle import InactivityWatcher
 from .operations import Operation, Worker
 from .unlock_page import UnlockPage
 
+# Only what the unlock screen needs is imported above: the first paint should
+# not wait for the appointment domain, the vault's internals or the call
+# machinery (each is imported where first used).
 if TYPE_CHECKING:
+    from ..domain.appointment import Appointment, Status
+    from .call_controller import CallController
     from ..statement.service import OpenedStatement
     from .appointment_dialog import AppointmentDialog
     from .queue_screen import QueueScreen
@@ -40,6 +41,9 @@ APP_TITLE = "EVR Desktop"
 
 def plain_message(exc: BaseException) -> str:
     """What the officer sees for an error: the domain's own words, never a traceback."""
+    from ..store.base import StoreError
+    from ..vault.vault import VaultError
+
     if isinstance(exc, Refused):
         return " ".join(exc.reasons)
     if isinstance(exc, (VaultError, StoreError, ValueError)):
@@ -74,7 +78,7 @@ class MainWindow:
         self._setup_page: SetupPage | None = None
         self._queue: QueueScreen | None = None
         self._statement_screen: StatementScreen | None = None
-        self.calls = CallController(self)
+        self._calls: CallController | None = None
         self._page_filters: list[QObject] = []
         self.window.setCentralWidget(self.stack)
         menu = self.window.menuBar().addMenu("&Appointments")
@@ -97,12 +101,21 @@ class MainWindow:
         )
         self.actions.find.triggered.connect(lambda: self.queue.search.setFocus())
         self.actions.new_statement.triggered.connect(self.new_standalone_statement)
-        self.actions.devices.triggered.connect(self.calls.choose_devices)
-        self.actions.outbox.triggered.connect(self.calls.show_outbox)
+        self.actions.devices.triggered.connect(lambda: self.calls.choose_devices())
+        self.actions.outbox.triggered.connect(lambda: self.calls.show_outbox())
         self.unlock_page.unlock_requested.connect(self._unlock)
         self._show_locked_state()
 
     # -- pages, built on first use ----------------------------------------------
+    @property
+    def calls(self) -> CallController:
+        """The call machinery (engine, rendezvous, call screen), made on first use."""
+        if self._calls is None:
+            from .call_controller import CallController
+
+            self._calls = CallController(self)
+        return self._calls
+
     def watch_pages(self, event_filter: QObject) -> None:
         """Install an event filter on the set-up and unlock pages (now or when built)."""
         self._page_filters.append(event_filter)
@@ -253,6 +266,8 @@ class MainWindow:
         op.success(self._unlocked).failure(lambda e: self.setup_page.failed(plain_message(e))).run()
 
     def _unlock(self, passphrase: str) -> None:
+        from ..vault.vault import WrongPassphrase
+
         def failed(exc: BaseException) -> None:
             self.unlock_page.failed(plain_message(exc), isinstance(exc, WrongPassphrase))
 
@@ -295,15 +310,15 @@ class MainWindow:
     def _idle(self) -> None:
         """No input for the set time: lock, unless a call is under way (talking
         to the victim is activity even when nobody touches the keyboard)."""
-        if self.calls.in_call:
+        if self._calls is not None and self._calls.in_call:
             self.idle.start()
             return
         self.lock()
 
     def lock(self) -> None:
-        if self.calls.in_call:
-            assert self.calls.screen is not None
-            self.calls.screen.end_call()  # a locked app shows nothing, so no call goes on behind it
+        if self._calls is not None and self._calls.in_call:
+            assert self._calls.screen is not None
+            self._calls.screen.end_call()  # a locked app shows nothing, so no call goes on behind it
         if self._statement_screen is not None:
             # Queued on the single worker ahead of session.lock(): nothing typed is lost.
             self._statement_screen.save_now()
@@ -381,7 +396,8 @@ class MainWindow:
 
     def shutdown(self) -> None:
         """Stop the call engine and rendezvous (on quit)."""
-        self.calls.shutdown()
+        if self._calls is not None:
+            self._calls.shutdown()
 
     def show(self) -> None:
         self.window.show()

@@ -10,24 +10,32 @@ whose parent widget has been deleted meanwhile is dropped, not called.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 log = logging.getLogger(__name__)
 
 
 class _GuiRelay(QObject):
-    """Lives on the GUI thread; ``call`` may be emitted from any thread."""
+    """Lives on the GUI thread; ``call`` is emitted from other threads only.
+
+    The default (auto) connection queues a cross-thread emit onto the GUI
+    thread's event loop. ``Qt.ConnectionType.QueuedConnection`` would say the
+    same thing explicitly, but the first use of PySide6's ``Qt`` namespace
+    builds all its enums (~25-40 ms here) before the first paint; ``Worker.on_gui``
+    keeps GUI-thread calls asynchronous itself.
+    """
 
     call = Signal(object)
 
     def __init__(self) -> None:
         super().__init__()
-        self.call.connect(self._run, Qt.ConnectionType.QueuedConnection)
+        self.call.connect(self._run)
 
     @Slot(object)
     def _run(self, fn: Callable[[], None]) -> None:
@@ -40,13 +48,22 @@ class Worker:
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evr-worker")
         self._relay = _GuiRelay()
+        self._gui_thread = threading.get_ident()
         self.pending = 0
 
     def submit(self, fn: Callable[[], Any]) -> Future[Any]:
         return self._pool.submit(fn)
 
     def on_gui(self, fn: Callable[[], None]) -> None:
-        self._relay.call.emit(fn)
+        """Run ``fn`` on the GUI thread, always later, never inside the caller.
+
+        From the GUI thread itself (a future that was already done when its
+        callback was added) a zero timer defers it; from any other thread the
+        relay's signal is queued."""
+        if threading.get_ident() == self._gui_thread:
+            QTimer.singleShot(0, fn)
+        else:
+            self._relay.call.emit(fn)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)
