@@ -11,7 +11,8 @@ Threads (see ../shared/DESIGN.md "Threads" and docs/call-engine.md):
   the synthetic sources), paced by the device, and wrap frames for aiortc.
 - ``display-frames``: converts the newest decoded remote frame to RGB for
   ``latest_remote_frame()`` (latest-wins: older frames are dropped, never
-  queued).
+  queued), then calls ``frame_listener(key)`` so the UI paints it at once
+  instead of finding it at its next poll.
 - ``encoded-tap``: hands encoded frames to the recorder (see tap.py).
 - aiortc's own decoder threads and its executor for encoding.
 
@@ -51,6 +52,7 @@ from ..capture.devices import SourceChoice, choose_sources
 from ..capture.tracks import AudioSourceTrack, VideoSourceTrack
 from . import events as ev
 from .ice import set_host_addresses
+from .jitter import use_marker_jitter_buffer
 from .tap import EncodedFrameTap, TapUnsupported, tap_receiver, tap_sender
 from .verification import NoFingerprint, verification_code
 
@@ -126,9 +128,13 @@ def _plain_network_error(exc: BaseException) -> str:
 class LatestFrames:
     """Newest decoded frame per key, converted to RGB on a worker thread.
     ``put`` (event loop) and ``get`` (any thread) never wait on a conversion;
-    a frame that arrives before the previous one was converted replaces it."""
+    a frame that arrives before the previous one was converted replaces it.
 
-    def __init__(self) -> None:
+    ``notify(key)``, if given, runs on the conversion thread after each
+    conversion (keep it short: the UI only emits a queued signal)."""
+
+    def __init__(self, notify: Callable[[str], None] | None = None) -> None:
+        self._notify = notify
         self._lock = threading.Lock()
         self._pending: dict[str, Any] = {}
         self._rgb: dict[str, np.ndarray] = {}
@@ -177,6 +183,11 @@ class LatestFrames:
                 with self._lock:
                     self._rgb[key] = rgb
                 self.converted += 1
+                if self._notify is not None:
+                    try:
+                        self._notify(key)
+                    except Exception:
+                        log.exception("display: the frame listener failed")
 
 
 # --- signalling -------------------------------------------------------------------------
@@ -380,6 +391,8 @@ class CallSession:
                 log.error("encoded tap unavailable: %s", exc)
                 engine._emit(ev.Error("Recording cannot tap this call's media (an unsupported "
                                       "aiortc version).", self.appointment, code="tap"))
+            if transceiver.kind == "video" and use_marker_jitter_buffer(transceiver.receiver) is None:
+                log.warning("video frames complete one frame later (aiortc's jitter buffer is not replaceable)")
         channel = pc.createDataChannel(DATA_CHANNEL, ordered=True)
         self.channel = channel
 
@@ -652,6 +665,9 @@ class CallEngine:
         self._signalling_task: asyncio.Task | None = None
         self.signalling: SignallingClient | None = None
         self.display: LatestFrames | None = None
+        # Called on the display thread with "remote:<appointment>" each time a
+        # new remote frame is ready (the call window paints on it).
+        self.frame_listener: Callable[[str], None] | None = None
         self.sessions: dict[str, CallSession] = {}
         self.waiting: set[str] = set()
         self._media: LocalMedia | None = None
@@ -683,6 +699,11 @@ class CallEngine:
             except Exception:
                 log.exception("a call-engine listener failed on %s", type(event).__name__)
 
+    def _frame_ready(self, key: str) -> None:
+        fn = self.frame_listener
+        if fn is not None:
+            fn(key)
+
     # -- lifecycle ---------------------------------------------------------------
 
     @property
@@ -693,7 +714,7 @@ class CallEngine:
         if self.running:
             return
         set_host_addresses(self.settings.host_candidates)
-        self.display = LatestFrames()
+        self.display = LatestFrames(notify=self._frame_ready)
         self.tap.start()
         ready = threading.Event()
 

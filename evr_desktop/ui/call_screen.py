@@ -28,8 +28,10 @@ from PySide6.QtWidgets import (
 
 from ..call import events as ev
 
-# Poll at display rate: a new frame waits at most one tick (8 ms on average)
-# before it is painted; an unchanged frame is not copied or painted again.
+# The victim's frames are pushed: the engine's display thread signals each
+# converted frame and it is painted at once (a 16 ms poll alone made each
+# frame wait 8 ms on average). The poll stays for the self view and as a
+# safety net; an unchanged frame is not copied or painted again.
 FRAME_INTERVAL_MS = 16
 
 
@@ -90,6 +92,7 @@ class VideoView(QWidget):
 
 class CallScreen(QWidget):
     ended = Signal(str)  # appointment id
+    _remote_frame = Signal()  # emitted on the engine's display thread; queued here
 
     def __init__(self, engine: Any, parent: QWidget | None = None):
         super().__init__(parent)
@@ -175,6 +178,7 @@ class CallScreen(QWidget):
         self._frames = QTimer(self)
         self._frames.setInterval(FRAME_INTERVAL_MS)
         self._frames.timeout.connect(self._pull_frames)
+        self._remote_frame.connect(self._pull_frames)
         self._clock = QTimer(self)
         self._clock.setInterval(1000)
         self._clock.timeout.connect(self._tick)
@@ -197,6 +201,8 @@ class CallScreen(QWidget):
         self.state.setText("Calling…")
         self.remote.clear()
         self._started = time.monotonic()
+        key = f"remote:{appointment_id}"
+        self.engine.frame_listener = lambda k: k == key and self._remote_frame.emit()
         self._frames.start()
         self._clock.start()
         self.engine.start_call(appointment_id)
@@ -208,6 +214,7 @@ class CallScreen(QWidget):
         self._finish(self.appointment, "You ended the call.")
 
     def _finish(self, appointment: str, text: str) -> None:
+        self.engine.frame_listener = None
         self._frames.stop()
         self._clock.stop()
         self.state.setText(text)

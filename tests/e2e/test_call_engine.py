@@ -28,6 +28,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from evr_desktop.call import events as ev
 from evr_desktop.call.engine import CallEngine, CallSettings
+from evr_desktop.call.jitter import MarkerJitterBuffer
 from evr_desktop.call.tap import RECEIVED, SENT, EncodedFrame
 from evr_desktop.call.verification import verification_code
 from evr_desktop.capture.devices import SourceChoice
@@ -291,6 +292,11 @@ def test_a_whole_call_officer_hangs_up():
             assert local is not None and local.shape == (240, 320, 3)
             # the stamps survive VP8 both ways: glass-to-glass can be read back
             assert read_timestamp(remote) is not None
+            # video frames are completed on the RTP marker bit (one frame interval sooner)
+            receiver = next(t.receiver for t in session.pc.getTransceivers() if t.kind == "video")
+            buffer = getattr(receiver, "_RTCRtpReceiver__jitter_buffer")
+            assert isinstance(buffer, MarkerJitterBuffer)
+            assert buffer.by_marker >= 10 and buffer.by_timestamp == 0
             await until(lambda: len(victim.latencies_ms) >= 5, what="stamped frames at the victim")
             assert 0 <= sorted(victim.latencies_ms)[len(victim.latencies_ms) // 2] < 2000
             print(f"officer->victim stamp latency (aiortc decode, median): "

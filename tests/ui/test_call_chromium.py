@@ -45,6 +45,11 @@ def test_app_and_chromium_victim_call_end_to_end(qtbot, unlocked):
         # officer's tone plays in the page (its audio track is live and unmuted).
         session = main.calls.embedded.engine.session(a.id)
         qtbot.waitUntil(lambda: session.frames_in["audio"] > 25, timeout=WAIT_MS)
+        # Chromium marks the last packet of each video frame, so the officer's
+        # jitter buffer completes frames on it, not one frame interval later.
+        receiver = next(t.receiver for t in session.pc.getTransceivers() if t.kind == "video")
+        buffer = getattr(receiver, "_RTCRtpReceiver__jitter_buffer")
+        assert buffer.by_marker >= 10 and buffer.by_timestamp <= 1, (buffer.by_marker, buffer.by_timestamp)
         wait_until(page, "document.getElementById('remote-video').srcObject.getAudioTracks().some(t => t.readyState === 'live' && !t.muted)", timeout=WAIT_MS)
         # Chat each way.
         screen.chat_input.setText("Hello from the officer")
