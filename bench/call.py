@@ -23,6 +23,11 @@ B. Glass-to-glass: the sender draws the wall-clock ms as the block strip of
    decoder in JavaScript) and subtracts it from the wall clock at receipt.
    Frames received 1-3 s after the first one; per run the median, then the
    median / min / max of those over runs.
+C. GUI responsiveness: a 5 ms precise QTimer on the GUI thread records how
+   late each tick fires (a stall of the Qt event loop), first with the call
+   window idle for up to 10 s (the reference: the same process and event
+   loop with no call), then during an app call of ``--stall-seconds``
+   (default 60) at the last size. Goal: the longest stall under 50 ms.
 
 Simplified: Chromium's fake camera carries no timestamp, so on every Chromium
 sender the video track is replaced (an init script wrapping ``getUserMedia``)
@@ -64,6 +69,7 @@ REF_SECRET = "bench-reference-officer-secret-0123456789"
 WAIT_S = 20.0
 WINDOW = (1000.0, 3000.0)  # ms after the first remote frame: frames sampled for latency
 FPS = 30
+TICK_MS = 5  # the stall meter's timer
 
 from tests.e2e.browser import CHROMIUM_FLAGS  # noqa: E402  one list of flags (RECIPES.md)
 
@@ -328,10 +334,12 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--sizes", default="1280x720", help="comma-separated WxH, e.g. 640x480,1280x720")
     ap.add_argument("--no-warmup", action="store_true")
+    ap.add_argument("--stall-seconds", type=float, default=60.0,
+                    help="length of the call whose Qt event-loop stalls are measured (0: skip)")
     args = ap.parse_args()
     sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes.split(",") if s]
 
-    from PySide6.QtCore import QObject, Signal, qInstallMessageHandler
+    from PySide6.QtCore import QObject, Qt, QTimer, Signal, qInstallMessageHandler
     from PySide6.QtWidgets import QApplication
 
     from evr_desktop.call import events as ev
@@ -344,6 +352,34 @@ def main() -> int:
     class Bridge(QObject):
         call = Signal(object)  # a callable, run on the GUI thread
         event = Signal(object)  # an engine event
+
+    class StallMeter(QObject):
+        """A precise TICK_MS timer on the GUI thread; each tick's lateness
+        (time since the previous tick minus TICK_MS) is how long the event loop
+        could not run anything: a stall the officer would feel."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.timer = QTimer(self)
+            self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+            self.timer.setInterval(TICK_MS)
+            self.timer.timeout.connect(self._tick)
+            self.late: list[float] = []
+            self._last = 0.0
+
+        def start(self) -> None:
+            self.late = []
+            self._last = time.perf_counter()
+            self.timer.start()
+
+        def stop(self) -> list[float]:
+            self.timer.stop()
+            return list(self.late)
+
+        def _tick(self) -> None:
+            now = time.perf_counter()
+            self.late.append(max(0.0, (now - self._last) * 1000 - TICK_MS))
+            self._last = now
 
     default_handler = None
 
@@ -366,6 +402,16 @@ def main() -> int:
     screen.show()
     bridge = Bridge()
     bridge.call.connect(lambda fn: fn())
+    meter = StallMeter()
+
+    def on_gui(fn: Any, timeout: float = 5.0) -> Any:
+        """Run ``fn`` on the GUI thread and wait for its result."""
+        box: list[Any] = []
+        done = threading.Event()
+        bridge.call.emit(lambda: (box.append(fn()), done.set()))
+        if not done.wait(timeout):
+            raise RuntimeError("the GUI thread did not answer")
+        return box[0]
 
     # Officer-side state of the app run in progress (touched on the GUI thread).
     st: dict[str, Any] = {"appt": None, "first": None, "samples": [], "last": None, "res": None,
@@ -425,6 +471,8 @@ def main() -> int:
                             "app_setup", "ref_setup", "app_call", "ref_call", "app_o2v", "app_v2o", "ref_o2v", "ref_v2o",
                             "n_app_o2v", "n_app_v2o", "n_ref_o2v", "n_ref_v2o", "res_app", "res_ref")}
                         results[key] = res
+                        if args.stall_seconds > 0 and size == sizes[-1]:
+                            results["stall"] = stall_run(browser, phone, stamp, args.stall_seconds)
                         for i in range(args.runs + (0 if args.no_warmup else 1)):
                             keep = args.no_warmup or i > 0
                             a = app_run(browser, phone, stamp)
@@ -459,7 +507,28 @@ def main() -> int:
         ctx.add_init_script(stamp)
         return ctx, ctx.new_page()
 
-    def app_run(browser: Any, phone: dict, stamp: str) -> dict:
+    def stall_run(browser: Any, phone: dict, stamp: str, seconds: float) -> dict:
+        """Event-loop stalls: the call window idle (same process, engine
+        running, no call) for the reference, then during an app call."""
+        idle_s = min(seconds, 10.0)
+        on_gui(meter.start)
+        time.sleep(idle_s)
+        idle = on_gui(meter.stop)
+        ctx, page = start_app_call(browser, phone, stamp)[:2]
+        try:
+            painted0 = on_gui(lambda: screen.remote.frames_painted)
+            on_gui(meter.start)
+            time.sleep(seconds)
+            during = on_gui(meter.stop)
+            painted = on_gui(lambda: screen.remote.frames_painted) - painted0
+        finally:
+            end_app_call(ctx)
+        print(f"  stalls: idle {idle_s:.0f} s, call {seconds:.0f} s measured", file=sys.stderr, flush=True)
+        return {"idle": idle, "idle_s": idle_s, "call": during, "call_s": seconds, "painted": painted}
+
+    def start_app_call(browser: Any, phone: dict, stamp: str) -> tuple[Any, Any, float]:
+        """Book, open the link in Chromium, consent: returns once the first
+        victim frame is painted in the call window."""
         appt = Appointment(slot=datetime.now().astimezone() + timedelta(minutes=5), urn="99CR0000001",
                            offence=OffenceType.BURGLARY_THEFT,
                            victim=VictimDetails("Bench Invented-Victim", date(1980, 1, 1), "07700 900000"))
@@ -481,6 +550,27 @@ def main() -> int:
             page.locator("#perm-start").click()
             if not first_painted.wait(WAIT_S):
                 raise RuntimeError("no frame painted in the call window")
+        except BaseException:
+            end_app_call(ctx)
+            raise
+        return ctx, page, t0
+
+    def end_app_call(ctx: Any) -> None:
+        ended = threading.Event()
+
+        def end() -> None:
+            screen.end_call()
+            st["appt"] = None
+            ended.set()
+
+        bridge.call.emit(end)
+        ended.wait(5)
+        time.sleep(0.3)
+        ctx.close()
+
+    def app_run(browser: Any, phone: dict, stamp: str) -> dict:
+        ctx, page, t0 = start_app_call(browser, phone, stamp)
+        try:
             first = st["first"]
             page.locator("#screen-call").wait_for(state="visible", timeout=WAIT_S * 1000)
             page.evaluate(VICTIM_WATCH)
@@ -491,17 +581,7 @@ def main() -> int:
             out = {"setup": first - t0, "call": first - st["call_start"], "o2v": o2v, "n_o2v": n_o2v,
                    "v2o": v2o, "n_v2o": n_v2o, "res": (st["res"], (b["width"], b["height"]))}
         finally:
-            ended = threading.Event()
-
-            def end() -> None:
-                screen.end_call()
-                st["appt"] = None
-                ended.set()
-
-            bridge.call.emit(end)
-            ended.wait(5)
-            time.sleep(0.3)
-            ctx.close()
+            end_app_call(ctx)
         return out
 
     def ref_run(browser: Any, phone: dict, stamp: str, ref: RefRendezvous, size: tuple, i: int) -> dict:
@@ -647,6 +727,20 @@ def report(results: dict, sizes: list, runs: int, total: float, info: str) -> No
         for direction in ("app_o2v", "app_v2o"):
             if r[direction] and size == (1280, 720):
                 met_g2g.append((direction, stats(r[direction])[0]))
+    stall = results.get("stall")
+    if stall:
+        rows = []
+        for label, key, secs in (("Qt event loop, call window idle (reference)", "idle", stall["idle_s"]),
+                                 ("Qt event loop during an app call", "call", stall["call_s"])):
+            late = sorted(stall[key]) or [0.0]
+            p99 = late[min(len(late) - 1, int(len(late) * 0.99))]
+            rows.append([label, f"{secs:.0f}", str(len(late)), f"{late[len(late) // 2]:.1f}", f"{p99:.1f}",
+                         f"{late[-1]:.0f}", str(sum(v > 16 for v in late)), str(sum(v > 50 for v in late))])
+        fps = stall["painted"] / stall["call_s"]
+        print(f"C. GUI responsiveness: lateness of a {TICK_MS} ms precise timer on the GUI thread "
+              f"(victim video painted at {fps:.1f} fps during the call; each paint also decodes the stamp)")
+        print(table(["", "s", "ticks", "median ms", "p99 ms", "longest ms", "> 16 ms", "> 50 ms"], rows))
+        print()
     print("Reference (issue 4, 7 runs, measured earlier on this kind of machine): first remote frame after the")
     print("call starts Chromium->Chromium 263 ms at 640x480, 349 ms at 1280x720; aiortc->Chromium 256 / 324 ms;")
     print("glass-to-glass Chromium->Chromium 34 / 106 ms, aiortc->Chromium 44 / 65 ms.\n")
@@ -661,6 +755,11 @@ def report(results: dict, sizes: list, runs: int, total: float, info: str) -> No
             print(f"  glass-to-glass < 100 ms at 1280x720, {names[direction]}: {med:.0f} ms -> {verdict}")
     else:
         print("  glass-to-glass < 100 ms at 1280x720: not measured (run with --sizes including 1280x720)")
+    if stall:
+        longest = max(stall["call"] or [0.0])
+        verdict = "met" if longest < 50 else "NOT met"
+        print(f"  longest Qt event-loop stall during a {stall['call_s']:.0f} s call < 50 ms: "
+              f"{longest:.0f} ms -> {verdict}")
 
 
 if __name__ == "__main__":
