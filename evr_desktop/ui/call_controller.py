@@ -179,14 +179,26 @@ class CallController:
             self.main.window.statusBar().showMessage(e.message, 10000)
 
     def _notify_desktop(self, title: str, text: str) -> None:
-        from PySide6.QtWidgets import QSystemTrayIcon
+        """Fixed texts only: never a victim's name or number (see DesktopNotifier)."""
+        notifier = getattr(self, "_notifier", None)
+        if notifier is None:
+            # Imported on the first 'victim waiting', never at start-up.
+            from .desktop_notify import DesktopNotifier
 
-        if not QSystemTrayIcon.isSystemTrayAvailable():
-            return
-        if not hasattr(self, "_tray"):
-            self._tray = QSystemTrayIcon(self.main.window.windowIcon(), self.main.window)
-            self._tray.show()
-        self._tray.showMessage(title, text)
+            window = self.main.window
+            notifier = self._notifier = DesktopNotifier(window, icon=window.windowIcon())
+
+            def reported(path: str) -> None:
+                if path != "none" or getattr(self, "_notify_unavailable_told", False):
+                    return
+                self._notify_unavailable_told = True  # once: the task bar flash and status bar still work
+                bar = window.statusBar()
+                note = "Desktop notifications are not available on this computer"
+                current = bar.currentMessage()
+                bar.showMessage(f"{current}. {note}." if current else note, 15000)
+
+            notifier.done.connect(reported)
+        notifier.notify(title, text)
 
     def _advance(self, appointment_id: str, status: Status) -> None:
         session = self.main.session

@@ -59,6 +59,8 @@ HEAVY = (
     "evr_desktop.ui.setup_page",
     "evr_desktop.ui.call_controller",
     "evr_desktop.demo",
+    "evr_desktop.ui.desktop_notify",  # the first "victim waiting"
+    "jeepney",
 )
 
 
