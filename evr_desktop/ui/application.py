@@ -6,28 +6,14 @@ import logging
 import sys
 from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QApplication
 
 from ..services import Workspace
 from .main_window import MainWindow
 from .operations import Worker
+from .widgets import FirstPaint
 
 log = logging.getLogger(__name__)
-
-
-class _FirstPaint(QObject):
-    """Calls back once, the first time the watched widget is painted."""
-
-    def __init__(self, callback: Callable[[], None]):
-        super().__init__()
-        self._callback: Callable[[], None] | None = callback
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
-        if event.type() == QEvent.Type.Paint and self._callback is not None:
-            cb, self._callback = self._callback, None
-            cb()
-        return False
 
 
 def build(
@@ -52,7 +38,7 @@ def run(
     scripted demos: they observe, they change nothing."""
     app, worker, main = build(workspace)
     if on_unlock_painted is not None:
-        main.watch_pages(_FirstPaint(on_unlock_painted))
+        main.watch_pages(FirstPaint(on_unlock_painted))
     main.on_queue_ready = on_queue_ready
     main.show()
     main.start(passphrase)

@@ -33,6 +33,7 @@ class CallController:
         self.links: dict[str, str] = {}  # appointment id -> last link issued (shown to the officer)
         self.outbox_texts: dict[str, str] = {}
         self.link_refusals: list[tuple[str, str]] = []  # (appointment id, reason code)
+        self.ready = False  # the engine and rendezvous are up (after the queue's first paint)
 
     def start(self) -> None:
         """Start the engine and the loopback rendezvous once, off the GUI thread."""
@@ -52,6 +53,7 @@ class CallController:
             calls.engine.add_listener(bridge)
             if calls.speaker_note:
                 self.main.window.statusBar().showMessage(calls.speaker_note, 15000)
+            self.ready = True
             log.info("call engine ready")
 
         Operation(self.main.worker, self.main.window, calls.start).success(started).failure(self.main._error).run()
@@ -195,7 +197,7 @@ class CallController:
                 bar = window.statusBar()
                 note = "Desktop notifications are not available on this computer"
                 current = bar.currentMessage()
-                bar.showMessage(f"{current}. {note}." if current else note, 15000)
+                bar.showMessage(f"{current.rstrip('.')}. {note}." if current else note, 15000)
 
             notifier.done.connect(reported)
         notifier.notify(title, text)

@@ -231,8 +231,12 @@ def test_windows_and_macos_use_the_tray_not_dbus(qtbot, bus):
 # -- the app: a victim enters the waiting room ---------------------------------
 
 
-def book(main, name: str, mobile: str, urn: str):
+def book(qtbot, main, name: str, mobile: str, urn: str):
+    """An appointment, once the call engine is up (it starts after the queue's
+    first paint; a "victim waiting" can only come from a running engine)."""
     from evr_desktop.domain.appointment import Appointment, OffenceType, VictimDetails
+
+    qtbot.waitUntil(lambda: main.calls.ready, timeout=20000)
 
     a = Appointment(
         slot=datetime.now().astimezone() + timedelta(minutes=5),
@@ -253,7 +257,7 @@ def test_a_victim_waiting_notifies_the_desktop_without_naming_them(
     main = unlocked
     daemon = bus.start_daemon()
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", bus.address)
-    a = book(main, "Gwladys Invented-Waiter", "07700 900555", "99VW1234527")
+    a = book(qtbot, main, "Gwladys Invented-Waiter", "07700 900555", "99VW1234527")
 
     main.calls._call_event(ev.VictimWaiting(a.id))
     qtbot.waitUntil(lambda: len(daemon.calls()) == 1, timeout=10000)
@@ -267,7 +271,7 @@ def test_a_victim_waiting_notifies_the_desktop_without_naming_them(
     assert "not available" not in main.window.statusBar().currentMessage()
 
     # A second victim waiting replaces the notification rather than adding one.
-    b = book(main, "Idris Invented-Second", "07700 900666", "99VW1234528")
+    b = book(qtbot, main, "Idris Invented-Second", "07700 900666", "99VW1234528")
     main.calls._call_event(ev.VictimWaiting(b.id))
     qtbot.waitUntil(lambda: len(daemon.calls()) == 2, timeout=10000)
     assert daemon.calls()[1]["replaces_id"] == call["id"]
@@ -284,7 +288,7 @@ def test_without_desktop_notifications_the_status_bar_says_so_once(
         "DBUS_SESSION_BUS_ADDRESS", bus.address
     )  # a bus, but no notification service
     bar = main.window.statusBar()
-    a = book(main, "Gwladys Invented-Waiter", "07700 900555", "99VW1234527")
+    a = book(qtbot, main, "Gwladys Invented-Waiter", "07700 900555", "99VW1234527")
 
     main.calls._call_event(ev.VictimWaiting(a.id))
     notifier = main.calls._notifier
