@@ -54,12 +54,19 @@ from . import events as ev
 from .ice import set_host_addresses
 from .jitter import use_marker_jitter_buffer
 from .tap import EncodedFrameTap, TapUnsupported, tap_receiver, tap_sender
-from .verification import NoFingerprint, verification_code
+from .verification import NoFingerprint, check_commitment, is_commitment, verification_code
 
 log = logging.getLogger("evr_desktop.call")
 
 DATA_CHANNEL = "evr"  # the one data channel: chat now, statement review later
 MAX_CHAT = 4000
+
+COMMIT_MISMATCH = ("The victim's connection did not match what their phone announced; someone "
+                   "may be interfering. The call was stopped — send a new link.")
+
+
+class CommitTimeout(Exception):
+    """No commitment from the victim's page arrived in time: no offer was sent."""
 
 
 @dataclass
@@ -82,6 +89,9 @@ class CallSettings:
     reconnect_max: float = 10.0
     connect_timeout: float = 5.0
     tap_queue: int = 1024
+    # How long an offer waits for the victim page's "commit" (its first comes
+    # right after it opens its socket; a restart needs the next one).
+    commit_timeout: float = 20.0
 
 
 Listener = Callable[[ev.Event], None]
@@ -348,6 +358,7 @@ class CallSession:
         self._prev: dict[str, float] | None = None
         self._generation = 0  # bumped by a rebuild (restart_ice)
         self._early_ice: list[dict] = []
+        self.commit: str | None = None  # the victim's commitment this offer is bound to
 
     def _mark(self, what: str) -> None:
         self.timings.setdefault(what, time.monotonic() - self._t0)
@@ -366,6 +377,8 @@ class CallSession:
         engine, s = self.engine, self.engine.settings
         self._generation += 1
         generation = self._generation
+        self.commit = None
+        engine._wake_commit_waiters(self.appointment)  # a superseded start() stops waiting
         if self._media is None:
             self._media = await engine._acquire_media()
         media = self._media
@@ -425,6 +438,13 @@ class CallSession:
         if self.closed or generation != self._generation:
             await pc.close()
             return
+        # Our fingerprint goes out with the offer: the victim's page must have
+        # committed to its own before that (docs/victim-page.md, "Commitment").
+        commit = await self._await_commit(generation)
+        if commit is None:  # closed or superseded while waiting
+            await pc.close()
+            return
+        self.commit = commit
         message = {"type": "offer", "appointment": self.appointment,
                    "sdp": pc.localDescription.sdp}
         if ice_restart:
@@ -436,6 +456,43 @@ class CallSession:
         if generation == 1:
             self._spawn(self._poll_stats())
 
+    async def _await_commit(self, generation: int) -> str | None:
+        """The victim's latest commitment not yet opened by an answer; waits for
+        one (state "waiting") up to ``commit_timeout``, then raises
+        ``CommitTimeout``. None if the call was closed or restarted meanwhile."""
+        engine = self.engine
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + engine.settings.commit_timeout
+        while True:
+            if self.closed or generation != self._generation:
+                return None
+            commit = engine.commits.get(self.appointment)
+            if commit is not None:
+                return commit
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise CommitTimeout(self.appointment)
+            self._set_state("waiting")
+            arrived = engine._commit_arrived.setdefault(self.appointment, asyncio.Event())
+            try:
+                await asyncio.wait_for(arrived.wait(), remaining)
+            except asyncio.TimeoutError:
+                pass
+
+    def no_commit_message(self) -> str:
+        if self.appointment in self.engine.waiting:
+            return ("The victim's phone did not get ready for the call in time, so the call was "
+                    "not started. Ask the victim to reload the page, or send a new link.")
+        return "The victim is not in the waiting room, so the call was not started."
+
+    async def stop_setup(self, message: str, code: str, reason: str, *, send_bye: bool) -> None:
+        """Give up on this call: a plain Error for the officer, then close it."""
+        engine = self.engine
+        engine._emit(ev.Error(message, self.appointment, code=code))
+        if engine.sessions.get(self.appointment) is self:
+            del engine.sessions[self.appointment]
+        await self.close("engine", reason, send_bye=send_bye)
+
     async def on_answer(self, sdp: str) -> None:
         pc = self.pc
         if pc is None or self.closed:
@@ -443,7 +500,18 @@ class CallSession:
         if pc.signalingState != "have-local-offer":
             log.warning("answer for %s in state %s: ignored", self.appointment, pc.signalingState)
             return
+        if self.commit is None:  # our offer has not gone out: not an answer to it
+            log.warning("answer for %s before the offer was sent: ignored", self.appointment)
+            return
         self._mark("answer")
+        # Checked before the answer is applied: an impostor's DTLS never starts.
+        if not check_commitment(self.commit, sdp):
+            log.warning("call %s: the answer's fingerprint does not open the victim's "
+                        "commitment; call stopped", self.appointment)
+            await self.stop_setup(COMMIT_MISMATCH, "commit-mismatch", "verification-failed",
+                                  send_bye=True)
+            return
+        self.engine._commit_opened(self.appointment, self.commit)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         early, self._early_ice = self._early_ice, []
         for data in early:
@@ -609,13 +677,19 @@ class CallSession:
             await old.close()
         self._set_state("restarting")
         self.timings.pop("connected", None)
-        await self.start(ice_restart=True)
+        try:
+            await self.start(ice_restart=True)
+        except CommitTimeout:
+            await self.stop_setup(self.no_commit_message(), "no-commit", "no commit",
+                                  send_bye=False)
+            raise
 
     async def close(self, by: str, reason: str | None = None, *, send_bye: bool) -> None:
         if self.closed:
             return
         self.closed = True
         engine = self.engine
+        engine._wake_commit_waiters(self.appointment)
         if send_bye:
             msg = {"type": "bye", "appointment": self.appointment}
             if reason:
@@ -670,6 +744,11 @@ class CallEngine:
         self.frame_listener: Callable[[str], None] | None = None
         self.sessions: dict[str, CallSession] = {}
         self.waiting: set[str] = set()
+        # The victim page's commitments to its DTLS fingerprint (docs/victim-page.md):
+        # the latest not yet opened by an answer, the last one opened, and who waits.
+        self.commits: dict[str, str] = {}
+        self._opened_commits: dict[str, str] = {}
+        self._commit_arrived: dict[str, asyncio.Event] = {}
         self._media: LocalMedia | None = None
         self._last_remote_key: str | None = None
         self._muted = False
@@ -841,6 +920,11 @@ class CallEngine:
         self.sessions[appointment] = session
         try:
             await session.start()
+        except CommitTimeout:
+            log.warning("call %s: no commitment from the victim's page in time", appointment)
+            await session.stop_setup(session.no_commit_message(), "no-commit", "no commit",
+                                     send_bye=False)
+            raise
         except Exception as exc:
             log.exception("starting the call for %s failed", appointment)
             self._emit(ev.Error("The call could not be started; try again.", appointment,
@@ -888,6 +972,18 @@ class CallEngine:
             media.stop()
             self._media = None
 
+    def _wake_commit_waiters(self, appointment: str) -> None:
+        event = self._commit_arrived.pop(appointment, None)
+        if event is not None:
+            event.set()
+
+    def _commit_opened(self, appointment: str, commit: str) -> None:
+        """An answer opened ``commit``: its fingerprint is public now, so a later
+        offer (a restart) waits for the page's next commitment."""
+        if self.commits.get(appointment) == commit:
+            del self.commits[appointment]
+        self._opened_commits[appointment] = commit
+
     async def _on_signal(self, data: dict[str, Any]) -> None:
         kind = data.get("type")
         appt = data.get("appointment")
@@ -911,8 +1007,10 @@ class CallEngine:
             self._emit(ev.VictimWaiting(appt))
         elif kind == "victim_left":
             self.waiting.discard(appt)
+            self.commits.pop(appt, None)  # a page that comes back commits again
+            self._opened_commits.pop(appt, None)
             self._emit(ev.VictimLeft(appt, data.get("why")))
-            if session is not None and session.state in ("new", "calling"):
+            if session is not None and session.state in ("new", "waiting", "calling"):
                 self.sessions.pop(appt, None)
                 await session.close("victim", "left", send_bye=False)
         elif kind == "link_opened":
@@ -925,6 +1023,13 @@ class CallEngine:
             text = data.get("text")
             if isinstance(text, str):
                 self._emit(ev.ChatReceived(appt, text, data.get("id"), via="signalling"))
+        elif kind == "commit":
+            digest = data.get("hash")
+            if not is_commitment(digest):
+                log.warning("signalling: a malformed commit for %s: ignored", appt)
+            elif digest != self._opened_commits.get(appt):  # not one an answer already opened
+                self.commits[appt] = digest
+                self._wake_commit_waiters(appt)
         elif kind == "answer" and session is not None:
             try:
                 await session.on_answer(str(data.get("sdp", "")))

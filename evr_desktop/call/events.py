@@ -43,8 +43,9 @@ class LinkRefused(Event):
 
 @dataclass(frozen=True)
 class CallStateChanged(Event):
-    """``state``: "calling" (offer sent), "connecting", "connected",
-    "disconnected" (may recover), "failed", "closed"."""
+    """``state``: "waiting" (for the victim page's ``commit``: no offer yet),
+    "calling" (offer sent), "connecting", "connected", "disconnected" (may
+    recover), "failed", "restarting", "closed"."""
 
     appointment: str
     state: str
@@ -98,5 +99,8 @@ class CallEnded(Event):
 class Error(Event):
     message: str  # a plain sentence for the officer
     appointment: str | None = None
-    code: str | None = None  # a stable code for the UI ("unauthorized", "unreachable", ...)
+    # A stable code for the UI ("unauthorized", "unreachable", ...). "commit-mismatch":
+    # the victim's answer did not match what their phone committed to; the call was
+    # stopped before any media and no code shown (docs/victim-page.md, "Commitment").
+    code: str | None = None
     fatal: bool = False  # True: the engine will not retry by itself

@@ -23,6 +23,7 @@ import hmac
 import html
 import json
 import logging
+import re
 import secrets
 import time
 from collections import OrderedDict, deque
@@ -60,7 +61,11 @@ CLOSE_REFUSED = 4403  # the device's link is no longer good (ended, expired...)
 CLOSE_POLICY = WSCloseCode.POLICY_VIOLATION  # 1008: flood or too many errors
 
 RELAYED = frozenset({"hello", "offer", "answer", "ice", "chat", "bye"})
-VICTIM_ONLY = frozenset({"flag"})  # "I can't talk freely": never shown to the victim
+# From the victim to the officer only: "flag" ("I can't talk freely", never shown
+# to the victim) and "commit" (the hash of the page's DTLS fingerprint, sent
+# before any offer; see docs/victim-page.md "Commitment").
+VICTIM_ONLY = frozenset({"flag", "commit"})
+COMMIT_HASH = re.compile(r"[0-9a-f]{64}")  # a SHA-256, lowercase hex, exactly
 # Events the officer should still hear about if it was away when they happened.
 HELD_FOR_OFFICER = frozenset({"link_opened", "link_refused", "flag", "victim_left"})
 
@@ -139,6 +144,7 @@ class Peer:
         self.errors = 0
         self.closing = False
         self.link_id: str | None = None  # a victim's link: the opaque id in its TURN username
+        self.commit: str | None = None  # a victim's latest "commit", replayed to a new officer
         self._queue: deque[Any] = deque()
         self._bytes = 0
         self._wake = asyncio.Event()
@@ -265,6 +271,13 @@ def clean_message(msg: Any, *, role: str, limits: Limits) -> dict[str, Any]:
     elif kind == "flag":
         if (what := _opt_str(msg, "kind", 32)) is not None:
             out["kind"] = what
+    elif kind == "commit":
+        digest = msg.get("hash")
+        if not isinstance(digest, str) or not COMMIT_HASH.fullmatch(digest):
+            raise ProtocolError(
+                "bad-field", "'hash' must be exactly 64 lowercase hexadecimal characters"
+            )
+        out["hash"] = digest
     return out
 
 
@@ -529,6 +542,8 @@ class Rendezvous:
                 peer.send({**event, "held": True})
         for appt, victim in self.victims.items():
             peer.send(self.victim_waiting(appt, victim))
+            if victim.commit is not None:  # the page sends it once per certificate
+                peer.send({"type": "commit", "hash": victim.commit, "appointment": appt})
             if old is None:
                 victim.send({"type": "officer_joined"})
         try:
@@ -629,6 +644,12 @@ class Rendezvous:
         if msg["type"] == "flag":
             log.info("victim flag: appointment=%s", appt)
             self.tell_officer(msg)  # held if the officer is away
+            return
+        if msg["type"] == "commit":
+            # Kept per socket (the newest wins) and replayed after victim_waiting
+            # when an officer socket connects, so an absent officer is no error.
+            peer.commit = msg["hash"]
+            self.tell_officer(msg)
             return
         officer = self.officer
         if officer is None or officer.closing:

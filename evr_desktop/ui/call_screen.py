@@ -104,6 +104,7 @@ class CallScreen(QWidget):
         self._last_local: np.ndarray | None = None
         self._muted = False
         self._camera_on = True
+        self._last_error = ""
 
         self.remote = VideoView("Waiting for the victim's video…", self)
         self.remote.setObjectName("remoteVideo")
@@ -199,6 +200,7 @@ class CallScreen(QWidget):
         self.flag.hide()
         self.code.setText("Verification code: …")
         self.state.setText("Calling…")
+        self._last_error = ""
         self.remote.clear()
         self._started = time.monotonic()
         key = f"remote:{appointment_id}"
@@ -265,7 +267,11 @@ class CallScreen(QWidget):
         if getattr(e, "appointment", None) != self.appointment or self.appointment is None:
             return
         if isinstance(e, ev.CallStateChanged):
-            self.state.setText({"connected": "Connected"}.get(e.state, e.state.capitalize()))
+            self.state.setText({
+                "connected": "Connected",
+                "waiting": "Waiting for the victim's phone to get ready…",
+                "restarting": "Reconnecting…",
+            }.get(e.state, e.state.capitalize()))
         elif isinstance(e, ev.VerificationCode):
             self.code.setText(f"Verification code: {e.code[:3]} {e.code[3:]}")
         elif isinstance(e, ev.ChatReceived):
@@ -280,7 +286,11 @@ class CallScreen(QWidget):
             grade = "Good" if loss < 0.02 and (e.rtt_ms or 0) < 300 else ("Fair" if loss < 0.08 else "Poor")
             self.quality.setText(f"{grade} · {rtt} · {e.bitrate_in_kbps:.0f} kbit/s · {res}")
         elif isinstance(e, ev.CallEnded):
-            who = {"victim": "The victim ended the call.", "network": "The connection was lost."}.get(e.by, "Call ended.")
+            # A call the engine stopped (the answer did not open the victim's
+            # commitment, no commitment came) keeps its reason on screen.
+            who = {"victim": "The victim ended the call.", "network": "The connection was lost."}.get(
+                e.by, self._last_error or "Call ended.")
             self._finish(e.appointment, who)
         elif isinstance(e, ev.Error):
             self.state.setText(e.message)
+            self._last_error = e.message

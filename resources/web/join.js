@@ -9,6 +9,10 @@
  * offer; an offer with `iceRestart` (the app rebuilt its connection, with new
  * certificates) gets a fresh RTCPeerConnection. Chat goes over the data
  * channel "evr" once the officer's app has opened it, else over signalling.
+ *
+ * Before any offer the page commits to its own DTLS certificate: `commit` with
+ * the SHA-256 of its fingerprint, and every new RTCPeerConnection uses that
+ * certificate (docs/victim-page.md, "Commitment").
  */
 "use strict";
 
@@ -42,6 +46,9 @@
     iceServers: [],
     stream: null,
     pc: null,
+    commitment: null, // Promise of {cert, hash}: the certificate for the next new connection
+    committed: null, // that promise's value once ready (its hash has been or will be sent)
+    offerSeq: 0,
     channel: null, // the officer's data channel "evr"
     pendingIce: [],
     descSent: false,
@@ -282,6 +289,7 @@
     }
     setText($("wait-status"), "wait_connecting");
     keepAwake();
+    commitment().catch(function () { /* no Web Crypto (insecure context): no call can start */ });
     connect();
   }
 
@@ -362,12 +370,14 @@
         if (typeof msg.force === "string" || (msg.force && typeof msg.force === "object")) state.force = msg.force;
         renderWho();
         if (state.screen === "waiting") renderWaitStatus();
+        sendCommit(); // a new socket: the rendezvous keeps it for the officer
         if (state.officerPresent) send({ type: "hello", lang: state.lang });
         break;
       case "officer_joined":
         state.officerPresent = true;
         if (state.screen === "waiting") renderWaitStatus();
         if (state.screen === "call") setText($("call-status"), "call_starting");
+        sendCommit();
         send({ type: "hello", lang: state.lang });
         break;
       case "officer_left":
@@ -408,11 +418,12 @@
 
   // --- the call ------------------------------------------------------------------
 
-  function newPeer() {
-    teardownPeer();
-    var pc = new RTCPeerConnection({ iceServers: state.iceServers });
+  /* A new connection with the committed certificate. onOffer has torn the old
+   * one down already, so ICE that arrived since that offer stays queued. */
+  function newPeer(cert) {
+    if (state.pc) teardownPeer();
+    var pc = new RTCPeerConnection({ iceServers: state.iceServers, certificates: [cert] });
     state.pc = pc;
-    state.pendingIce = [];
     state.descSent = false;
     pc.onicecandidate = function (ev) {
       if (state.pc !== pc || !state.descSent) return; // earlier ones are in the SDP already
@@ -550,37 +561,53 @@
   function onOffer(sdp, iceRestart) {
     if (state.finished || state.quitting) return;
     enterCall();
+    var seq = ++state.offerSeq;
     var pc = state.pc;
     var changed = pc && pc.remoteDescription &&
       sdpFingerprint(pc._evrRemoteSdp || pc.remoteDescription.sdp) !== sdpFingerprint(sdp);
+    var ready;
     if (!pc || iceRestart || changed) {
-      pc = newPeer(); // new certificates: a new connection (and a new code)
+      // New certificates: a new connection (and a new code), made with the
+      // certificate this page committed to before the offer was sent.
+      teardownPeer();
       setText($("verification-code"), "code_pending");
+      ready = commitment().then(function (c) {
+        if (seq !== state.offerSeq || state.finished || state.quitting) throw new Error("superseded");
+        var fresh = newPeer(c.cert);
+        fresh._evrCommitment = c;
+        return fresh;
+      });
+    } else if (pc.signalingState === "have-local-offer") {
+      ready = pc.setLocalDescription({ type: "rollback" }).then(function () { return pc; }); // the officer's offer wins
+    } else {
+      ready = Promise.resolve(pc);
     }
-    var ready = pc.signalingState === "have-local-offer"
-      ? pc.setLocalDescription({ type: "rollback" }) // the officer's offer wins
-      : Promise.resolve();
     state.descSent = false;
-    // The code uses the offer as the officer sent it: Chromium re-writes a remote
-    // description with one fingerprint (the strongest), the officer's app
-    // reads its own SHA-256 one.
-    pc._evrRemoteSdp = sdp;
-    ready.then(function () {
-      return pc.setRemoteDescription({ type: "offer", sdp: sdp });
+    var current = null;
+    ready.then(function (p) {
+      current = p;
+      // The code uses the offer as the officer sent it: Chromium re-writes a remote
+      // description with one fingerprint (the strongest), the officer's app
+      // reads its own SHA-256 one.
+      p._evrRemoteSdp = sdp;
+      return p.setRemoteDescription({ type: "offer", sdp: sdp });
     }).then(function () {
-      flushIce(pc);
-      return pc.createAnswer();
+      flushIce(current);
+      return current.createAnswer();
     }).then(function (answer) {
-      return pc.setLocalDescription(answer);
+      return current.setLocalDescription(answer);
     }).then(function () {
-      preferResolution(pc);
-      return gathered(pc);
+      preferResolution(current);
+      return gathered(current);
     }).then(function () {
-      if (state.pc !== pc) return;
-      send({ type: "answer", sdp: pc.localDescription.sdp });
+      if (state.pc !== current) return;
+      send({ type: "answer", sdp: current.localDescription.sdp });
       state.descSent = true;
+      if (current._evrCommitment) renewCommitment(current._evrCommitment);
     }).catch(function () {
-      if (state.pc === pc) setText($("call-status"), "call_reconnecting");
+      if (seq === state.offerSeq && (!current || state.pc === current)) {
+        setText($("call-status"), "call_reconnecting");
+      }
     });
   }
 
@@ -728,6 +755,86 @@
       el.textContent = code.slice(0, 3) + " " + code.slice(3);
       el.setAttribute("data-code", code);
     });
+  }
+
+  // --- commitment to this page's DTLS certificate ------------------------------------
+
+  /* Why: the six digits alone do not stop someone who controls the signalling
+   * (docs/victim-page.md, "Commitment"). So the page makes the certificate for
+   * its next connection up front and sends the SHA-256 of its fingerprint
+   * before the officer's offer is sent; the officer's app refuses an answer
+   * whose fingerprint does not match. Made once, sent as soon as it is ready and
+   * again on every new socket, replaced once an answer has revealed it. */
+
+  function normaliseFingerprint(value) {
+    var fp = String(value || "").trim().toUpperCase();
+    return /^[0-9A-F]{2}(:[0-9A-F]{2}){31}$/.test(fp) ? fp : null;
+  }
+
+  function sha256Hex(text) {
+    return crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)).then(function (buf) {
+      return Array.prototype.map.call(new Uint8Array(buf), function (x) {
+        return (x + 256).toString(16).slice(1);
+      }).join("");
+    });
+  }
+
+  /* Lowercase hex SHA-256 of the normalised fingerprint: the `commit` hash. */
+  function commitHash(fingerprint) {
+    var fp = normaliseFingerprint(fingerprint);
+    if (!fp || !window.crypto || !crypto.subtle) return Promise.reject(new Error("no-fingerprint"));
+    return sha256Hex(fp);
+  }
+
+  function certificateFingerprint(cert) {
+    var list = cert.getFingerprints ? cert.getFingerprints() : [];
+    for (var i = 0; i < list.length; i++) {
+      if (String(list[i].algorithm).toLowerCase() === "sha-256") return Promise.resolve(list[i].value);
+    }
+    // A browser without getFingerprints: read it from an offer made with the certificate.
+    var probe = new RTCPeerConnection({ certificates: [cert] });
+    probe.createDataChannel("probe");
+    return probe.createOffer().then(function (offer) {
+      probe.close();
+      return sdpFingerprint(offer.sdp);
+    }, function (err) {
+      probe.close();
+      throw err;
+    });
+  }
+
+  function commitment() {
+    if (state.commitment) return state.commitment;
+    if (!window.RTCPeerConnection || !RTCPeerConnection.generateCertificate) {
+      return Promise.reject(new Error("no-certificates"));
+    }
+    var p = RTCPeerConnection.generateCertificate({ name: "ECDSA", namedCurve: "P-256" }).then(function (cert) {
+      return certificateFingerprint(cert).then(commitHash).then(function (hash) {
+        return { cert: cert, hash: hash };
+      });
+    });
+    state.commitment = p;
+    p.then(function (c) {
+      if (state.commitment !== p) return;
+      state.committed = c;
+      sendCommit();
+    }, function () {
+      if (state.commitment === p) state.commitment = null; // tried again at the next offer
+    });
+    return p;
+  }
+
+  function sendCommit() {
+    if (state.committed) send({ type: "commit", hash: state.committed.hash });
+  }
+
+  /* An answer carried this certificate's fingerprint, so it is public: the next
+   * new connection needs a new certificate, committed to now. */
+  function renewCommitment(c) {
+    if (state.committed !== c) return;
+    state.commitment = null;
+    state.committed = null;
+    commitment().catch(function () {});
   }
 
   // --- chat ------------------------------------------------------------------------
@@ -917,7 +1024,7 @@
   }
 
   // For the officer's side and tests: the same derivation, callable.
-  window.EVR = { verificationCode: verificationCode, sdpFingerprint: sdpFingerprint };
+  window.EVR = { verificationCode: verificationCode, sdpFingerprint: sdpFingerprint, commitHash: commitHash };
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
   else init();

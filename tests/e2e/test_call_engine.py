@@ -25,12 +25,13 @@ import pytest
 from aiohttp import WSMsgType
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcdtlstransport import RTCCertificate
 
 from evr_desktop.call import events as ev
-from evr_desktop.call.engine import CallEngine, CallSettings
+from evr_desktop.call.engine import COMMIT_MISMATCH, CallEngine, CallSettings, CommitTimeout
 from evr_desktop.call.jitter import MarkerJitterBuffer
 from evr_desktop.call.tap import RECEIVED, SENT, EncodedFrame
-from evr_desktop.call.verification import verification_code
+from evr_desktop.call.verification import commitment, sha256_fingerprint, verification_code
 from evr_desktop.capture.devices import SourceChoice
 from evr_desktop.capture.synthetic import SyntheticAudioSource, SyntheticVideoSource, read_timestamp
 from evr_desktop.capture.tracks import AudioSourceTrack, VideoSourceTrack
@@ -77,15 +78,39 @@ def small_sources() -> SourceChoice:
     return SourceChoice(SyntheticVideoSource(320, 240, 15), SyntheticAudioSource(), [])
 
 
-class Victim:
-    """The victim's page, in Python: opens the link, waits, answers the
-    officer's offer with its own synthetic camera and microphone, chats over
-    the data channel, hangs up with ``bye``. Follows the protocol of
-    docs/rendezvous.md and docs/call-engine.md."""
+def certificate_fingerprint(cert: RTCCertificate) -> str:
+    return next(f.value for f in cert.getFingerprints() if f.algorithm == "sha-256")
 
-    def __init__(self, base: str, http: aiohttp.ClientSession, trickle: bool = False):
+
+def use_certificate(pc: RTCPeerConnection, cert: RTCCertificate) -> None:
+    """aiortc's stand-in for the browser's ``new RTCPeerConnection({certificates:
+    [cert]})``: it has no such option, so set the one it generated aside (its
+    DTLS transport is made from this list at setRemoteDescription)."""
+    pc._RTCPeerConnection__certificates = [cert]
+
+
+class Victim:
+    """The victim's page, in Python: opens the link, waits, commits to a fresh
+    DTLS certificate (``commit``), answers the officer's offer with that
+    certificate and its own synthetic camera and microphone, then commits to
+    the next one (for a restart); chats over the data channel, hangs up with
+    ``bye``. Follows the protocol of docs/rendezvous.md, docs/call-engine.md
+    and docs/victim-page.md ("Commitment").
+
+    ``auto_commit=False``: never commits by itself (``commit()`` does it).
+    ``impostor=True``: commits to one certificate and answers with another,
+    as a man in the middle grinding its certificate would have to."""
+
+    def __init__(self, base: str, http: aiohttp.ClientSession, trickle: bool = False,
+                 auto_commit: bool = True, impostor: bool = False):
         self.base, self.http = base, http
         self.trickle = trickle  # send candidates as `ice` messages, as browsers do
+        self.auto_commit = auto_commit
+        self.impostor = impostor
+        self.certificate: RTCCertificate | None = None  # committed to, not yet revealed
+        self.sent_commits: list[str] = []
+        self.answer_fingerprints: list[str] = []
+        self.connection_states: list[str] = []
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.pc: RTCPeerConnection | None = None
         self.channel = None
@@ -107,7 +132,17 @@ class Victim:
                                              headers={"Cookie": f"{COOKIE}={cookie}"})
         self._tasks.append(asyncio.create_task(self._read()))
         await until(lambda: any(m["type"] == "waiting" for m in self.messages), 5, "waiting")
+        if self.auto_commit:
+            await self.commit()
         await self.ws.send_json({"type": "hello", "lang": "en"})
+
+    async def commit(self) -> None:
+        """A fresh certificate for the next peer connection, and ``commit`` with
+        the hash of its fingerprint, as the page does."""
+        self.certificate = RTCCertificate.generateCertificate()
+        digest = commitment(certificate_fingerprint(self.certificate))
+        self.sent_commits.append(digest)
+        await self.ws.send_json({"type": "commit", "hash": digest})
 
     async def _read(self) -> None:
         assert self.ws is not None
@@ -126,7 +161,15 @@ class Victim:
         if self.pc is not None:  # iceRestart: a fresh peer connection, as the page does
             await self._close_pc()
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        if self.certificate is not None and not self.impostor:
+            use_certificate(pc, self.certificate)  # the one committed to
+        # (an impostor keeps the certificate aiortc made: not the committed one)
         self.pc = pc
+
+        @pc.on("connectionstatechange")
+        def _on_state() -> None:
+            self.connection_states.append(pc.connectionState)
+
         video = VideoSourceTrack(SyntheticVideoSource(320, 240, 15))
         audio = AudioSourceTrack(SyntheticAudioSource(880))
         self.tracks = [video, audio]
@@ -151,9 +194,15 @@ class Victim:
         await pc.setLocalDescription(await pc.createAnswer())
         self.codes.append(verification_code(pc.localDescription.sdp, offer["sdp"]))
         sdp = pc.localDescription.sdp
+        self.answer_fingerprints.append(sha256_fingerprint(sdp))
         if not self.trickle:
             await self.ws.send_json({"type": "answer", "sdp": sdp})
-            return
+        else:
+            await self._trickled_answer(sdp)
+        if self.auto_commit:  # this fingerprint is public now: commit to the next one
+            await self.commit()
+
+    async def _trickled_answer(self, sdp: str) -> None:
         lines = sdp.split("\r\n")
         candidates = [ln[2:] for ln in lines if ln.startswith("a=candidate:")]
         assert candidates
@@ -399,6 +448,178 @@ def test_restart_rebuilds_the_connection():
             second = w.events.of(ev.VerificationCode)[1].code
             assert victim.codes == [first, second]
             assert any(m.get("iceRestart") for m in victim.messages if m["type"] == "offer")
+            # a fresh certificate for the fresh connection, each committed to before its offer
+            assert len(set(victim.answer_fingerprints)) == 2
+            assert [commitment(f) for f in victim.answer_fingerprints] == victim.sent_commits[:2]
+
+    run(main())
+
+
+# --- the commitment to the victim's fingerprint (docs/victim-page.md) --------------------
+
+
+async def waiting_victim(w: World, appt: str, **kw: Any) -> Victim:
+    victim = await w.victim(appt, **kw)
+    await w.events.wait(ev.VictimWaiting, lambda e: e.appointment == appt)
+    return victim
+
+
+async def started_engine(w: World, **kw: Any) -> CallEngine:
+    engine = w.make_engine(**kw)
+    engine.start()
+    await w.events.wait(ev.SignallingChanged, lambda e: e.connected)
+    return engine
+
+
+def offers(victim: Victim) -> list[dict]:
+    return [m for m in victim.messages if m["type"] == "offer"]
+
+
+def test_a_matching_commitment_connects_as_before():
+    async def main() -> None:
+        async with World() as w:
+            appt = "appt-commit-ok"
+            victim, _ = await connected_call(w, appt)
+            session = w.engine.session(appt)
+            # the offer was bound to the commit sent before it, and the answer opened it
+            assert session.commit == victim.sent_commits[0]
+            assert commitment(victim.answer_fingerprints[0]) == victim.sent_commits[0]
+            code = await w.events.wait(ev.VerificationCode)
+            assert victim.codes == [code.code] and session.code == code.code
+            assert not [e for e in w.events.of(ev.Error) if e.code != "device-substituted"]
+            # the page's next commitment (for a restart) replaces the opened one
+            await until(lambda: len(victim.sent_commits) == 2, what="the next commit")
+            await until(lambda: w.engine.commits.get(appt) == victim.sent_commits[1],
+                        what="the next commit at the engine")
+
+    run(main())
+
+
+def test_an_answer_that_does_not_open_the_commitment_stops_the_call():
+    """A man in the middle must show the officer a certificate other than the
+    one the victim's phone committed to: the call is stopped, no code is shown,
+    and the rendezvous and the engine go on serving others."""
+
+    async def main() -> None:
+        async with World() as w:
+            engine = await started_engine(w)
+            appt = "appt-mitm"
+            impostor = await waiting_victim(w, appt, impostor=True)
+            await asyncio.wrap_future(engine.start_call(appt))  # the offer went out
+
+            err = await w.events.wait(ev.Error, lambda e: e.code == "commit-mismatch")
+            assert err.appointment == appt and err.message == COMMIT_MISMATCH
+            assert "someone may be interfering" in err.message and "send a new link" in err.message
+            ended = await w.events.wait(ev.CallEnded, lambda e: e.appointment == appt)
+            assert (ended.by, ended.reason) == ("engine", "verification-failed")
+            assert engine.session(appt) is None
+            assert not w.events.of(ev.VerificationCode)
+            states = [e.state for e in w.events.of(ev.CallStateChanged) if e.appointment == appt]
+            assert "connected" not in states and "connecting" not in states and states[-1] == "closed"
+            # it really was the other certificate, and its side never connected
+            assert impostor.sent_commits and impostor.answer_fingerprints
+            assert commitment(impostor.answer_fingerprints[0]) != impostor.sent_commits[0]
+            # the link is spent: the phone is told the call ended
+            await until(lambda: any(m["type"] == "bye" for m in impostor.messages), what="bye")
+            assert "connected" not in impostor.connection_states
+            assert engine.latest_local_frame() is None  # the camera was let go
+
+            # another victim on the same engine and rendezvous: a normal call
+            other = "appt-after-mitm"
+            honest = await waiting_victim(w, other)
+            await asyncio.wrap_future(engine.start_call(other))
+            await w.events.wait(ev.CallStateChanged, lambda e: e.appointment == other and e.state == "connected")
+            code = await w.events.wait(ev.VerificationCode, lambda e: e.appointment == other)
+            assert honest.codes == [code.code]
+            assert [e.code for e in w.events.of(ev.Error) if e.code != "device-substituted"] == ["commit-mismatch"]
+
+    run(main())
+
+
+def test_the_offer_waits_for_the_commitment():
+    """The officer starts the call before the victim's phone has committed: the
+    call waits (state "waiting") and no offer goes out until the commit does."""
+
+    async def main() -> None:
+        async with World() as w:
+            engine = await started_engine(w)
+            appt = "appt-commit-late"
+            victim = await waiting_victim(w, appt, auto_commit=False)
+            started = asyncio.wrap_future(engine.start_call(appt))
+            await w.events.wait(ev.CallStateChanged, lambda e: e.appointment == appt and e.state == "waiting")
+            await asyncio.sleep(0.3)
+            assert not offers(victim) and not started.done()
+            await victim.commit()
+            await started
+            await w.events.wait(ev.CallStateChanged, lambda e: e.appointment == appt and e.state == "connected")
+            assert engine.session(appt).commit == victim.sent_commits[0]
+            states = [e.state for e in w.events.of(ev.CallStateChanged) if e.appointment == appt]
+            assert states[:2] == ["waiting", "calling"]
+
+    run(main())
+
+
+def test_a_restart_waits_for_the_next_commitment():
+    """Once an answer has revealed the committed fingerprint, a restart must not
+    reuse that commitment: its offer waits for the page's next one."""
+
+    async def main() -> None:
+        async with World() as w:
+            engine = await started_engine(w)
+            appt = "appt-commit-restart"
+            victim = await waiting_victim(w, appt, auto_commit=False)
+            await victim.commit()
+            await asyncio.wrap_future(engine.start_call(appt))
+            await w.events.wait(ev.CallStateChanged, lambda e: e.appointment == appt and e.state == "connected")
+            assert appt not in engine.commits  # opened by the answer
+
+            restarted = asyncio.wrap_future(engine.restart_ice(appt))
+            await until(lambda: [e.state for e in w.events.of(ev.CallStateChanged)][-1:] == ["waiting"],
+                        what="restart waiting for a commit")
+            await asyncio.sleep(0.3)
+            assert len(offers(victim)) == 1 and not restarted.done()
+            # the page re-sending the opened commitment does not count
+            await victim.ws.send_json({"type": "commit", "hash": victim.sent_commits[0]})
+            await asyncio.sleep(0.3)
+            assert len(offers(victim)) == 1
+            await victim.commit()
+            await restarted
+            await until(lambda: len(w.events.of(ev.VerificationCode)) == 2, what="second code")
+            await until(lambda: [e.state for e in w.events.of(ev.CallStateChanged)][-1] == "connected",
+                        what="connected again")
+            assert offers(victim)[1].get("iceRestart") is True
+            assert engine.session(appt).commit == victim.sent_commits[1]
+            assert victim.answer_fingerprints[0] != victim.answer_fingerprints[1]
+            assert victim.codes == [e.code for e in w.events.of(ev.VerificationCode)]
+
+    run(main())
+
+
+def test_no_commitment_in_time_is_a_plain_message():
+    async def main() -> None:
+        async with World() as w:
+            engine = await started_engine(w, commit_timeout=0.5)
+            appt = "appt-no-commit"
+            victim = await waiting_victim(w, appt, auto_commit=False)
+            # a malformed commit (as a broken rendezvous might relay) is ignored
+            await asyncio.wrap_future(engine.submit(engine._on_signal(
+                {"type": "commit", "appointment": appt, "hash": "AB" * 32})))
+            assert appt not in engine.commits
+            with pytest.raises(CommitTimeout):
+                await asyncio.wrap_future(engine.start_call(appt))
+            err = await w.events.wait(ev.Error, lambda e: e.code == "no-commit")
+            assert err.appointment == appt and "reload the page" in err.message
+            assert "Traceback" not in err.message and "commit" not in err.message
+            ended = await w.events.wait(ev.CallEnded, lambda e: e.appointment == appt)
+            assert ended.by == "engine" and engine.session(appt) is None
+            assert not offers(victim)
+            assert not any(m["type"] == "bye" for m in victim.messages)  # the link is not spent
+            # nobody in the waiting room at all
+            with pytest.raises(CommitTimeout):
+                await asyncio.wrap_future(engine.start_call("appt-nobody"))
+            err = await w.events.wait(ev.Error, lambda e: e.appointment == "appt-nobody")
+            assert (err.code, err.message) == (
+                "no-commit", "The victim is not in the waiting room, so the call was not started.")
 
     run(main())
 

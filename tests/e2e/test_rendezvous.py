@@ -447,6 +447,14 @@ def test_unknown_types_and_bad_fields_get_an_error_and_the_socket_stays_open():
                 ({"type": "ice", "candidate": "c", "sdpMLineIndex": True}, "bad-field"),
                 ({"type": "chat", "text": ""}, "bad-field"),
                 ({"type": "chat", "text": "x" * 5000}, "bad-field"),
+                ({"type": "commit"}, "bad-field"),  # the commitment's hash: exactly 64 lowercase hex
+                ({"type": "commit", "hash": "A" * 64}, "bad-field"),
+                ({"type": "commit", "hash": "a" * 63}, "bad-field"),
+                ({"type": "commit", "hash": "a" * 65}, "bad-field"),
+                ({"type": "commit", "hash": "g" * 64}, "bad-field"),
+                ({"type": "commit", "hash": " " + "a" * 63}, "bad-field"),
+                ({"type": "commit", "hash": 7}, "bad-field"),
+                ({"type": "commit", "hash": ["a" * 64]}, "bad-field"),
             ]
             for msg, code in bad_victim:
                 await victim.send_json(msg)
@@ -455,13 +463,52 @@ def test_unknown_types_and_bad_fields_get_an_error_and_the_socket_stays_open():
                 ({"type": "offer", "sdp": "v=0"}, "bad-field"),  # no appointment
                 ({"type": "offer", "sdp": "v=0", "appointment": "nobody"}, "no-victim"),
                 ({"type": "flag", "appointment": appt}, "not-allowed"),
+                ({"type": "commit", "appointment": appt, "hash": "a" * 64}, "not-allowed"),
                 ({"type": "teleport", "appointment": appt}, "unknown-type"),
             ]
             for msg, code in bad_officer:
                 await officer.send_json(msg)
                 assert (await recv(officer, "error"))["code"] == code, msg
             await call_works(h, officer, appt, victim)
+            # none of the malformed commits reached the officer
+            await victim.send_json({"type": "commit", "hash": "c" * 64})
+            assert (await recv(officer, "commit"))["hash"] == "c" * 64
             await still_serving(h, officer)
+
+    run(main())
+
+
+def test_commit_is_relayed_to_the_officer_and_replayed_when_it_connects():
+    async def main():
+        async with serving() as h:
+            officer = await h.officer()
+            appt, _, victim = await h.victim()
+            await recv(officer, "victim_waiting")
+            first, second = "0123456789abcdef" * 4, "f" * 64
+            await victim.send_json({"type": "commit", "hash": first, "extra": "dropped"})
+            assert await recv(officer, "commit") == {"type": "commit", "hash": first, "appointment": appt}
+            await victim.send_json({"type": "commit", "hash": second})  # a new certificate
+            assert (await recv(officer, "commit"))["hash"] == second
+            # An absent officer is no error for a commit: it is kept (the newest)...
+            await officer.close()
+            await recv(victim, "officer_left")
+            third = "e" * 64
+            await victim.send_json({"type": "commit", "hash": third})
+            with pytest.raises(TimeoutError):
+                await recv(victim, "error", timeout=0.3)
+            # ...and sent again right after the victim's victim_waiting to the next officer socket
+            officer2 = await h.officer()
+            got = [await recv(officer2) for _ in range(2)]
+            assert got == [{"type": "victim_waiting", "appointment": appt},
+                           {"type": "commit", "hash": third, "appointment": appt}]
+            # a victim who never committed gets no commit replayed
+            other, _, _ = await h.victim()
+            assert (await recv(officer2, "victim_waiting"))["appointment"] == other
+            officer3 = await h.officer()
+            kinds = [(m["type"], m["appointment"]) for m in [await recv(officer3) for _ in range(3)]]
+            assert sorted(kinds) == sorted([("victim_waiting", appt), ("commit", appt), ("victim_waiting", other)])
+            await call_works(h, officer3, appt, victim)
+            await still_serving(h, officer3)
 
     run(main())
 

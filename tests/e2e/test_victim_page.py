@@ -75,6 +75,7 @@ class Officer:
         self.server = server
         self.http: aiohttp.ClientSession | None = None
         self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.backlog: list[dict] = []  # read while waiting for another type, kept for later
         self.server.run(self._connect())
         assert self.recv("welcome")["type"] == "welcome"
 
@@ -89,7 +90,15 @@ class Officer:
         self.server.run(self.ws.send_json(msg))
 
     def recv(self, kind: str, timeout: float = WAIT, **match: Any) -> dict:
-        """The next message of type ``kind`` (with the given field values), skipping others."""
+        """The next message of type ``kind`` (with the given field values); others
+        are kept for later calls (the page's messages may come in either order)."""
+
+        def wanted(data: dict) -> bool:
+            return data["type"] == kind and all(data.get(k) == v for k, v in match.items())
+
+        for i, data in enumerate(self.backlog):
+            if wanted(data):
+                return self.backlog.pop(i)
 
         async def go() -> dict:
             assert self.ws is not None
@@ -98,8 +107,9 @@ class Officer:
                 if msg.type is not WSMsgType.TEXT:
                     raise AssertionError(f"officer socket closed waiting for {kind}")
                 data = json.loads(msg.data)
-                if data["type"] == kind and all(data.get(k) == v for k, v in match.items()):
+                if wanted(data):
                     return data
+                self.backlog.append(data)
 
         return self.server.run(asyncio.wait_for(go(), timeout), timeout + 1)
 
@@ -190,16 +200,22 @@ COUNT_REMOTE_FRAMES = """() => new Promise((resolve) => {
 })"""
 
 
+def fingerprint(sdp: str) -> str:
+    for alg, value in re.findall(r"^a=fingerprint:(\S+)[ \t]+([0-9A-Fa-f:]+)[ \t]*\r?$", sdp, re.M):
+        if alg.lower() == "sha-256":
+            return value.upper()
+    raise AssertionError("no sha-256 fingerprint")
+
+
+def python_commit(sdp: str) -> str:
+    """The ``commit`` hash the answer's fingerprint must open, derived independently
+    of join.js (docs/victim-page.md, "Commitment")."""
+    return hashlib.sha256(fingerprint(sdp).encode("utf-8")).hexdigest()
+
+
 def python_code(sdp_a: str, sdp_b: str) -> str:
     """The verification code, derived independently of join.js (docs/victim-page.md,
     the same as evr_desktop/call/verification.py)."""
-
-    def fingerprint(sdp: str) -> str:
-        for alg, value in re.findall(r"^a=fingerprint:(\S+)[ \t]+([0-9A-Fa-f:]+)[ \t]*\r?$", sdp, re.M):
-            if alg.lower() == "sha-256":
-                return value.upper()
-        raise AssertionError("no sha-256 fingerprint")
-
     d = hashlib.sha256("\n".join(sorted([fingerprint(sdp_a), fingerprint(sdp_b)])).encode()).digest()
     return f"{(d[0] << 12) | (d[1] << 4) | (d[2] >> 4):06d}"
 
@@ -313,6 +329,9 @@ def test_victim_page_end_to_end_on_a_phone(
         page.locator("#screen-waiting").wait_for(state="visible", timeout=WAIT_MS)
         officer.recv("victim_waiting", appointment=appt)
         assert officer.recv("hello", appointment=appt)["lang"] == lang
+        # Before any offer, the page commits to its DTLS certificate.
+        committed = officer.recv("commit", appointment=appt)["hash"]
+        assert re.fullmatch(r"[0-9a-f]{64}", committed), committed
         wait_until(page, 
             "document.getElementById('wait-status').getAttribute('data-i18n') === 'wait_officer_here'",
             timeout=WAIT_MS,
@@ -351,6 +370,11 @@ def test_victim_page_end_to_end_on_a_phone(
         first_pt = video.split("\r\n")[0].split()[3]
         assert re.search(rf"^a=rtpmap:{first_pt} VP8/90000", video, re.M), "VP8 is the first video codec"
         assert answer.count("a=candidate:") >= 1, "the answer carries its candidates"
+        # The answer carries the certificate committed to; once it is revealed, the
+        # page commits to a new one for any later connection.
+        assert python_commit(answer) == committed
+        next_commit = officer.recv("commit", appointment=appt)["hash"]
+        assert next_commit != committed and re.fullmatch(r"[0-9a-f]{64}", next_commit)
         officer_page.evaluate("(sdp) => window.pc.setRemoteDescription({type: 'answer', sdp})", answer)
 
         got = page.evaluate(COUNT_REMOTE_FRAMES)
@@ -385,6 +409,24 @@ def test_victim_page_end_to_end_on_a_phone(
         vector = [f"v=0\r\na=fingerprint:sha-256 {'AB:' * 31}CD\r\n", f"v=0\r\na=fingerprint:SHA-256 {'01:' * 31}ef\r\n"]
         assert page.evaluate("([a, b]) => window.EVR.verificationCode(a, b)", vector) == "061911"
         assert python_code(*vector) == "061911"
+        # ...and the commitment's vector (tests/unit/test_verification.py).
+        assert page.evaluate("(f) => window.EVR.commitHash(f)", f" {'ab:' * 31}cd ") == (
+            "ba6d2890283617a6f6e6b1d237eb728fb618e0bfa83da9d29688aebfecf4a565")
+
+        if lang == "en":
+            # A restart (the app's rebuilt connection: new certificates, iceRestart):
+            # a fresh connection with the certificate committed to after the first answer.
+            officer_page.evaluate("window.pc.close()")
+            offer2 = officer_page.evaluate(OFFICER_OFFER)
+            officer.send({"type": "offer", "appointment": appt, "sdp": offer2, "iceRestart": True})
+            answer2 = officer.recv("answer", appointment=appt)["sdp"]
+            assert python_commit(answer2) == next_commit != python_commit(answer)
+            third = officer.recv("commit", appointment=appt)["hash"]
+            assert third not in (committed, next_commit)
+            officer_page.evaluate("(sdp) => window.pc.setRemoteDescription({type: 'answer', sdp})", answer2)
+            code2 = python_code(offer2, answer2)
+            wait_until(page, f"document.getElementById('verification-code').getAttribute('data-code') === '{code2}'")
+            wait_until(officer_page, "window.pc.connectionState === 'connected' && window.ch.readyState === 'open'")
 
         # Call controls.
         assert page.locator("#remote-video").get_attribute("playsinline") is not None

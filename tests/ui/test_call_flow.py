@@ -190,3 +190,30 @@ def test_outbox_shows_the_text_to_copy_and_records_sending(qtbot, unlocked):
     assert "outbox.view" in [e.action for e in main.session.audit.entries()]
     main.lock()  # the outbox closes with the lock: it holds numbers and links
     assert not d.isVisible()
+
+
+def test_an_answer_that_breaks_the_commitment_stops_the_call_and_says_why(qtbot, unlocked, victim_loop):
+    """Someone in the signalling answers with a certificate other than the one
+    the victim's phone committed to: the call window never connects, shows no
+    verification code, and keeps the reason on screen (not a bare "Call ended")."""
+    main = unlocked
+    a = book_and_send_link(qtbot, main, "Ifor Invented-Caller", "07700 900555", "99VC1234527", OffenceType.ASSAULT)
+    link = main.calls.links[a.id]
+    base, token = link.split("/j/")
+    http = on_loop(victim_loop, _session())
+    victim = Victim(base, http, impostor=True)
+    try:
+        on_loop(victim_loop, victim.join(token))
+        qtbot.waitUntil(lambda: main.session.store.get(a.id).status is Status.VICTIM_WAITING, timeout=10000)
+        select(main, a.id)
+        qtbot.mouseClick(main.queue.detail.call_button, Qt.MouseButton.LeftButton)
+        screen = main.calls.screen
+        qtbot.waitUntil(lambda: "did not match what their phone announced" in screen.state.text(), timeout=20000)
+        qtbot.wait(300)  # the CallEnded that follows must not replace the reason
+        assert "did not match what their phone announced" in screen.state.text()
+        assert "send a new link" in screen.state.text()
+        assert screen.code.text() == "Verification code: …"  # the officer is shown no code
+        assert screen.appointment is None  # the call is over on the officer's side
+    finally:
+        on_loop(victim_loop, victim.close())
+        on_loop(victim_loop, http.close())
