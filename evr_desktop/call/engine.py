@@ -31,7 +31,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +53,7 @@ from ..capture.tracks import AudioSourceTrack, VideoSourceTrack
 from . import events as ev
 from .ice import set_host_addresses
 from .jitter import use_marker_jitter_buffer
+from .netwatch import NetworkWatcher
 from .tap import EncodedFrameTap, TapUnsupported, tap_receiver, tap_sender
 from .verification import NoFingerprint, check_commitment, is_commitment, verification_code
 
@@ -92,6 +93,14 @@ class CallSettings:
     # How long an offer waits for the victim page's "commit" (its first comes
     # right after it opens its socket; a restart needs the next one).
     commit_timeout: float = 20.0
+    # Automatic ICE restarts (docs/call-engine.md "Reconnecting"): poll this
+    # computer's addresses every network_poll s (0: off); a connection that is
+    # "disconnected" for ice_grace s, or "failed", is rebuilt; at most
+    # auto_restart_max automatic restarts per auto_restart_window s.
+    network_poll: float = 2.0
+    ice_grace: float = 3.0
+    auto_restart_max: int = 3
+    auto_restart_window: float = 60.0
 
 
 Listener = Callable[[ev.Event], None]
@@ -359,6 +368,9 @@ class CallSession:
         self._generation = 0  # bumped by a rebuild (restart_ice)
         self._early_ice: list[dict] = []
         self.commit: str | None = None  # the victim's commitment this offer is bound to
+        self._auto_restarts: list[float] = []  # monotonic times of automatic restarts
+        self._restarting = False
+        self.auto_restarts = 0  # how many happened (tests, the log)
 
     def _mark(self, what: str) -> None:
         self.timings.setdefault(what, time.monotonic() - self._t0)
@@ -424,10 +436,11 @@ class CallSession:
             state = pc.connectionState
             if state == "connected":
                 self._mark("connected")
-            if state == "failed":
-                engine._emit(ev.Error("The connection to the victim was lost.",
-                                      self.appointment, code="connection-failed"))
             self._set_state(state)
+            if state == "failed":
+                self._spawn(self._restart_if_lost(pc, 0.0))
+            elif state == "disconnected":
+                self._spawn(self._restart_if_lost(pc, s.ice_grace))
 
         @pc.on("track")
         def _on_track(track) -> None:
@@ -684,6 +697,50 @@ class CallSession:
                                   send_bye=False)
             raise
 
+    async def auto_restart(self, why: str) -> bool:
+        """An ICE restart nobody clicked for: this computer's addresses changed,
+        the connection was lost, or the victim's page asked (its network
+        changed). Skipped while one is under way or before the first offer;
+        at most ``auto_restart_max`` per ``auto_restart_window`` seconds, so a
+        network that keeps flapping cannot make the call rebuild itself in a
+        loop. Returns whether a restart was made."""
+        s = self.engine.settings
+        if self.closed or self._restarting or self.pc is None or self.commit is None:
+            return False
+        now = time.monotonic()
+        self._auto_restarts = [t for t in self._auto_restarts if now - t < s.auto_restart_window]
+        if len(self._auto_restarts) >= s.auto_restart_max:
+            log.warning("call %s: not restarting again (%s): %d restarts in %.0f s",
+                        self.appointment, why, len(self._auto_restarts), s.auto_restart_window)
+            return False
+        self._auto_restarts.append(now)
+        self.auto_restarts += 1
+        log.info("call %s: restarting ICE automatically: %s", self.appointment, why)
+        self._restarting = True
+        try:
+            await self.restart()
+        except CommitTimeout:
+            return False  # restart() has told the officer and closed the call
+        finally:
+            self._restarting = False
+        return True
+
+    async def _restart_if_lost(self, pc: RTCPeerConnection, after: float) -> None:
+        """``pc`` went "disconnected" or "failed": give it ``after`` seconds to
+        recover by itself, then restart. If no restart is allowed any more and
+        the connection has failed, the call ends (the officer sees "The
+        connection was lost", the victim gets a bye)."""
+        if after > 0:
+            await asyncio.sleep(after)
+        if self.pc is not pc or self.closed or pc.connectionState not in ("disconnected", "failed"):
+            return
+        if await self.auto_restart(f"the connection was {pc.connectionState}"):
+            return
+        if self.pc is pc and not self.closed and not self._restarting and pc.connectionState == "failed":
+            self.engine._emit(ev.Error("The connection to the victim was lost and could not be "
+                                       "restored.", self.appointment, code="connection-failed"))
+            await self.close("network", "connection-failed", send_bye=True)
+
     async def close(self, by: str, reason: str | None = None, *, send_bye: bool) -> None:
         if self.closed:
             return
@@ -753,6 +810,8 @@ class CallEngine:
         self._last_remote_key: str | None = None
         self._muted = False
         self._camera_off = False
+        self.network: NetworkWatcher | None = None  # polls the host's addresses (settings.network_poll)
+        self.addresses: Callable[[], Iterable[str]] | None = None  # tests: stands in for the interfaces
 
     # -- listeners ---------------------------------------------------------------
 
@@ -814,6 +873,10 @@ class CallEngine:
 
         async def begin() -> None:
             self._signalling_task = asyncio.get_running_loop().create_task(self.signalling.run())
+            if self.settings.network_poll > 0:
+                self.network = NetworkWatcher(self._network_changed, interval=self.settings.network_poll,
+                                              addresses=self.addresses)
+                self.network.start()
 
         self.submit(begin()).result(5)
 
@@ -834,7 +897,16 @@ class CallEngine:
         if self.display is not None:
             self.display.close()
 
+    async def _network_changed(self, old: frozenset[str], new: frozenset[str]) -> None:
+        """This computer's addresses changed (docked, Wi-Fi to hotspot, VPN):
+        the candidate pair of every live call may be dead. Restart them now
+        rather than wait for ICE's consent checks to time out."""
+        for session in list(self.sessions.values()):
+            session._spawn(session.auto_restart("this computer's network changed"))
+
     async def _shutdown(self) -> None:
+        if self.network is not None:
+            await self.network.stop()
         for session in list(self.sessions.values()):
             await session.close("engine", "app closing", send_bye=False)
         self.sessions.clear()
@@ -1019,6 +1091,9 @@ class CallEngine:
             self._emit(ev.LinkRefused(appt, str(data.get("reason")), str(data.get("note", ""))))
         elif kind == "flag":
             self._emit(ev.VictimFlag(appt, data.get("kind"), bool(data.get("held"))))
+        elif kind == "restart" and session is not None:
+            # The victim's phone changed network or lost the connection.
+            session._spawn(session.auto_restart("the victim's phone asked (its network changed)"))
         elif kind == "chat":
             text = data.get("text")
             if isinstance(text, str):

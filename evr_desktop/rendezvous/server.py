@@ -62,9 +62,10 @@ CLOSE_POLICY = WSCloseCode.POLICY_VIOLATION  # 1008: flood or too many errors
 
 RELAYED = frozenset({"hello", "offer", "answer", "ice", "chat", "bye"})
 # From the victim to the officer only: "flag" ("I can't talk freely", never shown
-# to the victim) and "commit" (the hash of the page's DTLS fingerprint, sent
-# before any offer; see docs/victim-page.md "Commitment").
-VICTIM_ONLY = frozenset({"flag", "commit"})
+# to the victim), "commit" (the hash of the page's DTLS fingerprint, sent
+# before any offer; see docs/victim-page.md "Commitment") and "restart" (the
+# phone's network changed or its connection failed: please restart ICE; no fields).
+VICTIM_ONLY = frozenset({"flag", "commit", "restart"})
 COMMIT_HASH = re.compile(r"[0-9a-f]{64}")  # a SHA-256, lowercase hex, exactly
 # Events the officer should still hear about if it was away when they happened.
 HELD_FOR_OFFICER = frozenset({"link_opened", "link_refused", "flag", "victim_left"})

@@ -475,8 +475,13 @@
         preferResolution(pc);
       } else if (s === "disconnected") {
         setText($("call-status"), "call_reconnecting");
+        // Give it a few seconds to recover by itself, then ask for a restart.
+        setTimeout(function () {
+          if (state.pc === pc && pc.connectionState === "disconnected") askRestart("disconnected");
+        }, 3000);
       } else if (s === "failed") {
-        setText($("call-status"), "call_reconnecting"); // the officer's app sends a fresh offer
+        setText($("call-status"), "call_reconnecting");
+        askRestart("failed"); // the officer's app answers with a fresh offer
       }
     };
     var tracks = state.stream ? state.stream.getTracks() : [];
@@ -979,6 +984,31 @@
     if (lock) lock.release().catch(function () {});
   }
 
+  // --- reconnecting after a network change ---------------------------------------
+  // The phone moved from Wi-Fi to mobile data (or back), or the connection
+  // failed: the old ICE candidate pair is dead. The officer's app makes the
+  // offers, so the page asks it to restart ({type: "restart"}, no fields); the
+  // app rebuilds the connection and sends a fresh offer, which this page
+  // answers as usual. At most one request every 5 s; the app limits restarts too.
+  var lastRestartAsk = 0;
+  function askRestart(why) {
+    if (!state.inCall || !state.pc) return false;
+    var now = Date.now();
+    if (now - lastRestartAsk < 5000) return false;
+    lastRestartAsk = now;
+    state.restartAsks = (state.restartAsks || 0) + 1;
+    return send({ type: "restart" });
+  }
+  function networkChanged() {
+    if (!state.inCall || !state.pc) return;
+    setText($("call-status"), "call_reconnecting");
+    askRestart("network");
+  }
+  window.addEventListener("online", networkChanged);
+  if (navigator.connection && navigator.connection.addEventListener) {
+    navigator.connection.addEventListener("change", networkChanged);
+  }
+
   document.addEventListener("visibilitychange", function () {
     if (document.visibilityState === "visible" && (state.screen === "waiting" || state.screen === "call")) keepAwake();
   });
@@ -1024,7 +1054,10 @@
   }
 
   // For the officer's side and tests: the same derivation, callable.
-  window.EVR = { verificationCode: verificationCode, sdpFingerprint: sdpFingerprint, commitHash: commitHash };
+  window.EVR = {
+    verificationCode: verificationCode, sdpFingerprint: sdpFingerprint, commitHash: commitHash,
+    restartAsks: function () { return state.restartAsks || 0; }
+  };
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
   else init();

@@ -303,8 +303,10 @@ def run(coro, timeout: float = 45) -> Any:
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-async def connected_call(w: World, appt: str, **kw: Any) -> tuple[Victim, float]:
-    engine = w.make_engine()
+async def connected_call(w: World, appt: str, *, engine_kw: dict | None = None,
+                         addresses: Any = None, **kw: Any) -> tuple[Victim, float]:
+    engine = w.make_engine(**(engine_kw or {}))
+    engine.addresses = addresses  # None: the real interfaces
     engine.start()
     await w.events.wait(ev.SignallingChanged, lambda e: e.connected)
     victim = await w.victim(appt, **kw)
@@ -451,6 +453,60 @@ def test_restart_rebuilds_the_connection():
             # a fresh certificate for the fresh connection, each committed to before its offer
             assert len(set(victim.answer_fingerprints)) == 2
             assert [commitment(f) for f in victim.answer_fingerprints] == victim.sent_commits[:2]
+
+    run(main())
+
+
+# --- automatic ICE restarts (docs/call-engine.md "Reconnecting") --------------------------
+
+
+async def reconnected(w: World, session: Any, codes: int) -> None:
+    """Wait for the ``codes``-th verification code and the call connected after it."""
+    await until(lambda: len(w.events.of(ev.VerificationCode)) >= codes, what=f"code {codes}")
+    await until(lambda: session.state == "connected", what="connected again")
+    before = session.frames_in["video"]
+    await until(lambda: session.frames_in["video"] > before + 5, what="video after the restart")
+
+
+def test_a_network_change_on_the_officers_computer_restarts_the_call_by_itself():
+    async def main() -> None:
+        async with World() as w:
+            appt = "appt-net-1"
+            interfaces = [["192.0.2.10", "fd00::10"]]  # the office Wi-Fi
+            victim, _ = await connected_call(w, appt, engine_kw={"network_poll": 0.05},
+                                             addresses=lambda: interfaces[0])
+            session = w.engine.session(appt)
+            await w.events.wait(ev.VerificationCode)
+            await asyncio.sleep(0.3)
+            assert session.auto_restarts == 0  # nothing changed, nothing restarted
+            interfaces[0] = ["198.51.100.7"]  # docked, or a phone's hotspot took over
+            await w.events.wait(ev.CallStateChanged, lambda e: e.state == "restarting")
+            await reconnected(w, session, 2)
+            assert session.auto_restarts == 1 and w.engine.session(appt) is session
+            assert sum(1 for m in victim.messages if m["type"] == "offer" and m.get("iceRestart")) == 1
+            assert len(victim.codes) == 2 and victim.codes[-1] == session.code
+
+    run(main())
+
+
+def test_the_victims_phone_can_ask_for_a_restart_and_a_flapping_network_is_bounded():
+    async def main() -> None:
+        async with World() as w:
+            appt = "appt-net-2"
+            victim, _ = await connected_call(w, appt, engine_kw={"auto_restart_max": 2, "network_poll": 0})
+            session = w.engine.session(appt)
+            assert w.engine.network is None  # network_poll 0: no watcher
+            await w.events.wait(ev.VerificationCode)
+            await victim.ws.send_json({"type": "restart"})  # the phone moved from Wi-Fi to 4G
+            await reconnected(w, session, 2)
+            assert session.auto_restarts == 1
+            for _ in range(4):  # a flapping network: asks again and again
+                await victim.ws.send_json({"type": "restart"})
+                await asyncio.sleep(0.02)
+            await reconnected(w, session, 3)
+            await asyncio.sleep(1.0)
+            assert session.auto_restarts == 2  # the limit: no rebuild loop
+            assert session.state == "connected" and not w.events.of(ev.CallEnded)
 
     run(main())
 

@@ -197,6 +197,9 @@ def test_happy_path_waiting_room_relay_and_bye():
             await call_works(h, officer, appt, victim)
             await victim.send_json({"type": "flag", "kind": "cannot-talk"})
             assert (await recv(officer, "flag"))["appointment"] == appt
+            # the phone's network changed: it asks the officer's app to restart ICE
+            await victim.send_json({"type": "restart", "extra": "dropped"})
+            assert await recv(officer, "restart") == {"type": "restart", "appointment": appt}
 
             await officer.send_json({"type": "bye", "appointment": appt})
             assert (await recv(victim, "bye"))["type"] == "bye"
@@ -464,6 +467,7 @@ def test_unknown_types_and_bad_fields_get_an_error_and_the_socket_stays_open():
                 ({"type": "offer", "sdp": "v=0", "appointment": "nobody"}, "no-victim"),
                 ({"type": "flag", "appointment": appt}, "not-allowed"),
                 ({"type": "commit", "appointment": appt, "hash": "a" * 64}, "not-allowed"),
+                ({"type": "restart", "appointment": appt}, "not-allowed"),
                 ({"type": "teleport", "appointment": appt}, "unknown-type"),
             ]
             for msg, code in bad_officer:

@@ -67,6 +67,18 @@ def test_app_and_chromium_victim_call_end_to_end(qtbot, unlocked):
         wait_until(page, "document.getElementById('verification-code').hasAttribute('data-code')", timeout=WAIT_MS)
         code = page.locator("#verification-code").get_attribute("data-code")
         qtbot.waitUntil(lambda: screen.code.text().replace(" ", "").endswith(code), timeout=WAIT_MS)
+        # The phone changes network (Wi-Fi to 4G): the page asks for an ICE
+        # restart, the app rebuilds the connection, and both show the new code.
+        page.evaluate("window.dispatchEvent(new Event('online'))")
+        wait_until(page, "window.EVR.restartAsks() === 1", timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: session.auto_restarts == 1, timeout=WAIT_MS)
+        wait_until(page, f"(document.getElementById('verification-code').getAttribute('data-code') || '{code}') !== '{code}'",
+                   timeout=WAIT_MS)
+        new_code = page.locator("#verification-code").get_attribute("data-code")
+        qtbot.waitUntil(lambda: screen.code.text().replace(" ", "").endswith(new_code), timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: screen.state.text() == "Connected", timeout=WAIT_MS)
+        painted = screen.remote.frames_painted
+        qtbot.waitUntil(lambda: screen.remote.frames_painted > painted + 5, timeout=WAIT_MS)
         keep = os.environ.get("EVR_KEEP_SCREENSHOTS")
         if keep:
             main.window.grab().save(os.path.join(keep, "call-with-chromium.png"))
