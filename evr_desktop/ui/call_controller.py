@@ -34,29 +34,57 @@ class CallController:
         self.outbox_texts: dict[str, str] = {}
         self.link_refusals: list[tuple[str, str]] = []  # (appointment id, reason code)
         self.ready = False  # the engine and rendezvous are up (after the queue's first paint)
+        self._starting = False
+        self._closed = False
 
     def start(self) -> None:
-        """Start the engine and the loopback rendezvous once, off the GUI thread."""
-        if self.embedded is not None:
+        """Start the engine and the loopback rendezvous once, all of it on the
+        worker: importing the engine (aiortc, PyAV, OpenCV; ~1 s here) on the
+        GUI thread froze the window just after the queue appeared."""
+        if self.embedded is not None or self._starting:
             return
-        from ..call.embedded import EmbeddedCalls
-        from .call_screen import CallBridge
+        self._starting = True
+        from .call_bridge import CallBridge
 
-        self.embedded = EmbeddedCalls()
         bridge = CallBridge()
         bridge.event.connect(self._call_event)
         self._bridge = bridge
-        calls = self.embedded
 
-        def started(_r: object) -> None:
-            assert calls.engine is not None
+        def make() -> EmbeddedCalls | None:
+            from ..call.embedded import EmbeddedCalls
+
+            calls = EmbeddedCalls()
+            calls.start()
+            if self._closed:  # the app quit while it started: stop it here, on the worker
+                calls.stop()
+                return None
+            return calls
+
+        def started(calls: EmbeddedCalls | None) -> None:
+            self._starting = False
+            if calls is None or calls.engine is None:
+                return
+            self.embedded = calls
             calls.engine.add_listener(bridge)
             if calls.speaker_note:
                 self.main.window.statusBar().showMessage(calls.speaker_note, 15000)
             self.ready = True
             log.info("call engine ready")
 
-        Operation(self.main.worker, self.main.window, calls.start).success(started).failure(self.main._error).run()
+        def failed(exc: BaseException) -> None:
+            self._starting = False  # the next unlock tries again
+            self.main._error(exc)
+
+        Operation(self.main.worker, self.main.window, make).success(started).failure(failed).run()
+
+    def _not_ready(self) -> bool:
+        """True (and the officer told so) while the engine is still starting."""
+        calls = self.embedded
+        if calls is not None and calls.engine is not None:
+            return False
+        self.main.window.statusBar().showMessage(
+            "Video calls are still starting. Try again in a moment.", 8000)
+        return True
 
     @property
     def in_call(self) -> bool:
@@ -64,6 +92,7 @@ class CallController:
 
     def shutdown(self) -> None:
         """Stop the call engine and rendezvous (on quit)."""
+        self._closed = True
         if self.embedded is not None:
             if self.embedded.engine is not None and self._bridge is not None:
                 self.embedded.engine.remove_listener(self._bridge)
@@ -124,8 +153,9 @@ class CallController:
 
     def send_link(self, a: Appointment) -> None:
         session, calls = self.main.session, self.embedded
-        if session is None or calls is None or calls.engine is None:
+        if session is None or self._not_ready():
             return
+        assert calls is not None
 
         def send() -> tuple[Appointment, str, str]:
             from ..domain.appointment import ALLOWED_TRANSITIONS
@@ -221,8 +251,9 @@ class CallController:
 
     def start_call(self, a: Appointment) -> None:
         calls = self.embedded
-        if self.main.session is None or calls is None or calls.engine is None:
+        if self.main.session is None or self._not_ready():
             return
+        assert calls is not None and calls.engine is not None
         from .call_screen import CallScreen
 
         if self.screen is None:

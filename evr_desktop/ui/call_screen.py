@@ -2,7 +2,7 @@
 chat, verification code, connection quality and the statement panel docked
 at the side.
 
-Engine events arrive through ``CallBridge`` (queued onto the GUI thread);
+Engine events arrive through ``CallBridge`` (``call_bridge.py``, queued onto the GUI thread);
 video is pulled latest-wins from the engine at the display rate, so a slow
 paint drops frames instead of queueing them.
 """
@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QKeySequence, QPainter, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -33,21 +33,6 @@ from ..call import events as ev
 # frame wait 8 ms on average). The poll stays for the self view and as a
 # safety net; an unchanged frame is not copied or painted again.
 FRAME_INTERVAL_MS = 16
-
-
-class CallBridge(QObject):
-    """The one bridge from the engine thread to the GUI: engine listeners call
-    the bridge (any thread); ``event`` is emitted on the GUI thread."""
-
-    event = Signal(object)
-    _incoming = Signal(object)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._incoming.connect(self.event, Qt.ConnectionType.QueuedConnection)
-
-    def __call__(self, event: ev.Event) -> None:
-        self._incoming.emit(event)
 
 
 class VideoView(QWidget):

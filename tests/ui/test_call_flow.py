@@ -217,3 +217,18 @@ def test_an_answer_that_breaks_the_commitment_stops_the_call_and_says_why(qtbot,
     finally:
         on_loop(victim_loop, victim.close())
         on_loop(victim_loop, http.close())
+
+
+def test_sending_a_link_before_the_call_service_is_up_says_so_and_sends_nothing(qtbot, unlocked):
+    from evr_desktop.ui.call_controller import CallController
+
+    main = unlocked
+    qtbot.waitUntil(lambda: main.calls.ready, timeout=20000)
+    a = main.queue.model.appointment(0)
+    early = CallController(main)  # as the controller is in the first second after unlocking
+    assert not early.ready and early.embedded is None
+    early.send_link(a)
+    early.start_call(a)
+    assert main.window.statusBar().currentMessage() == "Video calls are still starting. Try again in a moment."
+    assert early.links == {} and early.outbox_texts == {} and early.screen is None
+    assert main.session.store.get(a.id).status is a.status  # nothing changed
