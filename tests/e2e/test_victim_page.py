@@ -217,7 +217,7 @@ def python_code(sdp_a: str, sdp_b: str) -> str:
     """The verification code, derived independently of join.js (docs/victim-page.md,
     the same as evr_desktop/call/verification.py)."""
     d = hashlib.sha256("\n".join(sorted([fingerprint(sdp_a), fingerprint(sdp_b)])).encode()).digest()
-    return f"{(d[0] << 12) | (d[1] << 4) | (d[2] >> 4):06d}"
+    return f"{((d[0] << 12) | (d[1] << 4) | (d[2] >> 4)) % 1_000_000:06d}"
 
 
 # --- checks -------------------------------------------------------------------------------
@@ -409,6 +409,10 @@ def test_victim_page_end_to_end_on_a_phone(
         vector = [f"v=0\r\na=fingerprint:sha-256 {'AB:' * 31}CD\r\n", f"v=0\r\na=fingerprint:SHA-256 {'01:' * 31}ef\r\n"]
         assert page.evaluate("([a, b]) => window.EVR.verificationCode(a, b)", vector) == "061911"
         assert python_code(*vector) == "061911"
+        # A pair whose 20 bits exceed 999999 (1044164): the modulo keeps it at six digits.
+        wide = [f"v=0\r\na=fingerprint:sha-256 {'AB:' * 31}0F\r\n", vector[1]]
+        assert page.evaluate("([a, b]) => window.EVR.verificationCode(a, b)", wide) == "044164"
+        assert python_code(*wide) == "044164"
         # ...and the commitment's vector (tests/unit/test_verification.py).
         assert page.evaluate("(f) => window.EVR.commitHash(f)", f" {'ab:' * 31}cd ") == (
             "ba6d2890283617a6f6e6b1d237eb728fb618e0bfa83da9d29688aebfecf4a565")

@@ -40,6 +40,8 @@ def test_the_fingerprint_is_normalised_as_the_code_does():
     assert commitment_matches(COMMIT_A, FP_A.lower())
     # the six-digit code is unchanged (its own vector)
     assert code_from_fingerprints(FP_A, FP_B) == "061911"
+    # 20 bits can exceed 999999 (here 1044164): the code stays six digits
+    assert code_from_fingerprints("AB:" * 31 + "0F", FP_B) == "044164"
 
 
 def test_a_different_fingerprint_does_not_match():
