@@ -234,9 +234,12 @@ VICTIM_WATCH = """() => {
 
 
 def qimage_rgb(img: Any) -> np.ndarray:
-    """A QImage (RGB888, as VideoView holds it) as an (h, w, 3) array view."""
+    """A QImage as VideoView holds it (RGB32 for the victim's frames, RGB888
+    otherwise) as an (h, w, 3) RGB array view."""
     h, w, bpl = img.height(), img.width(), img.bytesPerLine()
     buf = np.frombuffer(img.constBits(), dtype=np.uint8, count=h * bpl)
+    if img.depth() == 32:  # bytes B, G, R, A on little-endian
+        return buf.reshape(h, bpl)[:, : w * 4].reshape(h, w, 4)[:, :, 2::-1]
     return buf.reshape(h, bpl)[:, : w * 3].reshape(h, w, 3)
 
 

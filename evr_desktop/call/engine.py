@@ -195,7 +195,10 @@ class LatestFrames:
                 pending, self._pending = self._pending, {}
             for key, frame in pending.items():
                 try:
-                    rgb = frame.to_ndarray(format="rgb24")
+                    # BGRA: the byte order of Qt's Format_RGB32 on little-endian
+                    # machines, which Qt paints and scales ~7x faster than RGB888
+                    # (the call window paints it without a conversion or a copy).
+                    rgb = frame.to_ndarray(format="bgra")
                 except Exception:
                     log.exception("display: could not convert a frame")
                     continue
@@ -958,7 +961,15 @@ class CallEngine:
             self._media.video.enabled = enabled
 
     def latest_remote_frame(self, appointment: str | None = None) -> np.ndarray | None:
-        """The newest decoded frame from the victim, RGB (h, w, 3), or None."""
+        """The newest decoded frame from the victim, RGB (h, w, 3), or None
+        (a view of ``latest_remote_bgra``'s array: no conversion, no copy)."""
+        bgra = self.latest_remote_bgra(appointment)
+        return None if bgra is None else bgra[:, :, 2::-1]
+
+    def latest_remote_bgra(self, appointment: str | None = None) -> np.ndarray | None:
+        """The same frame as it is kept for painting: BGRA (h, w, 4), the
+        memory layout of Qt's ``QImage.Format_RGB32``. Never modified after
+        it is published (a new frame is a new array)."""
         if self.display is None:
             return None
         key = f"remote:{appointment}" if appointment else self._last_remote_key

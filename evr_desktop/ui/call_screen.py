@@ -43,16 +43,25 @@ class VideoView(QWidget):
     def __init__(self, placeholder: str, parent: QWidget | None = None):
         super().__init__(parent)
         self._image: QImage | None = None
+        self._buffer: np.ndarray | None = None  # the array a BGRA image points into
         self._placeholder = placeholder
         self.frames_painted = 0
         self.setMinimumSize(160, 120)
 
     def show_frame(self, frame: np.ndarray | None) -> None:
+        """``frame``: RGB (h, w, 3), copied; or BGRA (h, w, 4) as the engine
+        keeps the victim's frames, painted straight from the array (kept
+        alive here; the engine never changes a published frame)."""
         if frame is None:
             return
-        h, w, _ = frame.shape
-        frame = np.ascontiguousarray(frame)
-        self._image = QImage(frame.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+        h, w, channels = frame.shape
+        if channels == 4 and frame.flags.c_contiguous:
+            self._buffer = frame
+            self._image = QImage(frame.data, w, h, 4 * w, QImage.Format.Format_RGB32)
+        else:
+            frame = np.ascontiguousarray(frame[:, :, :3])
+            self._buffer = None
+            self._image = QImage(frame.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
         self.update()
 
     def clear(self) -> None:
@@ -234,7 +243,7 @@ class CallScreen(QWidget):
     def _pull_frames(self) -> None:
         if self.appointment is None:
             return
-        remote = self.engine.latest_remote_frame(self.appointment)
+        remote = self.engine.latest_remote_bgra(self.appointment)
         if remote is not None and remote is not self._last_remote:
             self._last_remote = remote
             self.remote.show_frame(remote)
