@@ -980,6 +980,12 @@ class CallEngine:
         media = self._media
         return media.video.latest_rgb() if media is not None else None
 
+    def latest_local_preview(self) -> np.ndarray | None:
+        """The same, at most 320 px wide (made on the capture thread): what the
+        call window's self view paints."""
+        media = self._media
+        return media.video.latest_preview() if media is not None else None
+
     def session(self, appointment: str) -> CallSession | None:
         return self.sessions.get(appointment)
 

@@ -164,10 +164,14 @@ class VideoSourceTrack(_SourceTrack):
 
     kind = "video"
 
+    PREVIEW_WIDTH = 320  # the self view is 192 px wide; a little more for HiDPI
+
     def __init__(self, source: VideoSource) -> None:
         super().__init__(source)
         self._latest: av.VideoFrame | None = None
         self._latest_rgb: np.ndarray | None = None
+        self._latest_preview: np.ndarray | None = None
+        self._next_preview: np.ndarray | None = None
         self._fresh = False
 
     def _wrap(self, rgb: np.ndarray) -> av.VideoFrame:
@@ -176,11 +180,26 @@ class VideoSourceTrack(_SourceTrack):
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
         frame.pts = int((time.monotonic() - self._t0) * VIDEO_CLOCK)
         frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+        # outside the track's lock (_push runs under it), on the capture thread
+        self._next_preview = self._preview(rgb) if self.enabled else None
         return frame
+
+    def _preview(self, rgb: np.ndarray) -> np.ndarray:
+        """A small copy for the officer's self view, made here on the capture
+        thread (OpenCV releases the GIL) rather than by scaling a 720p frame
+        on the GUI thread 30 times a second."""
+        h, w = rgb.shape[:2]
+        if w <= self.PREVIEW_WIDTH:
+            return rgb
+        import cv2
+
+        size = (self.PREVIEW_WIDTH, max(2, round(h * self.PREVIEW_WIDTH / w)))
+        return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
     def _push(self, frame, data) -> None:
         self._latest = frame
         self._latest_rgb = data if self.enabled else None
+        self._latest_preview = self._next_preview
         self._fresh = True
 
     def _pop(self):
@@ -193,6 +212,11 @@ class VideoSourceTrack(_SourceTrack):
         """The newest frame the source produced (RGB; None while camera is off)."""
         with self._lock:
             return self._latest_rgb
+
+    def latest_preview(self) -> np.ndarray | None:
+        """The same frame at most ``PREVIEW_WIDTH`` wide (RGB), for the self view."""
+        with self._lock:
+            return self._latest_preview
 
 
 class AudioSourceTrack(_SourceTrack):

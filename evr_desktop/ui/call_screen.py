@@ -247,7 +247,7 @@ class CallScreen(QWidget):
         if remote is not None and remote is not self._last_remote:
             self._last_remote = remote
             self.remote.show_frame(remote)
-        local = self.engine.latest_local_frame()
+        local = self.engine.latest_local_preview()
         if local is not None and local is not self._last_local:
             self._last_local = local
             self.local.show_frame(local)

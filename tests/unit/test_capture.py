@@ -251,3 +251,26 @@ def test_a_device_error_ends_the_track_with_the_plain_message():
         assert track.readyState == "ended" and track.error == errors[0]
 
     asyncio.run(main())
+
+
+def test_the_self_view_preview_is_made_small_on_the_capture_thread():
+    async def main():
+        video = VideoSourceTrack(SyntheticVideoSource(1280, 720, 30))
+        try:
+            for _ in range(3):
+                await asyncio.wait_for(video.recv(), 2)
+            full, small = video.latest_rgb(), video.latest_preview()
+            assert full.shape == (720, 1280, 3) and small.shape == (180, 320, 3)
+            # the same picture: the colour bars line up once scaled down
+            import cv2
+
+            ref = cv2.resize(full, (320, 180), interpolation=cv2.INTER_AREA)
+            assert np.abs(ref.astype(int) - small.astype(int)).mean() < 2
+            video.enabled = False  # camera off: no preview either
+            await asyncio.wait_for(video.recv(), 2)
+            await asyncio.wait_for(video.recv(), 2)
+            assert video.latest_preview() is None and video.latest_rgb() is None
+        finally:
+            video.stop()
+
+    asyncio.run(main())
