@@ -9,8 +9,8 @@ Threads (see ../shared/DESIGN.md "Threads" and docs/call-engine.md):
   a Qt signal).
 - ``capture-video`` / ``capture-audio``: read the camera and microphone (or
   the synthetic sources), paced by the device, and wrap frames for aiortc.
-- ``display-frames``: converts the newest decoded remote frame to RGB for
-  ``latest_remote_frame()`` (latest-wins: older frames are dropped, never
+- ``display-frames``: converts the newest decoded remote frame to BGRA for
+  ``latest_remote_bgra()`` / ``latest_remote_frame()`` (latest-wins: older frames are dropped, never
   queued), then calls ``frame_listener(key)`` so the UI paints it at once
   instead of finding it at its next poll.
 - ``encoded-tap``: hands encoded frames to the recorder (see tap.py).
@@ -145,7 +145,7 @@ def _plain_network_error(exc: BaseException) -> str:
 
 
 class LatestFrames:
-    """Newest decoded frame per key, converted to RGB on a worker thread.
+    """Newest decoded frame per key, converted to BGRA on a worker thread.
     ``put`` (event loop) and ``get`` (any thread) never wait on a conversion;
     a frame that arrives before the previous one was converted replaces it.
 
@@ -156,7 +156,7 @@ class LatestFrames:
         self._notify = notify
         self._lock = threading.Lock()
         self._pending: dict[str, Any] = {}
-        self._rgb: dict[str, np.ndarray] = {}
+        self._converted: dict[str, np.ndarray] = {}
         self._wake = threading.Event()
         self._closed = False
         self.converted = 0
@@ -173,12 +173,12 @@ class LatestFrames:
 
     def get(self, key: str) -> np.ndarray | None:
         with self._lock:
-            return self._rgb.get(key)
+            return self._converted.get(key)
 
     def forget(self, key: str) -> None:
         with self._lock:
             self._pending.pop(key, None)
-            self._rgb.pop(key, None)
+            self._converted.pop(key, None)
 
     def close(self) -> None:
         self._closed = True
@@ -198,12 +198,12 @@ class LatestFrames:
                     # BGRA: the byte order of Qt's Format_RGB32 on little-endian
                     # machines, which Qt paints and scales ~7x faster than RGB888
                     # (the call window paints it without a conversion or a copy).
-                    rgb = frame.to_ndarray(format="bgra")
+                    bgra = frame.to_ndarray(format="bgra")
                 except Exception:
                     log.exception("display: could not convert a frame")
                     continue
                 with self._lock:
-                    self._rgb[key] = rgb
+                    self._converted[key] = bgra
                 self.converted += 1
                 if self._notify is not None:
                     try:

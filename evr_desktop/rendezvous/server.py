@@ -23,7 +23,6 @@ import hmac
 import html
 import json
 import logging
-import re
 import secrets
 import time
 from collections import OrderedDict, deque
@@ -36,6 +35,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from ..call.verification import is_commitment
 from .tokens import (
     OFFICER_NOTES,
     VICTIM_TEXTS,
@@ -66,7 +66,6 @@ RELAYED = frozenset({"hello", "offer", "answer", "ice", "chat", "bye"})
 # before any offer; see docs/victim-page.md "Commitment") and "restart" (the
 # phone's network changed or its connection failed: please restart ICE; no fields).
 VICTIM_ONLY = frozenset({"flag", "commit", "restart"})
-COMMIT_HASH = re.compile(r"[0-9a-f]{64}")  # a SHA-256, lowercase hex, exactly
 # Events the officer should still hear about if it was away when they happened.
 HELD_FOR_OFFICER = frozenset({"link_opened", "link_refused", "flag", "victim_left"})
 
@@ -274,7 +273,7 @@ def clean_message(msg: Any, *, role: str, limits: Limits) -> dict[str, Any]:
             out["kind"] = what
     elif kind == "commit":
         digest = msg.get("hash")
-        if not isinstance(digest, str) or not COMMIT_HASH.fullmatch(digest):
+        if not is_commitment(digest):  # the officer's app checks it by the same rule
             raise ProtocolError(
                 "bad-field", "'hash' must be exactly 64 lowercase hexadecimal characters"
             )

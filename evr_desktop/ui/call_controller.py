@@ -18,6 +18,7 @@ from .operations import Operation
 
 if TYPE_CHECKING:
     from ..call.embedded import EmbeddedCalls
+    from .desktop_notify import DesktopNotifier
     from .call_screen import CallScreen
     from .main_window import MainWindow
 
@@ -33,9 +34,10 @@ class CallController:
         self.links: dict[str, str] = {}  # appointment id -> last link issued (shown to the officer)
         self.outbox_texts: dict[str, str] = {}
         self.link_refusals: list[tuple[str, str]] = []  # (appointment id, reason code)
-        self.ready = False  # the engine and rendezvous are up (after the queue's first paint)
         self._starting = False
         self._closed = False
+        self._notifier: DesktopNotifier | None = None  # made on the first "victim waiting"
+        self._notify_unavailable_told = False
 
     def start(self) -> None:
         """Start the engine and the loopback rendezvous once, all of it on the
@@ -68,7 +70,6 @@ class CallController:
             calls.engine.add_listener(bridge)
             if calls.speaker_note:
                 self.main.window.statusBar().showMessage(calls.speaker_note, 15000)
-            self.ready = True
             log.info("call engine ready")
 
         def failed(exc: BaseException) -> None:
@@ -77,10 +78,14 @@ class CallController:
 
         Operation(self.main.worker, self.main.window, make).success(started).failure(failed).run()
 
+    @property
+    def ready(self) -> bool:
+        """The engine and rendezvous are up (they start after the queue's first paint)."""
+        return self.embedded is not None and self.embedded.engine is not None
+
     def _not_ready(self) -> bool:
         """True (and the officer told so) while the engine is still starting."""
-        calls = self.embedded
-        if calls is not None and calls.engine is not None:
+        if self.ready:
             return False
         self.main.window.statusBar().showMessage(
             "Video calls are still starting. Try again in a moment.", 8000)
@@ -212,7 +217,7 @@ class CallController:
 
     def _notify_desktop(self, title: str, text: str) -> None:
         """Fixed texts only: never a victim's name or number (see DesktopNotifier)."""
-        notifier = getattr(self, "_notifier", None)
+        notifier = self._notifier
         if notifier is None:
             # Imported on the first 'victim waiting', never at start-up.
             from .desktop_notify import DesktopNotifier
@@ -221,7 +226,7 @@ class CallController:
             notifier = self._notifier = DesktopNotifier(window, icon=window.windowIcon())
 
             def reported(path: str) -> None:
-                if path != "none" or getattr(self, "_notify_unavailable_told", False):
+                if path != "none" or self._notify_unavailable_told:
                     return
                 self._notify_unavailable_told = True  # once: the task bar flash and status bar still work
                 bar = window.statusBar()

@@ -477,11 +477,11 @@
         setText($("call-status"), "call_reconnecting");
         // Give it a few seconds to recover by itself, then ask for a restart.
         setTimeout(function () {
-          if (state.pc === pc && pc.connectionState === "disconnected") askRestart("disconnected");
+          if (state.pc === pc && pc.connectionState === "disconnected") askRestart();
         }, 3000);
       } else if (s === "failed") {
         setText($("call-status"), "call_reconnecting");
-        askRestart("failed"); // the officer's app answers with a fresh offer
+        askRestart(); // the officer's app answers with a fresh offer
       }
     };
     var tracks = state.stream ? state.stream.getTracks() : [];
@@ -991,7 +991,7 @@
   // app rebuilds the connection and sends a fresh offer, which this page
   // answers as usual. At most one request every 5 s; the app limits restarts too.
   var lastRestartAsk = 0;
-  function askRestart(why) {
+  function askRestart() {
     if (!state.inCall || !state.pc) return false;
     var now = Date.now();
     if (now - lastRestartAsk < 5000) return false;
@@ -1002,7 +1002,7 @@
   function networkChanged() {
     if (!state.inCall || !state.pc) return;
     setText($("call-status"), "call_reconnecting");
-    askRestart("network");
+    askRestart();
   }
   window.addEventListener("online", networkChanged);
   if (navigator.connection && navigator.connection.addEventListener) {
