@@ -8,18 +8,37 @@ and every view of a signed statement is audited (DPA Part 3), by ID only.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..domain.appointment import ALLOWED_TRANSITIONS, Appointment, Status
+from ..domain.appointment import Appointment, Happening
 from ..domain.audit import Category
 from ..domain.eligibility import age_on
-from ..domain.statement import TemplateSet, completeness
+from ..domain.errors import Refused
+from ..domain.statement import TemplateSet, missing_before_signing
 from ..domain.statement_doc import StatementContent, StatementType, StatementVersion, WitnessSignature
 
 if TYPE_CHECKING:
-    from ..services import Session
+    from ..config import Settings
+    from ..domain.officer import OfficerIdentity
+    from ..store.base import AppointmentRepository
     from ..store.statements import SqliteStatementRepository
+    from ..vault.vault import UnlockedVault
     from .verify import VerificationReport
+
+
+class StatementHost(Protocol):
+    """What statement work needs of the unlocked session (``services.Session``
+    provides it). A protocol rather than an import: the session builds this
+    service, so importing the session here would make a cycle."""
+
+    store: AppointmentRepository
+    vault: UnlockedVault
+    officer: OfficerIdentity
+    settings: Settings
+
+    def audit_event(self, category: Category, object_id: str, action: str) -> None: ...
+
+    def record(self, appointment_id: str, happening: Happening) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -89,7 +108,7 @@ def _title(content: StatementContent) -> str:
 
 
 class StatementService:
-    def __init__(self, session: Session):
+    def __init__(self, session: StatementHost):
         self.session = session
         self._templates: TemplateSet | None = None
         self._repo: SqliteStatementRepository | None = None
@@ -116,14 +135,11 @@ class StatementService:
     def _audit(self, category: Category, statement_id: str, action: str) -> None:
         self.session.audit_event(category, statement_id, action)
 
-    def _advance(self, appointment_id: str | None, status: Status) -> None:
-        """Move the appointment along when the lifecycle allows it; offline
-        drafting of a booked appointment leaves its status alone."""
-        if appointment_id is None:
-            return
-        current = self.session.store.get(appointment_id)
-        if status in ALLOWED_TRANSITIONS[current.status]:
-            self.session.change_status(appointment_id, status)
+    def _advance(self, appointment_id: str | None, happening: Happening) -> None:
+        """Move the appointment with what happened to its statement (the
+        lifecycle decides; drafting before any call leaves it alone)."""
+        if appointment_id is not None:
+            self.session.record(appointment_id, happening)
 
     # -- opening ---------------------------------------------------------------
     def open_for_appointment(
@@ -171,6 +187,8 @@ class StatementService:
         version = self.repo.save_version(statement_id, content, reason)
         if version is not None:
             self._audit(Category.ALTERATION, statement_id, "statement.save")
+            summary = next(s for s in self.repo.list_all() if s.id == statement_id)
+            self._advance(summary.appointment_id, Happening.STATEMENT_SAVED)
         return version
 
     def versions(self, statement_id: str) -> list[StatementVersion]:
@@ -181,17 +199,12 @@ class StatementService:
     # -- signing -------------------------------------------------------------------
     def sign(self, statement_id: str, content: StatementContent, signature: WitnessSignature, reason: str = "") -> OpenedStatement:
         """Save, render, sign with the officer's key, verify, then lock."""
-        from ..services import Refused
         from .pdf import render_statement_pages
         from .signing import sign_with_vault
         from .verify import verify_statement
 
         templates = self.templates()
-        missing = completeness(
-            content.fields, content.narrative, content.ticked_prompts, templates,
-            offence=content.offence if content.statement_type is StatementType.WITNESS else None,
-            suspect_identified=content.suspect_identified,
-        )
+        missing = missing_before_signing(content, templates)
         missing += signature.problems()
         if missing:
             raise Refused(missing)
@@ -210,7 +223,7 @@ class StatementService:
         self.repo.mark_signed(statement_id, version.number, signed_pdf)
         self._audit(Category.ALTERATION, statement_id, "statement.sign")
         summary = next(s for s in self.repo.list_all() if s.id == statement_id)
-        self._advance(summary.appointment_id, Status.SIGNED)
+        self._advance(summary.appointment_id, Happening.STATEMENT_SIGNED)
         info = replace(summarise(report), version=version.number)
         return OpenedStatement(statement_id, _title(content), content, version.number, info, summary.appointment_id)
 

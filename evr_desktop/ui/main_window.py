@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QStackedWidget, QWidget
 
-from ..domain.audit import Category
 from ..services import Refused, Session, Workspace
 from .actions import Actions
 from .idle import InactivityWatcher
@@ -115,7 +114,21 @@ class MainWindow:
         if self._calls is None:
             from .call_controller import CallController
 
-            self._calls = CallController(self)
+            from .call_controller import CallHost
+
+            def keep(dialog: QWidget) -> None:
+                self._dialogs.append(dialog)  # type: ignore[arg-type]  closed on lock like the others
+                dialog.finished.connect(  # type: ignore[attr-defined]
+                    lambda _r: dialog in self._dialogs and self._dialogs.remove(dialog))  # type: ignore[arg-type]
+
+            self._calls = CallController(CallHost(
+                window=self.window, worker=self.worker, stack=self.stack,
+                session=lambda: self.session, queue=lambda: self.queue, show_error=self._error,
+                keep_dialog=keep,
+                open_statement=lambda appointment_id, show: self._open_statement(
+                    lambda s: s.statements.open_for_appointment(appointment_id), show=show),
+                statement_screen=lambda: self._statement_screen,
+            ))
         return self._calls
 
     def watch_pages(self, event_filter: QObject) -> None:
@@ -390,13 +403,16 @@ class MainWindow:
         if session is None:
             return
 
-        def saved(_result: object) -> None:
+        in_person = dialog.in_person
+
+        def saved(stored: Appointment) -> None:
             if self.session is session:
-                self.queue.upsert(a)
-                self.window.statusBar().showMessage(f"Saved appointment {a.urn}", 5000)
+                self.queue.upsert(stored)
+                self.window.statusBar().showMessage(f"Saved appointment {stored.urn}", 5000)
             dialog.saved()
 
-        Operation(self.worker, dialog, lambda: session.save_appointment(a, new=new)).success(saved).failure(
+        Operation(self.worker, dialog, lambda: session.save_appointment(a, new=new, in_person=in_person)).success(
+            saved).failure(
             lambda e: dialog.show_refusal([plain_message(e)])
         ).run()
 
@@ -411,9 +427,7 @@ class MainWindow:
     def _audit_view(self, appointment_id: str) -> None:
         session = self.session
         if session is not None:
-            Operation(
-                self.worker, None, lambda: session.audit_event(Category.CONSULTATION, appointment_id, "appointment.view")
-            ).failure(self._error).run()
+            Operation(self.worker, None, lambda: session.view_appointment(appointment_id)).failure(self._error).run()
 
     def _error(self, exc: BaseException) -> None:
         log.error("operation failed: %s", type(exc).__name__)

@@ -51,7 +51,7 @@ def versions(main, screen):
 
 
 def test_draft_autosave_history_and_prefill(qtbot, unlocked):
-    a, screen = open_statement_for_row(qtbot, unlocked, Status.IN_CALL)
+    a, screen = open_statement_for_row(qtbot, unlocked, Status.CALL_ENDED)
     panel = screen.panel
     assert panel.editors["statement_of"].widget.text() == a.victim.full_name
     assert panel.editors["urn"].widget.text() == a.urn
