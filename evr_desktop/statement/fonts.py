@@ -147,7 +147,7 @@ class _TTFont(TTFont):
 
     def __init__(self, name: str, filename: str):
         super().__init__(name, filename)
-        self._glyph_codes: dict[tuple[int, str], int] = {}
+        self._glyph_codes: dict[tuple[int, str, float], int] = {}
         self._code_text: dict[int, str] = {}
         self._codes_lock = threading.Lock()
 
@@ -157,7 +157,7 @@ class _TTFont(TTFont):
         ``advance`` (1/1000 em) becomes the code's width in the PDF, which
         viewers use to place the next glyph and to tell words apart.
         """
-        key = (gid, text)
+        key = (gid, text, round(advance, 3))
         code = self._glyph_codes.get(key)
         if code is None:
             with self._codes_lock:
@@ -288,6 +288,45 @@ def sanitize(text: str) -> str:
         if repl is not None:
             table[ord(ch)] = repl
     return text.translate(table) if table else text
+
+
+_UNNAMED = {"Cc": "control character", "Co": "private use character", "Cn": "unassigned code point",
+            "Cs": "lone surrogate"}
+
+
+def describe(ch: str) -> str:
+    """``U+1E900 ADLAM CAPITAL LETTER ALIF``: how a refusal names a character."""
+    name = unicodedata.name(ch, "") or f"({_UNNAMED.get(unicodedata.category(ch), 'no name')})"
+    return f"U+{ord(ch):04X} {name}"
+
+
+def undrawable(text: str) -> list[str]:
+    """The characters of ``text`` a statement PDF would not show as typed, named
+    by :func:`describe`, each once, in the order they first appear.
+
+    These are the characters the renderer draws as U+FFFD: those no bundled
+    font has (a script not shipped, a newer emoji), private-use and unassigned
+    code points, control characters, bidi embeddings and overrides, and other
+    invisible format characters such as tags. A draft may hold them (the
+    replacement character shows where they are); signing refuses them, so a
+    signed statement never differs silently from what the witness gave.
+    Newlines, tabs and the invisible characters in ``INVISIBLE`` are fine.
+    Pure: it reads the fonts' character maps and never the text's meaning.
+    """
+    text = _TAG_FLAG.sub("\U0001f3f4", _NEWLINES.sub("\n", text))
+    chains = (chain(REGULAR_CHAIN), chain(BOLD_CHAIN))  # a name appears in bold headings too
+    seen: set[str] = set()
+    out: list[str] = []
+    for ch in text:
+        if ch in seen:
+            continue
+        seen.add(ch)
+        if ch == "\n" or ch in INVISIBLE:
+            continue
+        policy = _char_policy(ch)
+        if policy == REPLACEMENT or (policy is None and not all(c.covers(ch) for c in chains)):
+            out.append(describe(ch))
+    return out
 
 
 # -- Arabic shaping and bidi --------------------------------------------------------------
@@ -934,9 +973,11 @@ def draw_glyphs(canvas, run: Run, x: float, y: float) -> None:
     ``/ActualText`` span holding its characters, so ``pdftotext`` and
     copy-paste give them in the order typed. (Per-glyph mappings were tried
     and fail in poppler: marks stacked at one position read as duplicated text
-    and split the word.) poppler takes a span's box from the first glyph shown
-    to the end of the last, so the leftmost glyph is shown first and the one
-    reaching furthest right last. Right-to-left pieces (Hebrew) are never
+    and split the word.) poppler takes a span's box to end where the last
+    glyph's PDF width ends; when that glyph is a mark (no width), a space
+    would appear after the word, so the last glyph gets a code whose width
+    reaches the end of the piece. Glyphs are shown in HarfBuzz's order.
+    Right-to-left pieces (Hebrew) are never
     spanned: poppler would put a span's characters in left-to-right order and
     then reverse them with the line; their marks map one glyph to a character.
     """
@@ -955,18 +996,13 @@ def draw_glyphs(canvas, run: Run, x: float, y: float) -> None:
         acc += g.advances[k]
     codes = [0] * n
     spanned = run.font not in RTL_FONTS and any(count > 1 for _, count, _, _ in g.clusters)
+    if spanned and n:
+        widths[-1] = max(widths[-1], acc - pen[-1])  # see above: the span's box reaches the end
     for first, count, start, end in g.clusters:
         text = g.text[start:end]
         for k in range(first, first + count):
             own = text if count == 1 else _glyph_text(run.font, g.gids[k])
             codes[k] = font.glyph_code(g.gids[k], own, widths[k])
-    order = list(range(n))
-    if spanned and n > 1:
-        order.sort(key=lambda k: pen[k])
-        last = max(order[1:], key=lambda k: pen[k] + widths[k])
-        if pen[last] + widths[last] >= pen[order[0]] + widths[order[0]]:
-            order.remove(last)
-            order.append(last)
     placed: list[tuple[int, bytes]] = []  # per glyph: (subset, its one-byte code there)
     for subset, chunk in font.splitString("".join(map(chr, codes)), doc):
         placed.extend((subset, chunk[i:i + 1]) for i in range(len(chunk)))
@@ -999,7 +1035,7 @@ def draw_glyphs(canvas, run: Run, x: float, y: float) -> None:
 
     if spanned:
         ops.append(f"/Span <</ActualText <FEFF{g.text.encode('utf-16-be').hex().upper()}>>> BDC")
-    for k in order:
+    for k in range(n):
         show(k)
     if spanned:
         close_tj()
