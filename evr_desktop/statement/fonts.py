@@ -952,6 +952,8 @@ def draw_line(canvas, line: Line, x: float, y: float) -> None:
     for run in line.runs:
         if run.glyphs is not None:
             draw_glyphs(canvas, run, x, y)
+        elif run.text.strip(" ") == "" and not run.offset:
+            pass  # spaces between words in other fonts: a gap is enough (readers infer the space)
         else:
             canvas.setFont(run.font, run.size)
             canvas.drawString(x + run.offset, y, run.text)
@@ -982,69 +984,87 @@ def draw_glyphs(canvas, run: Run, x: float, y: float) -> None:
     then reverse them with the line; their marks map one glyph to a character.
     """
     font: _TTFont = pdfmetrics.getFont(run.font)  # type: ignore[assignment]
-    g = run.glyphs
-    assert g is not None
+    assert run.glyphs is not None
+    plan = _plan(run.font, run.glyphs)
     doc = canvas._doc
-    hb_font = _hb_font(run.font)
+    size = run.size
+    ops = [f"BT 1 0 0 1 {fp_str(x)} {fp_str(y)} Tm"]
+    if plan.actual:
+        ops.append(f"/Span <</ActualText <FEFF{plan.actual}>>> BDC")
+    tj: list[str] = []
+    rise = 0.0
+    k = 0
+    for subset, chunk in font.splitString(plan.codes, doc):  # (a new subset every 256 glyphs)
+        if tj:
+            ops.append("[" + " ".join(tj) + "] TJ")
+            tj = []
+        ops.append(f"{font.getSubsetInternalName(subset, doc)} {fp_str(size)} Tf")
+        for byte in chunk:
+            if plan.y_offsets is not None and plan.y_offsets[k] * size / 1000.0 != rise:
+                rise = plan.y_offsets[k] * size / 1000.0
+                if tj:
+                    ops.append("[" + " ".join(tj) + "] TJ")
+                    tj = []
+                ops.append(f"{fp_str(rise)} Ts")
+            if plan.moves[k]:
+                tj.append(plan.moves[k])
+            tj.append(_HEX[byte])
+            k += 1
+    if tj:
+        ops.append("[" + " ".join(tj) + "] TJ")
+    if plan.actual:
+        ops.append("EMC")
+    if rise:
+        ops.append("0 Ts")
+    ops.append("ET")
+    canvas._code.append(" ".join(ops))
+
+
+_HEX = [f"<{b:02X}>" for b in range(256)]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How to show one shaped piece, worked out once per piece (see :func:`draw_glyphs`)."""
+
+    codes: str  # each glyph's private code, as a character, for reportlab's splitString
+    moves: tuple[str, ...]  # per glyph: the TJ number that moves the pen to it ('' for none)
+    y_offsets: tuple[float, ...] | None  # 1/1000 em; None when no glyph is raised or lowered
+    actual: str | None  # the piece's text in UTF-16BE hex when it needs an /ActualText span
+
+
+@lru_cache(maxsize=16384)
+def _plan(font_name: str, g: Shaped) -> _Plan:
+    font: _TTFont = pdfmetrics.getFont(font_name)  # type: ignore[assignment]
+    hb_font = _hb_font(font_name)
     per_em = 1000.0 / hb_font.face.upem
     n = len(g.gids)
     widths = [hb_font.get_glyph_h_advance(gid) * per_em for gid in g.gids]
-    pen = [0.0] * n  # where each glyph's origin goes, 1/1000 em from the run's start
+    pen = [0.0] * n  # where each glyph's origin goes, 1/1000 em from the piece's start
     acc = 0.0
     for k in range(n):
         pen[k] = acc + g.x_offsets[k]
         acc += g.advances[k]
-    codes = [0] * n
-    spanned = run.font not in RTL_FONTS and any(count > 1 for _, count, _, _ in g.clusters)
+    spanned = font_name not in RTL_FONTS and any(count > 1 for _, count, _, _ in g.clusters)
     if spanned and n:
-        widths[-1] = max(widths[-1], acc - pen[-1])  # see above: the span's box reaches the end
+        widths[-1] = max(widths[-1], acc - pen[-1])  # the span's box reaches the piece's end
+    codes = [0] * n
     for first, count, start, end in g.clusters:
         text = g.text[start:end]
         for k in range(first, first + count):
-            own = text if count == 1 else _glyph_text(run.font, g.gids[k])
+            own = text if count == 1 else _glyph_text(font_name, g.gids[k])
             codes[k] = font.glyph_code(g.gids[k], own, widths[k])
-    placed: list[tuple[int, bytes]] = []  # per glyph: (subset, its one-byte code there)
-    for subset, chunk in font.splitString("".join(map(chr, codes)), doc):
-        placed.extend((subset, chunk[i:i + 1]) for i in range(len(chunk)))
-    size = run.size
-    ops = [f"BT 1 0 0 1 {fp_str(x)} {fp_str(y)} Tm"]
-    tj: list[str] = []
-    state = {"subset": -1, "rise": 0.0, "at": 0.0}
-
-    def close_tj() -> None:
-        if tj:
-            ops.append("[" + " ".join(tj) + "] TJ")
-            tj.clear()
-
-    def show(k: int) -> None:
-        subset, byte = placed[k]
-        if subset != state["subset"]:
-            close_tj()
-            ops.append(f"{font.getSubsetInternalName(subset, doc)} {fp_str(size)} Tf")
-            state["subset"] = subset
-        rise = g.y_offsets[k] * size / 1000.0
-        if rise != state["rise"]:
-            close_tj()
-            ops.append(f"{fp_str(rise)} Ts")
-            state["rise"] = rise
-        move = pen[k] - state["at"]
-        if abs(move) > 1e-6:
-            tj.append(fp_str(-move))
-        tj.append(f"<{byte.hex().upper()}>")
-        state["at"] = pen[k] + widths[k]
-
-    if spanned:
-        ops.append(f"/Span <</ActualText <FEFF{g.text.encode('utf-16-be').hex().upper()}>>> BDC")
+    moves = []
+    at = 0.0  # where the PDF's pen is after the glyph before (its origin plus its PDF width)
     for k in range(n):
-        show(k)
-    if spanned:
-        close_tj()
-        ops.append("EMC")
-    close_tj()
-    if state["rise"]:
-        ops.append("0 Ts")
-    ops.append("ET")
-    canvas._code.append(" ".join(ops))
+        move = pen[k] - at
+        moves.append(fp_str(-move) if abs(move) > 1e-6 else "")
+        at = pen[k] + widths[k]
+    return _Plan(
+        "".join(map(chr, codes)), tuple(moves),
+        g.y_offsets if any(g.y_offsets) else None,
+        g.text.encode("utf-16-be").hex().upper() if spanned else None,
+    )
 
 
 def _glyph_text(font_name: str, gid: int) -> str:
