@@ -59,7 +59,7 @@ import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
@@ -69,8 +69,8 @@ import uharfbuzz as hb
 from bidi import algorithm as _uba
 from bidi import get_base_level
 from bidi.mirror import MIRRORED
-from reportlab.pdfbase import pdfmetrics
 from reportlab.lib.rl_accel import fp_str
+from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import SUBSETN, TTFont, makeToUnicodeCMap
 
 REPLACEMENT = "\ufffd"
@@ -1073,11 +1073,11 @@ def _glyph_text(font_name: str, gid: int) -> str:
     return _reverse_cmap(font_name).get(gid, "")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _reverse_cmap(font_name: str) -> dict[int, str]:
     face = pdfmetrics.getFont(font_name).face
     out: dict[int, str] = {}
-    for code, gid in sorted(list(face.charToGlyph.items()), reverse=True):
+    for code, gid in sorted(face.charToGlyph.items(), reverse=True):
         if code < _GLYPH_CODES:
             out[gid] = chr(code)  # (the lowest code wins)
     return out

@@ -99,7 +99,7 @@ def content(narrative: str, name: str) -> StatementContent:
 
 # -- reading glyphs back out of the PDF ---------------------------------------------------
 
-_OBJ = re.compile(rb"(\d+) 0 obj(.*?)endobj", re.S)
+_OBJ = re.compile(rb"(\d+) 0 obj(.*?)endobj", re.DOTALL)
 _TOKEN = re.compile(
     rb"<<|>>|<[0-9A-Fa-f\s]*>|\((?:\\.|[^\\()])*\)|\[|\]|/[^\s/\[\]<>()]+|[-+]?\d*\.?\d+|[A-Za-z'\"*]+",
 )
@@ -363,3 +363,17 @@ def test_an_undrawable_character_in_a_header_field_is_refused_too(session):
     draft = _complete("Nothing unusual in the narrative.", "Ann 𓀀 EXAMPLE")
     with pytest.raises(Refused, match="U\\+13000 EGYPTIAN HIEROGLYPH A001"):
         statements.sign(opened.id, draft, _signature())
+
+
+def test_a_name_in_the_bold_continuation_heading_is_shaped_too(tmp_path):
+    """Page 2 is headed "Continuation of statement of NAME" in bold: the bold
+    Noto font is shaped like the regular one."""
+    _, name, _ = SAMPLES["Devanagari"]
+    narrative = "\n".join(f"Line {i} of the account." for i in range(40))  # two statement pages
+    pdf = render_statement(content(narrative, name), TEMPLATES, OFFICER)
+    path = tmp_path / "continuation.pdf"
+    path.write_bytes(pdf)
+    drawn = drawn_pieces(pdf, "NotoSansDevanagari-Bold")
+    assert set(drawn) == set(expected_pieces("EVR-Devanagari-Bold", name))
+    page2 = run(require("pdftotext"), "-enc", "UTF-8", "-f", "2", "-l", "2", str(path), "-")
+    assert squash("Continuation of statement of " + name) in squash(page2)
