@@ -22,7 +22,9 @@ shaped once (cached), measured by HarfBuzz's advances for line breaking, and
 drawn glyph by glyph at HarfBuzz's positions (:func:`draw_glyphs`), with a text
 layer that gives the typed characters back. Thai and Khmer, written without
 spaces between words, are broken only at spaces, or between clusters when a
-run is wider than the line (no dictionary word breaking).
+run is wider than the line (no dictionary word breaking). Hebrew with vowel
+points (niqqud) draws right, but ``pdftotext`` splits the points from their
+letters, as it does for vocalised Arabic; unpointed Hebrew round-trips.
 
 A character no font has is drawn as U+FFFD (the replacement character), so it
 is visible rather than silently lost, in a draft. :func:`undrawable` names

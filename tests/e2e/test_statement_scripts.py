@@ -253,6 +253,7 @@ def test_script_is_shaped_extracts_and_inks(script, tmp_path):
     text = run(require("pdftotext"), "-enc", "UTF-8", str(path), "-")
     narrative = text.split(BEGIN, 1)[1].split(END, 1)[0]
     assert squash(narrative) == squash(sentence)
+    assert not [c for c in text if unicodedata.category(c) == "Co"]  # no private-use codes leak out
     page1 = run(require("pdftotext"), "-enc", "UTF-8", "-f", "1", "-l", "1", str(path), "-")
     assert squash(name) in squash(page1)
 
