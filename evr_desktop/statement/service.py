@@ -100,6 +100,19 @@ def summarise(report: VerificationReport) -> SignedInfo:
     return SignedInfo(0, report.ok, text)
 
 
+def _undrawable(content: StatementContent, signature: WitnessSignature) -> list[str]:
+    """Why signing is refused when the PDF would show a character as U+FFFD (drafts keep it)."""
+    from .fonts import undrawable
+
+    texts = [content.narrative, signature.typed_name, signature.reason,
+             *(v for v in content.fields.values() if isinstance(v, str))]
+    odd = undrawable("\n".join(texts))
+    if not odd:
+        return []
+    return ["The statement PDF cannot show these characters, so it cannot be signed as typed: "
+            + "; ".join(odd) + ". Remove them or write them another way (for example in Latin letters)."]
+
+
 def _title(content: StatementContent) -> str:
     """Screen title: the statement type and URN (never the witness's name)."""
     label = "Victim Personal Statement" if content.statement_type is StatementType.VPS else "Statement"
@@ -206,6 +219,7 @@ class StatementService:
         templates = self.templates()
         missing = missing_before_signing(content, templates)
         missing += signature.problems()
+        missing += _undrawable(content, signature)
         if missing:
             raise Refused(missing)
         self.save(statement_id, content, reason)
