@@ -122,6 +122,12 @@ class PdfCopyExists(ValueError):
     """The chosen file exists; saving over it needs the officer's confirmation."""
 
 
+class RearPageInside(ValueError):
+    """The statement was signed before the rear page was a document of its
+    own: its signed PDF holds the restricted rear page too. Saving it needs
+    the officer's confirmation that the copy is for police and prosecution only."""
+
+
 def _check_copy_path(path: Path, *, overwrite: bool) -> None:
     """Refuse, in words, a place a PDF copy must not go. Nothing is written."""
     if path.suffix.lower() != ".pdf":
@@ -344,7 +350,8 @@ class StatementService:
 
     # -- a copy out of the app (a disclosure) ---------------------------------------
     def save_pdf_copy(
-        self, statement_id: str, path: str | os.PathLike[str], *, rear_page: bool = False, overwrite: bool = False
+        self, statement_id: str, path: str | os.PathLike[str], *, rear_page: bool = False, overwrite: bool = False,
+        rear_page_inside_confirmed: bool = False,
     ) -> Path:
         """Write the signed statement (or, with ``rear_page``, its signed
         restricted rear page) to ``path``, byte for byte as signed, and audit
@@ -353,13 +360,17 @@ class StatementService:
 
         Refuses (``Refused``, in words) a name not ending in .pdf, a folder, a
         missing folder or anything that is not an ordinary file; an existing
-        file raises ``PdfCopyExists`` unless ``overwrite``. The write is atomic
+        file raises ``PdfCopyExists`` unless ``overwrite``. A statement signed
+        before the rear page was separate raises ``RearPageInside`` unless
+        ``rear_page_inside_confirmed`` (its PDF cannot be re-signed without the
+        rear page, so the officer decides, and the audit says which). The write is atomic
         (fsutil.atomic_write, owner-only): on any failure the old file, if
         any, is untouched and nothing is left behind."""
         from ..fsutil import atomic_write
 
         target = Path(path).expanduser()
         _check_copy_path(target, overwrite=overwrite)
+        action = "statement.save_rear_page_pdf" if rear_page else "statement.save_pdf"
         if rear_page:
             data = self._rear(statement_id)[1]
         else:
@@ -367,11 +378,18 @@ class StatementService:
             if signed is None:
                 raise ValueError("This statement has not been signed.")
             data = signed[1]
+            if self.repo.signed_rear_page(statement_id) is None:
+                if not rear_page_inside_confirmed:
+                    raise RearPageInside(
+                        "This statement was signed before the restricted rear page became a separate document, "
+                        "so its signed PDF also holds the rear page (the witness's contact details). "
+                        "A copy of it is for police and prosecution only, never for disclosure."
+                    )
+                action = "statement.save_pdf_with_rear_page"
         try:
             atomic_write(target, data)
         except OSError as exc:
             raise Refused([f"The PDF could not be saved to {target} ({exc.strerror or exc}). Nothing was written."]) from exc
-        action = "statement.save_rear_page_pdf" if rear_page else "statement.save_pdf"
         self._audit(Category.DISCLOSURE, statement_id, action)
         return target
 

@@ -162,8 +162,14 @@ class StatementScreen(QWidget):
         self.save_rear_button.setVisible(signed and o.rear_page is not None)
         if signed:
             assert o.signed is not None
-            self.status.setText(f"Signed (version {o.signed.version}). {o.signed.verification}")
-            self.status.setStyleSheet("color: #1b5e20;" if o.signed.valid else "color: #a4161a;")
+            text = f"Signed (version {o.signed.version}). {o.signed.verification}"
+            valid = o.signed.valid
+            if o.rear_page is not None:
+                rear = "signature valid" if o.rear_page.valid else o.rear_page.verification
+                text += f"\nRestricted rear page (a separate signed PDF): {rear}"
+                valid = valid and o.rear_page.valid
+            self.status.setText(text)
+            self.status.setStyleSheet("color: #1b5e20;" if valid else "color: #a4161a;")
         elif self._amend_reason:
             self.status.setText(f"New version after signing. Reason: {self._amend_reason}")
             self.status.setStyleSheet("color: #8a5a00;")
@@ -317,8 +323,8 @@ class StatementScreen(QWidget):
             path = path.with_name(path.name + ".pdf")  # the dialog's filter does not add it everywhere
         self._save_copy(path, rear_page, overwrite=False)
 
-    def _save_copy(self, path: Path, rear_page: bool, *, overwrite: bool) -> None:
-        from ..statement.service import PdfCopyExists
+    def _save_copy(self, path: Path, rear_page: bool, *, overwrite: bool, rear_inside_ok: bool = False) -> None:
+        from ..statement.service import PdfCopyExists, RearPageInside
 
         service = self._service()
         if service is None or self.opened is None:
@@ -344,14 +350,27 @@ class StatementScreen(QWidget):
                     QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
                 )
                 box.button(QMessageBox.StandardButton.Yes).clicked.connect(
-                    lambda: self._save_copy(path, rear_page, overwrite=True)
+                    lambda: self._save_copy(path, rear_page, overwrite=True, rear_inside_ok=rear_inside_ok)
+                )
+                return
+            if isinstance(exc, RearPageInside):
+                box = self._message(
+                    QMessageBox.Icon.Warning, "The rear page is inside this PDF",
+                    f"{exc}\n\nSave it anyway, for police and prosecution use only?",
+                    QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Cancel,
+                )
+                box.button(QMessageBox.StandardButton.Save).clicked.connect(
+                    lambda: self._save_copy(path, rear_page, overwrite=overwrite, rear_inside_ok=True)
                 )
                 return
             self.status.setText(f"Not saved: {exc}")
             self.status.setStyleSheet("color: #a4161a;")
 
         self._run(
-            lambda: service.save_pdf_copy(statement_id, path, rear_page=rear_page, overwrite=overwrite), saved, failed
+            lambda: service.save_pdf_copy(
+                statement_id, path, rear_page=rear_page, overwrite=overwrite, rear_page_inside_confirmed=rear_inside_ok
+            ),
+            saved, failed,
         )
 
     def _message(self, icon: QMessageBox.Icon, title: str, text: str, buttons: QMessageBox.StandardButton) -> QMessageBox:

@@ -21,7 +21,7 @@ from evr_desktop.domain.audit import Category
 from evr_desktop.domain.statement import FieldType
 from evr_desktop.domain.statement_doc import SignatureKind, StatementContent, WitnessSignature
 from evr_desktop.services import Refused
-from evr_desktop.statement.service import PdfCopyExists
+from evr_desktop.statement.service import PdfCopyExists, RearPageInside
 from evr_desktop.statement.verify import format_report, verify_statement
 from tests.e2e.conftest import require
 from tests.e2e.test_statement_pdf import signature_png, squash
@@ -269,3 +269,22 @@ def test_the_preview_counts_the_statement_pages_and_a_changed_count_is_not_signe
     assert service.repo.signed(opened.id) is None
     with pytest.raises(Refused):
         service.signing_preview(StatementContent())  # incomplete: the pad never opens
+
+
+def test_a_statement_signed_with_its_rear_page_inside_is_saved_only_when_the_officer_confirms(session, out):
+    """Statements signed before migration 4 have one PDF holding the rear page too."""
+    service = session.statements
+    opened = service.open_standalone()
+    service.save(opened.id, complete(session, opened.id))
+    old_pdf = b"%PDF-1.7\n% invented: a statement signed with its rear page inside\n%%EOF\n"
+    service.repo.mark_signed(opened.id, 1, old_pdf)
+    target = out / "old.pdf"
+    with pytest.raises(RearPageInside, match="also holds the rear page"):
+        service.save_pdf_copy(opened.id, target)
+    assert not target.exists() and disclosures(session, opened.id) == []
+    with pytest.raises(ValueError, match="before the rear page was kept as a document of its own"):
+        service.save_pdf_copy(opened.id, out / "rear.pdf", rear_page=True)
+    service.save_pdf_copy(opened.id, target, rear_page_inside_confirmed=True)
+    assert target.read_bytes() == old_pdf
+    assert disclosures(session, opened.id) == ["statement.save_pdf_with_rear_page"]
+    assert service.verify_rear_page(opened.id) is None  # nothing separate to verify or save

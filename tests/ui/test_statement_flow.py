@@ -252,6 +252,7 @@ def test_save_pdf_writes_the_signed_statement_where_chosen_and_offers_to_open_it
     main = unlocked
     screen = sign_on_screen(qtbot, main)
     assert screen.save_pdf_button.isVisible() and screen.save_rear_button.isVisible()
+    assert "Restricted rear page (a separate signed PDF): signature valid" in screen.status.text()
     opened_files = []
     screen.open_file = opened_files.append  # no real PDF viewer in tests
     chosen = tmp_path / "copies" / "statement"  # no suffix typed: .pdf is added
@@ -317,3 +318,39 @@ def test_save_pdf_writes_the_signed_statement_where_chosen_and_offers_to_open_it
     qtbot.mouseClick(screen.save_pdf_button, Qt.MouseButton.LeftButton)
     qtbot.wait(200)
     assert len(disclosures) == 3 and opened_files == [target]
+
+
+def test_a_pdf_signed_with_its_rear_page_inside_is_saved_only_after_a_warning(qtbot, unlocked, tmp_path, monkeypatch):
+    """A statement signed before the rear page was separate: one PDF holds both."""
+    from PySide6.QtWidgets import QFileDialog
+
+    from evr_desktop.statement.pdf import render_statement
+    from evr_desktop.statement.signing import sign_with_vault
+
+    main = unlocked
+    service = main.session.statements
+    opened = service.open_standalone()
+    content = complete_fields(service.templates(), opened.content)
+    service.save(opened.id, content)
+    pdf = sign_with_vault(render_statement(content, service.templates(), main.session.officer), main.session.vault)
+    service.repo.mark_signed(opened.id, 1, pdf)  # as signed before migration 4: no rear page beside it
+    main._open_statement(lambda s: s.statements.open(opened.id))
+    qtbot.waitUntil(lambda: main._statement_screen is not None and main.stack.currentWidget() is main._statement_screen
+                    and main._statement_screen.opened.id == opened.id, timeout=10000)
+    screen = main._statement_screen
+    assert screen.save_pdf_button.isVisible() and not screen.save_rear_button.isVisible()
+    target = tmp_path / "old.pdf"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(target), "")))
+    qtbot.mouseClick(screen.save_pdf_button, Qt.MouseButton.LeftButton)
+    box = message(qtbot, screen, "The rear page is inside this PDF")
+    assert "police and prosecution only" in box.text()
+    qtbot.mouseClick(box.button(box.StandardButton.Cancel), Qt.MouseButton.LeftButton)
+    qtbot.wait(200)
+    assert not target.exists()
+    qtbot.mouseClick(screen.save_pdf_button, Qt.MouseButton.LeftButton)
+    box = message(qtbot, screen, "The rear page is inside this PDF")
+    qtbot.mouseClick(box.button(box.StandardButton.Save), Qt.MouseButton.LeftButton)
+    message(qtbot, screen, "PDF saved")
+    assert target.read_bytes() == pdf
+    assert [e.action for e in main.session.audit.entries() if e.object_id == opened.id][-1] == \
+        "statement.save_pdf_with_rear_page"
