@@ -745,7 +745,7 @@ class _RearPage(_Mg11Document):
         canv.restoreState()
 
 
-def _settle(doc: _Mg11Document) -> tuple[bytes, int]:
+def _settle(doc: _Statement | _RearPage) -> tuple[bytes, int]:
     """Build until the page count printed ("of Y") is the count laid out."""
     pages = 1
     for _ in range(MAX_PASSES):
