@@ -123,9 +123,8 @@ def test_a_victim_personal_statement_is_drafted_and_signed_end_to_end(qtbot, unl
     qtbot.waitUntil(lambda: getattr(screen, "signature_dialog", None) is not None
                     and screen.signature_dialog.isVisible(), timeout=3000)
     pad = screen.signature_dialog
-    confirm = getattr(pad, "declaration_confirmed", None)
-    if confirm is not None:  # the witness confirms the declaration first
-        confirm.setChecked(True)
+    assert "consisting of 1 page(s)" in pad.declaration.text()
+    qtbot.mouseClick(pad.confirmed, Qt.MouseButton.LeftButton)  # the witness read the declaration
     draw(qtbot, pad.canvas)
     qtbot.mouseClick(pad.buttons.button(pad.buttons.StandardButton.Ok), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: screen.status.text().startswith("Signed"), timeout=30000)
