@@ -205,8 +205,11 @@ class StatementScreen(QWidget):
             return
         missing = self.panel.missing_items()
         if missing:
-            self.status.setText("Cannot sign yet:\n• " + "\n• ".join(missing))
+            # One line here; the full list scrolls in the panel's own list below.
+            more = f" (and {len(missing) - 1} more, listed below)" if len(missing) > 1 else ""
+            self.status.setText(f"Cannot sign yet: {missing[0]}{more}")
             self.status.setStyleSheet("color: #a4161a;")
+            self.panel.missing_list.scrollToTop()
             return
         dialog = SignaturePadDialog(self.panel.content().witness_name(), self)
         dialog.accepted.connect(lambda: self._sign(dialog.signature))
