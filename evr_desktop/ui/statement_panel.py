@@ -196,6 +196,8 @@ class StatementPanel(QWidget):
         statement_tab = QWidget(self)
         header = QGroupBox("Page 1", None)
         header_form = QFormLayout(header)
+        # Docked beside the video the panel is narrow: a long label goes above its field.
+        header_form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self.narrative = QPlainTextEdit(statement_tab)
         self.narrative.setObjectName("narrative")
         self.narrative.setAccessibleName("Statement narrative")
@@ -228,6 +230,7 @@ class StatementPanel(QWidget):
         self.page1_split.addWidget(narrative_box)
         self.page1_split.setStretchFactor(0, 2)
         self.page1_split.setStretchFactor(1, 3)
+        self.page1_split.setSizes([220, 330])  # scaled to the room there is
         st = QVBoxLayout(statement_tab)
         st.setContentsMargins(4, 4, 4, 4)
         st.addWidget(self.page1_split, 1)
@@ -243,6 +246,7 @@ class StatementPanel(QWidget):
             if section.rear_page:
                 box = QGroupBox(section.label, rear_inner)
                 form = QFormLayout(box)
+                form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
                 for f in section.fields:
                     self._add_field(f, form, box)
                 rear_layout.addWidget(box)
@@ -312,6 +316,13 @@ class StatementPanel(QWidget):
         self.editors[f.id] = editor
         label = f.label + (" *" if f.required else "")
         form.addRow(label, editor.widget)
+
+    def date_fields(self) -> dict[str, bool]:
+        """Field id -> True for a date and time, False for a date: for showing them dd/mm/yyyy."""
+        return {
+            fid: e.field.type is FieldType.DATETIME
+            for fid, e in self.editors.items() if e.field.type in (FieldType.DATE, FieldType.DATETIME)
+        }
 
     # -- focus: autosave when focus leaves the panel ----------------------------
     def _watch_focus(self) -> None:

@@ -79,9 +79,13 @@ def fit_to_screen(window: QWidget, width: int | None = None, height: int | None 
     w = min(width if width is not None else window.width(), limit.width())
     h = min(height if height is not None else window.height(), limit.height())
     window.resize(w, h)
+    if not window.isVisible():
+        return  # not placed yet: Qt places it when shown (a dialog over its parent), then this runs again
     frame = window.frameGeometry()
-    x = min(max(frame.x(), area.left()), area.right() + 1 - (w + _FRAME_ALLOWANCE.width()))
-    y = min(max(frame.y(), area.top()), area.bottom() + 1 - (h + _FRAME_ALLOWANCE.height()))
+    if area.contains(frame):
+        return
+    x = min(max(frame.x(), area.left()), area.right() + 1 - frame.width())
+    y = min(max(frame.y(), area.top()), area.bottom() + 1 - frame.height())
     window.move(max(x, area.left()), max(y, area.top()))
 
 
