@@ -51,14 +51,11 @@ def _blankable(w: QDateTimeEdit, display: str) -> None:
     w.setMinimumDateTime(_UNSET)
     w.setSpecialValueText(" ")  # shown for the minimum: not set
     w.setDateTime(_UNSET)
-    w.calendarWidget().setSelectedDate(QDate.currentDate())
 
 
 def _show_iso(w: QDateTimeEdit, text: str) -> None:
     parsed = _parse_iso(text, date_only=isinstance(w, QDateEdit))
     w.setDateTime(parsed if parsed is not None else _UNSET)
-    if parsed is None:
-        w.calendarWidget().setSelectedDate(QDate.currentDate())
 
 
 def _parse_iso(text: str, date_only: bool) -> QDateTime | None:
