@@ -354,3 +354,17 @@ def test_window_geometry_and_splitter_are_remembered_in_a_temporary_settings_fil
     area = QApplication.primaryScreen().availableGeometry()
     assert small.width() <= area.width() and small.height() <= area.height()
     assert isinstance(QSettings.defaultFormat(), QSettings.Format)
+
+
+def test_one_name_for_the_six_digits_in_the_app_and_on_the_victims_page(call):
+    """"Verification code" on both sides (English), "Cod dilysu" in Welsh."""
+    from tests.conftest import REPO
+
+    screen, _engine = call
+    assert screen.code.text().startswith("Verification code")
+    strings = (REPO / "resources/web/strings.js").read_text(encoding="utf-8")
+    assert 'code_label: "Verification code"' in strings and 'code_label: "Cod dilysu"' in strings
+    for path in [*(REPO / "resources/web").iterdir(), REPO / "README.md", REPO / "docs/victim-page.md"]:
+        text = path.read_text(encoding="utf-8").lower()
+        for other in ("security code", "safety code", "cod diogelwch", "confirmation code"):
+            assert other not in text, f"{path.name}: {other}"
