@@ -78,7 +78,8 @@ def fit_to_screen(window: QWidget, width: int | None = None, height: int | None 
     window.setMaximumSize(limit)
     w = min(width if width is not None else window.width(), limit.width())
     h = min(height if height is not None else window.height(), limit.height())
-    window.resize(w, h)
+    if width is not None or height is not None or (w, h) != (window.width(), window.height()):
+        window.resize(w, h)  # only when asked or too big: a dialog otherwise keeps the size Qt gives it
     if not window.isVisible():
         return  # not placed yet: Qt places it when shown (a dialog over its parent), then this runs again
     frame = window.frameGeometry()

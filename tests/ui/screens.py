@@ -97,7 +97,7 @@ def run(out: Path) -> dict[str, Any]:
         # Window geometry is remembered in QSettings: keep this run's to itself.
         QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(Path(tmp) / "settings"))
         workspace = Workspace(Paths(profile=Path(tmp) / "profile", demo=True), make_kdf=fast_kdf)
-        app, worker, main = build(workspace)
+        _app, worker, main = build(workspace)
         rec = Recorder(out)
         try:
             walk(main, rec)
@@ -154,11 +154,19 @@ def walk(main: Any, rec: Recorder) -> None:
     screen.sign_button.click()  # refused: lists what is missing
     rec.shot("4-statement-missing", missing=len(missing))
 
+    # A second version (the cleared fields, a line of narrative), so History shows a diff in words.
+    screen.save_now()
+    wait_until(lambda: (screen.opened.version_number or 0) >= 1 and not screen._saving, what="a first version")
+    screen.panel.editors["date_of_birth"].set_value("1980-01-01")
+    screen.panel.narrative.setPlainText("He came to the door at about nine.")
+    screen.save_now()
+    wait_until(lambda: (screen.opened.version_number or 0) >= 2, what="the second version")
     screen.show_history()
     wait_until(lambda: screen.findChild(QWidget, "historyDialog") is not None
                and screen.findChild(QWidget, "historyDialog").isVisible(), what="history")
     history = screen.findChild(QWidget, "historyDialog")
-    rec.shot("5-history")
+    wait_until(lambda: history.summary.text() != "Comparing…", what="the diff")
+    rec.shot("5-history", diff=history.view.toPlainText())
     history.reject()
     main._back_to_queue()
 

@@ -7,12 +7,19 @@ from __future__ import annotations
 import concurrent.futures
 import re
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
 from PySide6.QtGui import QWheelEvent
-from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QComboBox, QDateTimeEdit, QMessageBox, QWidget
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QDateTimeEdit,
+    QMessageBox,
+    QWidget,
+)
 
 from evr_desktop.call import events as ev
 from evr_desktop.domain.statement_doc import StatementContent, StatementVersion
@@ -169,7 +176,7 @@ def test_history_names_fields_and_prompts_by_label_with_dates_dd_mm_yyyy(templat
     new = StatementContent(offence="assault", fields={"date_of_birth": "1990-02-01", "postcode": "CF10 1AB",
                                                       "time_taken": "2026-11-28T10:00"},
                            ticked_prompts=frozenset({prompt.key}))
-    at = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
+    at = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
     a, b = StatementVersion("s", 1, old, at), StatementVersion("s", 2, new, at)
     labels = {f.id: f.label for s in templates.mg11.sections for f in s.fields}
     panel_dates = {"date_of_birth": False, "time_taken": True}
@@ -335,7 +342,7 @@ def test_window_geometry_and_splitter_are_remembered_in_a_temporary_settings_fil
     w.resize(700, 500)
     s.setSizes([400, 200])
     w.close()
-    w2, s2 = make()
+    w2, _s2 = make()
     assert (w2.width(), w2.height()) == (700, 500)
     settings = ui_settings()
     assert settings.fileName().startswith(str(private_window_settings))  # never the user's own settings
