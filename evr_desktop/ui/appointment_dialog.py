@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from PySide6.QtCore import QDate, QDateTime, QTime, Signal
+from PySide6.QtCore import QDate, QDateTime, Qt, QTime, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from ..domain import appointment as appt
 from ..domain import eligibility
+from .widgets import guard_wheels, keep_on_screen
 
 _SAFE_CHOICES = (("Not yet asked", None), ("Yes, in a safe place", True), ("No", False))
 
@@ -48,7 +50,7 @@ class AppointmentDialog(QDialog):
         self.slot = QDateTimeEdit(self)
         self.slot.setObjectName("slot")
         self.slot.setCalendarPopup(True)
-        self.slot.setDisplayFormat("ddd dd MMM yyyy HH:mm")
+        self.slot.setDisplayFormat("dd/MM/yyyy HH:mm")
         self.duration = QSpinBox(self)
         self.duration.setRange(10, 240)
         self.duration.setSingleStep(15)
@@ -138,14 +140,31 @@ class AppointmentDialog(QDialog):
         c.addRow(self.data)
         c.addRow(self.offender_present)
         c.addRow(self.safe_place_label, self.safe_place)
+        # The form scrolls inside the dialog, so on a small screen (1280x720
+        # at 150%) the dialog is clamped to the screen and Save stays in reach.
+        body = QWidget()
+        inner = QVBoxLayout(body)
+        inner.addLayout(form)
+        inner.addWidget(self.guardian_box)
+        inner.addWidget(checks)
+        inner.addStretch(1)
+        scroll = QScrollArea(self)
+        scroll.setObjectName("bookingScroll")
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(body)
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.guardian_box)
-        layout.addWidget(checks)
+        layout.addWidget(scroll, 1)
         layout.addWidget(self.eligibility_label)
         layout.addWidget(self.problems)
         layout.addWidget(self.buttons)
+        guard_wheels(self)  # scrolling the form never changes the slot, offence or date of birth
+        body.adjustSize()
+        hint = body.sizeHint()
+        keep_on_screen(self, hint.width() + 40, hint.height() + 100)
 
+        self._checked = False
         self._fill(existing)
         for w in (self.urn, self.name, self.mobile, self.guardian_name):
             w.textChanged.connect(self._refresh)
@@ -237,7 +256,8 @@ class AppointmentDialog(QDialog):
         self.safe_place.setVisible(domestic)
         self.safe_place_label.setVisible(domestic)
         self.dob.setEnabled(self.dob_known.isChecked())
-        result = eligibility.check(self.build())
+        candidate = self.build()
+        result = eligibility.check(candidate)
         if not result.reasons:
             self.eligibility_label.setText("Eligible for video.")
             self.eligibility_label.setStyleSheet("color: #1b5e20;")
@@ -245,10 +265,22 @@ class AppointmentDialog(QDialog):
             prefix = "Not eligible for video: " if not result.eligible else "Check before the call: "
             self.eligibility_label.setText(prefix + " ".join(r.text for r in result.reasons))
             self.eligibility_label.setStyleSheet("color: #a4161a;" if not result.eligible else "color: #8a5a00;")
+        if self._checked and self.buttons.isEnabled():
+            # Only what is true of the form as it stands now: a problem the
+            # officer has fixed goes, so "Eligible" and "cannot go ahead" are
+            # never on screen together.
+            problems = self._problems(candidate)
+            self.problems.setText("\n".join(problems))
+            self.in_person_button.setVisible(bool(problems) and not appt.validate(candidate))
+
+    @staticmethod
+    def _problems(candidate: appt.Appointment) -> list[str]:
+        return eligibility.booking_problems(candidate)  # the rule the session applies too
 
     def accept(self) -> None:
         candidate = self.build()
-        problems = eligibility.booking_problems(candidate)
+        problems = self._problems(candidate)
+        self._checked = True
         if problems:
             self.problems.setText("\n".join(problems))
             # Only the criteria stand in the way: offer the in-person visit.

@@ -312,6 +312,7 @@ class CallController:
         if self.screen is None:
             self.screen = CallScreen(calls.engine, self.host.window)
             self.screen.ended.connect(self._call_ended)
+            self.screen.set_speaker_note(calls.speaker_note)  # shown in the call, not only the status bar
             self.host.stack.addWidget(self.screen)
         screen = self.screen
         self.host.stack.setCurrentWidget(screen)

@@ -10,6 +10,7 @@ paint drops frames instead of queueing them.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,8 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QListWidgetItem,
+    QMessageBox,
     QPushButton,
     QSplitter,
     QVBoxLayout,
@@ -27,12 +30,16 @@ from PySide6.QtWidgets import (
 )
 
 from ..call import events as ev
+from .widgets import restore_splitter, save_splitter
 
 # The victim's frames are pushed: the engine's display thread signals each
 # converted frame and it is painted at once (a 16 ms poll alone made each
 # frame wait 8 ms on average). The poll stays for the self view and as a
 # safety net; an unchanged frame is not copied or painted again.
 FRAME_INTERVAL_MS = 16
+SPLITTER_KEY = "call/statement"
+# Engine errors about the camera, microphone or speaker: shown in the call's warning strip.
+DEVICE_CODES = ("device", "device-substituted")
 
 
 class VideoView(QWidget):
@@ -87,6 +94,7 @@ class VideoView(QWidget):
 class CallScreen(QWidget):
     ended = Signal(str)  # appointment id
     _remote_frame = Signal()  # emitted on the engine's display thread; queued here
+    _chat_results = Signal(int, object)  # (line number, exception or None): from the engine's thread, queued
 
     def __init__(self, engine: Any, parent: QWidget | None = None):
         super().__init__(parent)
@@ -99,12 +107,13 @@ class CallScreen(QWidget):
         self._muted = False
         self._camera_on = True
         self._last_error = ""
+        self._pending_chat: dict[int, QListWidgetItem] = {}
 
         self.remote = VideoView("Waiting for the victim's video…", self)
         self.remote.setObjectName("remoteVideo")
         self.local = VideoView("Your camera", self)
         self.local.setObjectName("localVideo")
-        self.local.setFixedSize(192, 144)
+        self.local.setFixedSize(160, 120)
         self.state = QLabel("Not connected", self)
         self.state.setObjectName("callState")
         self.timer_label = QLabel("00:00", self)
@@ -131,44 +140,73 @@ class CallScreen(QWidget):
         self.end_button.setStyleSheet("background: #a4161a; color: white; font-weight: 600;")
         self.chat = QListWidget(self)
         self.chat.setObjectName("chatLog")
+        self.chat.setWordWrap(True)  # a long message wraps instead of running off the side
+        self.chat.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.chat.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.chat.setMinimumHeight(60)
+        self.chat.setMaximumHeight(95)  # the video, not the chat, takes the height the window has
         self.chat_input = QLineEdit(self)
         self.chat_input.setObjectName("chatInput")
         self.chat_input.setPlaceholderText("Type a message to the victim and press Enter")
+        # No microphone, no speaker, a test tone or pattern sent instead: said
+        # here, in the call, not only in the status bar that nobody watches mid-call.
+        self.warnings = QLabel("", self)
+        self.warnings.setObjectName("callWarnings")
+        self.warnings.setWordWrap(True)
+        self.warnings.setStyleSheet("background: #fff3bf; color: #5c3c00; padding: 4px; border: 1px solid #e0b000;")
+        self.warnings.hide()
+        self._speaker_note = ""
+        self._device_notes: list[str] = []
 
+        # The victim's video takes all the room the controls leave: the self
+        # view and chat sit under it, not beside it, so that with the
+        # statement docked on a 1366x768 (or 1280x720 at 150%) screen the
+        # video is still the largest thing in the window.
+        top = QHBoxLayout()
+        top.addWidget(self.code)
+        top.addStretch(1)
+        top.addWidget(self.state)
+        top.addWidget(self.quality)
+        top.addWidget(self.timer_label)
+        chat_column = QVBoxLayout()
+        chat_column.setContentsMargins(0, 0, 0, 0)
+        chat_column.addWidget(self.chat, 1)
+        chat_column.addWidget(self.chat_input)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.local, 0, Qt.AlignmentFlag.AlignTop)
+        bottom.addLayout(chat_column, 1)
         controls = QHBoxLayout()
-        for w in (self.mute_button, self.camera_button, self.reconnect_button, self.end_button):
+        for w in (self.mute_button, self.camera_button, self.reconnect_button):
             controls.addWidget(w)
         controls.addStretch(1)
-        controls.addWidget(self.state)
-        controls.addWidget(self.quality)
-        controls.addWidget(self.timer_label)
-        side = QVBoxLayout()
-        side.addWidget(self.local)
-        side.addWidget(self.code)
-        side.addWidget(QLabel("Chat", self))
-        side.addWidget(self.chat, 1)
-        side.addWidget(self.chat_input)
-        video_row = QHBoxLayout()
-        video_row.addWidget(self.remote, 1)
-        video_row.addLayout(side)
+        controls.addWidget(self.end_button)
         call_area = QWidget(self)
+        call_area.setObjectName("callArea")
+        call_area.setMinimumWidth(480)
         left = QVBoxLayout(call_area)
+        left.setContentsMargins(0, 0, 0, 0)
         left.addWidget(self.flag)
-        left.addLayout(video_row, 1)
+        left.addWidget(self.warnings)
+        left.addLayout(top)
+        left.addWidget(self.remote, 1)
+        left.addLayout(bottom, 0)
         left.addLayout(controls)
         self.splitter = QSplitter(self)
+        self.splitter.setObjectName("callSplitter")
+        self.splitter.setChildrenCollapsible(False)
         self.splitter.addWidget(call_area)
+        self.splitter.splitterMoved.connect(lambda _pos, _index: save_splitter(self.splitter, SPLITTER_KEY))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.splitter)
 
         self.mute_button.clicked.connect(self.toggle_mute)
         self.camera_button.clicked.connect(self.toggle_camera)
-        self.end_button.clicked.connect(self.end_call)
+        self.end_button.clicked.connect(self.ask_to_end)
         self.reconnect_button.clicked.connect(self.reconnect)
         self.chat_input.returnPressed.connect(self.send_chat)
         for keys, slot in (("Ctrl+Shift+M", self.toggle_mute), ("Ctrl+Shift+V", self.toggle_camera),
-                           ("Ctrl+Shift+E", self.end_call)):
+                           ("Ctrl+Shift+E", self.ask_to_end)):
             QShortcut(QKeySequence(keys), self, activated=slot)
         self._frames = QTimer(self)
         self._frames.setInterval(FRAME_INTERVAL_MS)
@@ -177,20 +215,30 @@ class CallScreen(QWidget):
         self._clock = QTimer(self)
         self._clock.setInterval(1000)
         self._clock.timeout.connect(self._tick)
+        self._chat_results.connect(self._chat_result, Qt.ConnectionType.QueuedConnection)
+        self._chat_serial = 0
 
     def dock(self, widget: QWidget) -> None:
-        """Put the statement (screen) beside the call."""
+        """Put the statement (screen) beside the call. The video keeps the
+        larger share (about 2:1) and neither side can be squeezed to nothing; where
+        the officer last put the divider is remembered (QSettings: positions
+        only)."""
         self.splitter.addWidget(widget)
         widget.show()
-        self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 2)
-        total = max(self.splitter.width(), 1000)
-        self.splitter.setSizes([total * 3 // 5, total * 2 // 5])
+        widget.setMinimumWidth(320)
+        self.splitter.setStretchFactor(0, 2)
+        self.splitter.setStretchFactor(1, 1)
+        if not restore_splitter(self.splitter, SPLITTER_KEY):
+            total = max(self.splitter.width(), 800)
+            self.splitter.setSizes([total * 13 // 20, total * 7 // 20])
 
     # -- the call --------------------------------------------------------------
     def start(self, appointment_id: str) -> None:
         self.appointment = appointment_id
         self.chat.clear()
+        self._pending_chat.clear()
+        self._device_notes = []
+        self._show_warnings()
         self.flag.hide()
         self.code.setText("Verification code: …")
         self.state.setText("Calling…")
@@ -204,10 +252,30 @@ class CallScreen(QWidget):
         self.engine.start_call(appointment_id)
 
     def end_call(self) -> None:
+        """End the call now, without asking (the app is locking itself, or
+        the officer has already said yes)."""
         if self.appointment is None:
             return
         self.engine.end_call(self.appointment)
         self._finish(self.appointment, "You ended the call.")
+
+    def confirm_leave(self, action: str = "End the call") -> bool:
+        """Ask before ending a call on purpose (End call, Ctrl+L). True when
+        there is no call, or the officer says yes."""
+        if self.appointment is None:
+            return True
+        box = QMessageBox(
+            QMessageBox.Icon.Question, "End the call?",
+            f"{action}? The call with the victim will end.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self,
+        )
+        box.setObjectName("confirmEndCall")
+        box.setDefaultButton(QMessageBox.StandardButton.No)  # Enter alone never ends a call
+        return box.exec() == QMessageBox.StandardButton.Yes
+
+    def ask_to_end(self) -> None:
+        if self.confirm_leave("End the call"):
+            self.end_call()
 
     def _finish(self, appointment: str, text: str) -> None:
         self.engine.frame_listener = None
@@ -236,9 +304,44 @@ class CallScreen(QWidget):
         text = self.chat_input.text().strip()
         if not text or self.appointment is None:
             return
-        self.engine.send_chat(self.appointment, text)
-        self.chat.addItem(f"You: {text}")
+        item = self._add_chat_line("You", text)
+        self._chat_serial += 1
+        serial = self._chat_serial
+        self._pending_chat[serial] = item
         self.chat_input.clear()
+        try:
+            future = self.engine.send_chat(self.appointment, text)
+        except Exception as exc:  # noqa: BLE001  refused before it left: the same as a failed send
+            self._chat_result(serial, exc)
+            return
+        # The engine's future completes on its own thread: the result comes
+        # back here through a queued signal, never by touching the list there.
+        future.add_done_callback(lambda f: self._chat_results.emit(serial, _failure(f)))
+
+    def _chat_result(self, serial: int, error: BaseException | None) -> None:
+        item = self._pending_chat.pop(serial, None)
+        if item is None or error is None:
+            return
+        item.setText(item.text() + "  (not sent)")
+        item.setForeground(QColor("#a4161a"))
+        item.setToolTip(f"This message was not sent ({_plain(error)}). Type it again, or say it.")
+
+    def _add_chat_line(self, who: str, text: str) -> QListWidgetItem:
+        item = QListWidgetItem(f"{datetime.now():%H:%M}  {who}: {text}")
+        self.chat.addItem(item)
+        self.chat.scrollToBottom()
+        return item
+
+    # -- warnings shown in the call -------------------------------------------------
+    def set_speaker_note(self, note: str) -> None:
+        """No speaker on this laptop (the victim cannot be heard): shown in the call."""
+        self._speaker_note = note
+        self._show_warnings()
+
+    def _show_warnings(self) -> None:
+        notes = [n for n in (self._speaker_note, *self._device_notes) if n]
+        self.warnings.setText("⚠ " + "  ".join(notes) if notes else "")
+        self.warnings.setVisible(bool(notes))
 
     def _pull_frames(self) -> None:
         if self.appointment is None:
@@ -258,6 +361,13 @@ class CallScreen(QWidget):
 
     # -- engine events (GUI thread, via the bridge) ---------------------------
     def on_event(self, e: ev.Event) -> None:
+        if (isinstance(e, ev.Error) and e.code in DEVICE_CODES and e.appointment is None
+                and self.appointment is not None):
+            # The devices belong to no one call: a note about them is about this one.
+            if e.message not in self._device_notes:
+                self._device_notes.append(e.message)
+                self._show_warnings()
+            return
         if getattr(e, "appointment", None) != self.appointment or self.appointment is None:
             return
         if isinstance(e, ev.CallStateChanged):
@@ -269,7 +379,7 @@ class CallScreen(QWidget):
         elif isinstance(e, ev.VerificationCode):
             self.code.setText(f"Verification code: {e.code[:3]} {e.code[3:]}")
         elif isinstance(e, ev.ChatReceived):
-            self.chat.addItem(f"Victim: {e.text}")
+            self._add_chat_line("Victim", e.text)
         elif isinstance(e, ev.VictimFlag):
             self.flag.setText("The victim indicated they cannot talk freely. Keep questions closed (yes/no).")
             self.flag.show()
@@ -286,5 +396,22 @@ class CallScreen(QWidget):
                 e.by, self._last_error or "Call ended.")
             self._finish(e.appointment, who)
         elif isinstance(e, ev.Error):
+            if e.code in DEVICE_CODES:
+                if e.message not in self._device_notes:
+                    self._device_notes.append(e.message)
+                    self._show_warnings()
+                return
             self.state.setText(e.message)
             self._last_error = e.message
+
+
+def _failure(future: Any) -> BaseException | None:
+    """The exception a finished engine future holds, or None (runs on the engine's thread)."""
+    if future.cancelled():
+        return ConnectionError("the message was cancelled")
+    return future.exception()
+
+
+def _plain(error: BaseException) -> str:
+    text = str(error).strip()
+    return text if text else type(error).__name__

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QWidget
 
+from .widgets import guard_wheels, keep_on_screen
+
 
 class DevicesDialog(QDialog):
     def __init__(self, cameras: list, microphones: list, camera: int | None, microphone: int | None,
@@ -44,6 +46,8 @@ class DevicesDialog(QDialog):
         form.addRow("Microphone", self.microphone)
         form.addRow(note)
         form.addRow(buttons)
+        guard_wheels(self)
+        keep_on_screen(self)
 
     def choice(self) -> tuple[int | None, int | None]:
         return self.camera.currentData(), self.microphone.currentData()

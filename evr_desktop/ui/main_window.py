@@ -21,7 +21,7 @@ from .actions import Actions
 from .idle import InactivityWatcher
 from .operations import Operation, Worker
 from .unlock_page import UnlockPage
-from .widgets import FirstPaint
+from .widgets import FirstPaint, remember_geometry
 
 # Only what the unlock screen needs is imported above: the first paint should
 # not wait for the appointment domain, the vault's internals or the call
@@ -64,6 +64,7 @@ class MainWindow:
         self.window = QMainWindow()
         self.window.setObjectName("mainWindow")
         self.window.resize(1280, 760)
+        remember_geometry(self.window, "main")  # clamped to the screen (1366x768, or 1280x720 at 150%)
         self.actions = Actions.create(self.window)
         self.stack = QStackedWidget(self.window)
         self.starting = QLabel("Starting…", self.window)
@@ -94,7 +95,7 @@ class MainWindow:
 
         self.idle = InactivityWatcher(workspace.settings.lock_after_minutes, self.window)
         self.idle.idle.connect(self._idle)
-        self.actions.lock.triggered.connect(self.lock)
+        self.actions.lock.triggered.connect(self.lock_asked)
         self.actions.quit.triggered.connect(self.window.close)
         self.actions.new_appointment.triggered.connect(self.new_appointment)
         self.actions.edit_appointment.triggered.connect(
@@ -334,6 +335,10 @@ class MainWindow:
             if started:
                 return
             started = True
+            import shiboken6
+
+            if not shiboken6.isValid(viewport):  # the window closed first (the fallback timer outlives it)
+                return
             viewport.removeEventFilter(starter)
             if self.session is not None:
                 QTimer.singleShot(0, self.calls.start)
@@ -355,6 +360,11 @@ class MainWindow:
             self.idle.start()
             return
         self.lock()
+
+    def lock_asked(self) -> None:
+        """Ctrl+L or the menu: with a call open, ask first (the idle lock does not ask)."""
+        if self._calls is None or self._calls.screen is None or self._calls.screen.confirm_leave("Lock the app"):
+            self.lock()
 
     def lock(self) -> None:
         if self._calls is not None and self._calls.in_call:

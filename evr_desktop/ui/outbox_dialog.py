@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QDialog,
@@ -23,7 +24,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from PySide6.QtCore import Qt
+
+from .widgets import keep_on_screen
 
 MESSAGE_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -65,11 +67,12 @@ class OutboxDialog(QDialog):
         self.copy_button.clicked.connect(self.copy)
         self.sent_button.clicked.connect(self.mark_sent)
         self.set_messages(messages)
+        keep_on_screen(self)
 
     def set_messages(self, messages: list[Any]) -> None:
         self.list.clear()
         for m in messages:
-            item = QListWidgetItem(f"{m.created:%d %b %H:%M} · {m.status.label} · {m.to_e164}")
+            item = QListWidgetItem(f"{m.created:%d/%m/%Y %H:%M} · {m.status.label} · {m.to_e164}")
             item.setData(MESSAGE_ROLE, m)
             self.list.addItem(item)
         if messages:

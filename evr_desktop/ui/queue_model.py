@@ -105,7 +105,7 @@ class AppointmentTableModel(QAbstractTableModel):
     @staticmethod
     def _display(a: Appointment, col: int, e: eligibility.Eligibility) -> str:
         if col == COL_TIME:
-            return a.slot.strftime("%a %d %b %H:%M")
+            return a.slot.strftime("%a %d/%m/%Y %H:%M")
         if col == COL_URN:
             return a.urn
         if col == COL_OFFENCE:

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from ..domain import eligibility
 from ..domain.appointment import MANUAL_MOVES, Appointment, Status
 from .queue_model import APPOINTMENT_ROLE, COL_TIME, AppointmentFilterProxy, AppointmentTableModel
+from .widgets import guard_wheels
 
 
 def _status_or_none(value: str | None) -> Status | None:
@@ -125,7 +126,7 @@ class DetailPane(QFrame):
         v = a.victim
         e = eligibility.check(a)
         self.title.setText(v.full_name)
-        self.fields["slot"].setText(f"{a.slot:%A %d %B %Y, %H:%M} ({a.duration_minutes} min)")
+        self.fields["slot"].setText(f"{a.slot:%A %d/%m/%Y, %H:%M} ({a.duration_minutes} min)")
         self.fields["urn"].setText(a.urn)
         self.fields["offence"].setText(a.offence.label)
         self.fields["status"].setText(a.status.label)
@@ -182,7 +183,7 @@ class QueueScreen(QWidget):
         self.day = QDateEdit(QDate.currentDate(), self)
         self.day.setObjectName("dayFilter")
         self.day.setCalendarPopup(True)
-        self.day.setDisplayFormat("ddd dd MMM yyyy")
+        self.day.setDisplayFormat("ddd dd/MM/yyyy")
         self.day.dateChanged.connect(self._day_changed)
         self.day_enabled.toggled.connect(self._day_changed)
         self.new_button = QPushButton("&New appointment…", self)
@@ -236,6 +237,7 @@ class QueueScreen(QWidget):
         for sig in (self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.modelReset, self.proxy.layoutChanged):
             sig.connect(self._update_count)
         self._day_changed()
+        guard_wheels(self)  # scrolling the queue never changes a filter or the next status
 
     def _day_changed(self) -> None:
         self.day.setEnabled(self.day_enabled.isChecked())

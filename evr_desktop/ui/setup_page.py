@@ -108,8 +108,14 @@ class SetupPage(QWidget):
         layout.addWidget(self.message)
         layout.addWidget(self.button)
         layout.addStretch(1)
+        self._checked = False  # "Create" pressed once: from then on the message says only what still applies
+        self._file_problem = ""
         for w in (self.passphrase, self.confirm, self.name, self.collar, self.force):
             w.textChanged.connect(self._update_strength)
+        for w in (self.passphrase, self.confirm, self.name, self.collar, self.force, self.station, self.escrow):
+            w.textChanged.connect(self._recheck)
+        for w in (self.ca_path, self.p12_path, self.p12_password):
+            w.textChanged.connect(self._file_changed)
         if demo:
             self.name.setText(DEMO_OFFICER.name)
             self.collar.setText(DEMO_OFFICER.collar)
@@ -142,12 +148,30 @@ class SetupPage(QWidget):
         else:
             self.strength.setText("Too weak: " + " ".join(s.problems))
 
-    def _submit(self) -> None:
+    def _problems(self) -> list[str]:
+        """What is wrong with the form as it stands (the files are read only on Create)."""
         o = self.officer()
         problems = validate_officer(o)
         problems += list(assess(self.passphrase.text(), (o.name, o.collar, o.force)).problems)
         if self.passphrase.text() != self.confirm.text():
             problems.append("The two passphrases differ.")
+        return problems
+
+    def _recheck(self) -> None:
+        """After a refused Create: a problem the officer has fixed disappears."""
+        if self._checked and self.button.isEnabled():
+            self.message.setStyleSheet("color: #a4161a;")
+            self.message.setText("\n".join([*self._problems(), *([self._file_problem] if self._file_problem else [])]))
+
+    def _file_changed(self) -> None:
+        self._file_problem = ""
+        self._recheck()
+
+    def _submit(self) -> None:
+        o = self.officer()
+        problems = self._problems()
+        self._checked = True
+        self._file_problem = ""
         provisioning = None
         if not self.demo:
             try:
@@ -158,7 +182,8 @@ class SetupPage(QWidget):
                     pkcs12_password=self.p12_password.text(),
                 )
             except OSError as exc:
-                problems.append(f"A provisioning file could not be read ({exc.strerror}: {exc.filename}).")
+                self._file_problem = f"A provisioning file could not be read ({exc.strerror}: {exc.filename})."
+                problems.append(self._file_problem)
         if problems:
             self.message.setText("\n".join(problems))
             return

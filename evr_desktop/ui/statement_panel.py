@@ -9,11 +9,15 @@ come from ``domain.statement.missing_before_signing``; the panel only shows them
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from datetime import date, datetime
+
+from PySide6.QtCore import QDate, QDateTime, QEvent, QObject, Qt, QTime, Signal
 from PySide6.QtGui import QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDateEdit,
+    QDateTimeEdit,
     QFormLayout,
     QGroupBox,
     QLabel,
@@ -31,9 +35,59 @@ from ..domain.statement import (
     ANSWER_LABELS, Field, FieldType, PromptSet, TemplateSet, missing_before_signing, prompt_sets,
 )
 from ..domain.statement_doc import FieldValue, StatementContent, StatementType
+from .widgets import ScrollingLabelList, guard_wheels
 
 PROMPT_KEY_ROLE = Qt.ItemDataRole.UserRole + 1
 PROMPT_TEXT_ROLE = Qt.ItemDataRole.UserRole + 2
+
+# A date field that is not filled in yet shows blank: its minimum stands for
+# "not set" (QDateEdit has no empty state of its own). The template keeps
+# dates as ISO text ("1990-01-31", "2026-11-28T10:00"); the officer reads and
+# types dd/mm/yyyy.
+_UNSET = QDateTime(QDate(1800, 1, 1), QTime(0, 0))
+
+
+def _blankable(w: QDateTimeEdit, display: str) -> None:
+    w.setDisplayFormat(display)
+    w.setCalendarPopup(True)
+    w.setMinimumDateTime(_UNSET)
+    w.setSpecialValueText(" ")  # shown for the minimum: not set
+    w.setDateTime(_UNSET)
+
+
+def _show_iso(w: QDateTimeEdit, text: str) -> None:
+    parsed = _parse_iso(text, date_only=isinstance(w, QDateEdit))
+    w.setDateTime(parsed if parsed is not None else _UNSET)
+
+
+def _parse_iso(text: str, date_only: bool) -> QDateTime | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        if date_only:
+            d = date.fromisoformat(text)
+            return QDateTime(QDate(d.year, d.month, d.day), QTime(0, 0))
+        dt = datetime.fromisoformat(text)
+        return QDateTime(QDate(dt.year, dt.month, dt.day), QTime(dt.hour, dt.minute))
+    except ValueError:
+        return None
+
+
+def _iso(w: QDateTimeEdit, stored: str) -> str:
+    """The widget's value as ISO text; the stored text itself while it still
+    means the same day and time (opening a statement must not change it)."""
+    value = w.dateTime()
+    if value == _UNSET:
+        return ""
+    date_only = isinstance(w, QDateEdit)
+    if _parse_iso(stored, date_only) == value:
+        return stored
+    d = value.date()
+    if date_only:
+        return f"{d.year():04d}-{d.month():02d}-{d.day():02d}"
+    t = value.time()
+    return f"{d.year():04d}-{d.month():02d}-{d.day():02d}T{t.hour():02d}:{t.minute():02d}"
 
 
 class _FieldEditor:
@@ -41,6 +95,7 @@ class _FieldEditor:
 
     def __init__(self, field: Field, parent: QWidget):
         self.field = field
+        self._stored = ""  # a date as the template stores it (ISO), kept while the widget shows the same day
         t = field.type
         if t is FieldType.MULTILINE:
             w: QWidget = QPlainTextEdit(parent)
@@ -53,14 +108,16 @@ class _FieldEditor:
             w.addItem("", None)  # not answered yet
             for answer in field.answers:
                 w.addItem(ANSWER_LABELS.get(answer, answer), answer)
+        elif t is FieldType.DATE:
+            w = QDateEdit(parent)
+            _blankable(w, "dd/MM/yyyy")
+        elif t is FieldType.DATETIME:
+            w = QDateTimeEdit(parent)
+            _blankable(w, "dd/MM/yyyy HH:mm")
         else:
             w = QLineEdit(parent)
             if field.max_length:
                 w.setMaxLength(field.max_length)
-            if t is FieldType.DATE:
-                w.setPlaceholderText("YYYY-MM-DD")
-            elif t is FieldType.DATETIME:
-                w.setPlaceholderText("YYYY-MM-DD HH:MM")
         w.setObjectName(f"field_{field.id}")
         w.setToolTip(field.help)
         w.setAccessibleName(field.label)
@@ -74,6 +131,8 @@ class _FieldEditor:
             return w.isChecked()
         if isinstance(w, QComboBox):
             return w.currentData()
+        if isinstance(w, QDateTimeEdit):  # QDateEdit too: the template's ISO text, "" when not set
+            return _iso(w, self._stored)
         return w.text()
 
     def set_value(self, value: FieldValue) -> None:
@@ -85,6 +144,9 @@ class _FieldEditor:
         elif isinstance(w, QComboBox):
             index = w.findData(value) if value is not None else 0
             w.setCurrentIndex(max(index, 0))
+        elif isinstance(w, QDateTimeEdit):
+            self._stored = value if isinstance(value, str) else ""
+            _show_iso(w, self._stored)
         else:
             w.setText(value if isinstance(value, str) else "")
 
@@ -96,12 +158,14 @@ class _FieldEditor:
             w.toggled.connect(slot)
         elif isinstance(w, QComboBox):
             w.currentIndexChanged.connect(slot)
+        elif isinstance(w, QDateTimeEdit):
+            w.dateTimeChanged.connect(slot)
         else:
             w.textChanged.connect(slot)
 
     def set_read_only(self, read_only: bool) -> None:
         w = self.widget
-        if isinstance(w, (QPlainTextEdit, QLineEdit)):
+        if isinstance(w, (QPlainTextEdit, QLineEdit, QDateTimeEdit)):
             w.setReadOnly(read_only)
         else:
             w.setEnabled(not read_only)
@@ -129,8 +193,10 @@ class StatementPanel(QWidget):
 
         # -- page 1 header and narrative ------------------------------------
         statement_tab = QWidget(self)
-        header = QGroupBox("Page 1", statement_tab)
+        header = QGroupBox("Page 1", None)
         header_form = QFormLayout(header)
+        # Docked beside the video the panel is narrow: a long label goes above its field.
+        header_form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self.narrative = QPlainTextEdit(statement_tab)
         self.narrative.setObjectName("narrative")
         self.narrative.setAccessibleName("Statement narrative")
@@ -141,11 +207,32 @@ class StatementPanel(QWidget):
         self.narrative.setTabChangesFocus(True)
         self.word_count = QLabel(statement_tab)
         self.word_count.setObjectName("wordCount")
+        # Page 1's fields scroll in their own area above the narrative, so the
+        # tab fits a 1366x768 screen (or 1280x720 at 150%) with the statement
+        # docked beside the video; the divider gives the narrative more room.
+        header_scroll = QScrollArea(statement_tab)
+        header_scroll.setObjectName("page1Scroll")
+        header_scroll.setWidgetResizable(True)
+        header_scroll.setWidget(header)
+        header_scroll.setMinimumHeight(90)
+        narrative_box = QWidget(statement_tab)
+        nb = QVBoxLayout(narrative_box)
+        nb.setContentsMargins(0, 0, 0, 0)
+        nb.addWidget(QLabel("Narrative", narrative_box))
+        nb.addWidget(self.narrative, 1)
+        nb.addWidget(self.word_count)
+        self.narrative.setMinimumHeight(80)
+        self.page1_split = QSplitter(Qt.Orientation.Vertical, statement_tab)
+        self.page1_split.setObjectName("page1Split")
+        self.page1_split.setChildrenCollapsible(False)
+        self.page1_split.addWidget(header_scroll)
+        self.page1_split.addWidget(narrative_box)
+        self.page1_split.setStretchFactor(0, 2)
+        self.page1_split.setStretchFactor(1, 3)
+        self.page1_split.setSizes([220, 330])  # scaled to the room there is
         st = QVBoxLayout(statement_tab)
-        st.addWidget(header)
-        st.addWidget(QLabel("Narrative", statement_tab))
-        st.addWidget(self.narrative, 1)
-        st.addWidget(self.word_count)
+        st.setContentsMargins(4, 4, 4, 4)
+        st.addWidget(self.page1_split, 1)
         self.tabs.addTab(statement_tab, "Statement")
 
         # -- restricted rear page ------------------------------------------------
@@ -158,6 +245,7 @@ class StatementPanel(QWidget):
             if section.rear_page:
                 box = QGroupBox(section.label, rear_inner)
                 form = QFormLayout(box)
+                form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
                 for f in section.fields:
                     self._add_field(f, form, box)
                 rear_layout.addWidget(box)
@@ -197,21 +285,28 @@ class StatementPanel(QWidget):
         )
 
         # -- completeness ---------------------------------------------------------
+        # What is missing: a heading, then every item in a list that scrolls
+        # inside itself (thirty items must not make the window taller than the screen).
         self.missing = QLabel(self)
         self.missing.setObjectName("missing")
         self.missing.setWordWrap(True)
         self.missing.setTextFormat(Qt.TextFormat.PlainText)
+        self.missing_list = ScrollingLabelList(5, self)
+        self.missing_list.setObjectName("missingList")
+        self.missing_list.setStyleSheet("color: #8a5a00;")
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tabs, 1)
         layout.addWidget(self.missing)
+        layout.addWidget(self.missing_list)
 
         self.narrative.textChanged.connect(self._edited)
         self.prompt_model.itemChanged.connect(lambda _item: self._edited())
         self.suspect_identified.toggled.connect(lambda _on: self._rebuild_prompts(keep=True))
         for editor in self.editors.values():
             editor.connect(self._edited)
+        guard_wheels(self)  # scrolling past a choice or date never changes it
         self._watch_focus()
         self.set_content(StatementContent())
 
@@ -220,6 +315,13 @@ class StatementPanel(QWidget):
         self.editors[f.id] = editor
         label = f.label + (" *" if f.required else "")
         form.addRow(label, editor.widget)
+
+    def date_fields(self) -> dict[str, bool]:
+        """Field id -> True for a date and time, False for a date: for showing them dd/mm/yyyy."""
+        return {
+            fid: e.field.type is FieldType.DATETIME
+            for fid, e in self.editors.items() if e.field.type in (FieldType.DATE, FieldType.DATETIME)
+        }
 
     # -- focus: autosave when focus leaves the panel ----------------------------
     def _watch_focus(self) -> None:
@@ -331,10 +433,10 @@ class StatementPanel(QWidget):
         self.word_count.setText(f"{words} word{'s' if words != 1 else ''}")
         missing = self.missing_items()
         if missing:
-            shown = missing[:6]
-            more = f"\n… and {len(missing) - 6} more." if len(missing) > 6 else ""
-            self.missing.setText("Before signing:\n• " + "\n• ".join(shown) + more)
-            self.missing.setStyleSheet("color: #8a5a00;")
+            n = len(missing)
+            self.missing.setText(f"Before signing: {n} item{'s' if n != 1 else ''} missing")
+            self.missing.setStyleSheet("color: #8a5a00; font-weight: 600;")
         else:
             self.missing.setText("Complete: ready for the witness to review and sign.")
             self.missing.setStyleSheet("color: #1b5e20;")
+        self.missing_list.set_lines(missing)

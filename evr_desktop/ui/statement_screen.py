@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
 from ..domain.statement_doc import StatementContent, StatementVersion
 from .signature_pad import SignaturePadDialog
 from .statement_panel import StatementPanel
+from .widgets import guard_wheels, keep_on_screen
 
 if TYPE_CHECKING:
     from ..statement.service import OpenedStatement, SigningPreview
@@ -242,7 +243,10 @@ class StatementScreen(QWidget):
         service, statement_id = self._service(), self.opened.id
         self._run(
             lambda: service.versions(statement_id),
-            lambda versions: HistoryDialog(versions, service.field_labels(), self._run, self).open(),
+            lambda versions: HistoryDialog(
+                versions, service.field_labels(), self._run, self,
+                prompt_labels=prompt_labels(self.panel.templates), date_fields=self.panel.date_fields(),
+            ).open(),
             self._fail,
         )
 
@@ -256,8 +260,11 @@ class StatementScreen(QWidget):
             return
         missing = self.panel.missing_items()
         if missing:
-            self.status.setText("Cannot sign yet:\n• " + "\n• ".join(missing))
+            # One line here; the full list scrolls in the panel's own list below.
+            more = f" (and {len(missing) - 1} more, listed below)" if len(missing) > 1 else ""
+            self.status.setText(f"Cannot sign yet: {missing[0]}{more}")
             self.status.setStyleSheet("color: #a4161a;")
+            self.panel.missing_list.scrollToTop()
             return
         service = self._service()
         if service is None:
@@ -403,13 +410,16 @@ class HistoryDialog(QDialog):
 
     def __init__(
         self, versions: list[StatementVersion], labels: dict[str, str], run: Callable[..., None],
-        parent: QWidget | None = None,
+        parent: QWidget | None = None, *, prompt_labels: dict[str, str] | None = None,
+        date_fields: dict[str, bool] | None = None,
     ):
         super().__init__(parent)
+        self.prompt_labels = prompt_labels or {}
+        self.date_fields = date_fields or {}  # field id -> True when it holds a time too
         self._run = run  # diffs of long statements are computed on the worker, not the GUI thread
         self.setWindowTitle("Statement history")
         self.setObjectName("historyDialog")
-        self.resize(760, 560)
+        self.resize(760, 560)  # clamped below: 1280x720 at 150% is the smallest screen
         self.versions = versions
         self.labels = labels
         self.old = QComboBox(self)
@@ -417,7 +427,7 @@ class HistoryDialog(QDialog):
         self.new = QComboBox(self)
         self.new.setObjectName("newVersion")
         for v in versions:
-            text = f"Version {v.number} — {v.saved_at:%d %b %H:%M:%S}" + (f" — {v.reason}" if v.reason else "")
+            text = f"Version {v.number} — {v.saved_at:%d/%m/%Y %H:%M:%S}" + (f" — {v.reason}" if v.reason else "")
             self.old.addItem(text, v.number)
             self.new.addItem(text, v.number)
         if versions:
@@ -443,6 +453,8 @@ class HistoryDialog(QDialog):
         layout.addWidget(buttons)
         self.old.currentIndexChanged.connect(self.refresh)
         self.new.currentIndexChanged.connect(self.refresh)
+        guard_wheels(self)
+        keep_on_screen(self)
         self.refresh()
 
     def _version(self, number: int) -> StatementVersion:
@@ -454,7 +466,9 @@ class HistoryDialog(QDialog):
             return
         a, b = self._version(self.old.currentData()), self._version(self.new.currentData())
         self.summary.setText("Comparing…")
-        self._run(lambda: _diff_html(a, b, self.labels), self._show, lambda e: self.summary.setText(str(e)))
+        labels, prompts, dates = self.labels, self.prompt_labels, self.date_fields
+        self._run(lambda: _diff_html(a, b, labels, prompts, dates), self._show,
+                  lambda e: self.summary.setText(str(e)))
 
     def _show(self, result: tuple[str, str]) -> None:
         summary_text, html_text = result
@@ -462,16 +476,46 @@ class HistoryDialog(QDialog):
         self.view.setHtml(html_text)
 
 
-def _diff_html(a: StatementVersion, b: StatementVersion, labels: dict[str, str]) -> tuple[str, str]:
-    """The diff as (summary, HTML); pure, runs on the worker."""
+def prompt_labels(templates: Any) -> dict[str, str]:
+    """Every prompt's qualified key -> "Set: prompt" (History shows words, not ids)."""
+    return {p.key: f"{s.label}: {p.label}" for s in templates.prompt_sets for p in s.prompts}
+
+
+def _shown_date(value: str, with_time: bool) -> str:
+    """An ISO date (or date and time) as the officer reads it: dd/mm/yyyy [HH:MM]."""
+    from datetime import date, datetime
+
+    try:
+        if with_time:
+            return f"{datetime.fromisoformat(value.strip()):%d/%m/%Y %H:%M}"
+        return f"{date.fromisoformat(value.strip()):%d/%m/%Y}"
+    except ValueError:
+        return value  # "(not set)", "(blank)" or text that is not a date: as it is
+
+
+def _diff_html(
+    a: StatementVersion, b: StatementVersion, labels: dict[str, str],
+    prompt_labels: dict[str, str] | None = None, date_fields: dict[str, bool] | None = None,
+) -> tuple[str, str]:
+    """The diff as (summary, HTML); pure, runs on the worker. Fields and
+    prompts are named by their labels, never by their ids."""
     from ..domain.statement_diff import diff_versions, summary
 
-    diff = diff_versions(a.content, b.content, labels)
+    diff = diff_versions(a.content, b.content, labels, prompt_labels or {})
+    dates = date_fields or {}
     colours = {"added": "#d8f3dc", "removed": "#ffd6d6", "changed": "#fff3bf", "same": "transparent"}
     marks = {"added": "+", "removed": "−", "changed": "~", "same": " "}
     rows = []
     for line in diff:
-        text = line.text if line.kind != "changed" else f"{line.old}  →  {line.new}"
+        if line.section == "fields":
+            old, new = line.old, line.new
+            if line.key in dates:
+                old, new = _shown_date(old, dates[line.key]), _shown_date(new, dates[line.key])
+            text = f"{line.label or line.key}: {old}  →  {new}"
+        elif line.kind == "changed":
+            text = f"{line.old}  →  {line.new}"
+        else:
+            text = line.text
         rows.append(
             f'<div style="background:{colours.get(line.kind, "transparent")};white-space:pre-wrap;'
             f'font-family:monospace">{marks.get(line.kind, " ")} {html.escape(text)}</div>'

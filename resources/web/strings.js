@@ -81,7 +81,7 @@ window.EVR_STRINGS = {
     call_end: "End call",
     call_end_label: "End the call",
 
-    code_label: "Security code",
+    code_label: "Verification code",
     code_pending: "appears when the call connects",
     code_help: "The officer sees the same code. If they read out a different one, end the call and call 101.",
 
@@ -182,7 +182,7 @@ window.EVR_STRINGS = {
     call_end: "Gorffen",
     call_end_label: "Gorffen yr alwad",
 
-    code_label: "Cod diogelwch",
+    code_label: "Cod dilysu",
     code_pending: "yn ymddangos pan fydd yr alwad yn cysylltu",
     code_help: "Mae'r swyddog yn gweld yr un cod. Os ydyn nhw'n darllen cod gwahanol, gorffennwch yr alwad a ffoniwch 101.",
 

@@ -39,3 +39,14 @@ def set_up(qtbot, main, passphrase: str = PASSPHRASE) -> None:
 def unlocked(qtbot, app_window):
     set_up(qtbot, app_window)
     return app_window
+
+
+@pytest.fixture(autouse=True)
+def private_window_settings(tmp_path):
+    """Window geometry goes to QSettings: keep every test's in a temporary
+    folder, never the user's own settings."""
+    from PySide6.QtCore import QSettings
+
+    folder = tmp_path / "qsettings"
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
+    yield folder
