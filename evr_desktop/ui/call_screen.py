@@ -316,7 +316,14 @@ class CallScreen(QWidget):
             return
         # The engine's future completes on its own thread: the result comes
         # back here through a queued signal, never by touching the list there.
-        future.add_done_callback(lambda f: self._chat_results.emit(serial, _failure(f)))
+        future.add_done_callback(lambda f: self._relay_chat_result(serial, f))
+
+    def _relay_chat_result(self, serial: int, future: Any) -> None:
+        """On the engine's thread: hand the outcome to the GUI thread (queued)."""
+        try:
+            self._chat_results.emit(serial, _failure(future))
+        except RuntimeError:  # the window was closed meanwhile: nobody left to tell
+            pass
 
     def _chat_result(self, serial: int, error: BaseException | None) -> None:
         item = self._pending_chat.pop(serial, None)

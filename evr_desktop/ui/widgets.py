@@ -191,7 +191,7 @@ def guard_wheel(widget: QWidget) -> None:
 
 def guard_wheels(root: QWidget) -> list[QWidget]:
     """Every combo box, spin box and date/time edit under ``root`` made wheel-safe."""
-    found = [w for w in root.findChildren(QWidget) if isinstance(w, _WHEEL_SENSITIVE)]
+    found: list[QWidget] = [w for w in root.findChildren(QWidget) if isinstance(w, _WHEEL_SENSITIVE)]
     for w in found:
         guard_wheel(w)
     return found

@@ -55,7 +55,7 @@ def book_and_send_link(qtbot, main, name: str, mobile: str, urn: str, offence: O
     return a
 
 
-def test_officer_calls_a_waiting_victim(qtbot, unlocked, victim_loop):
+def test_officer_calls_a_waiting_victim(qtbot, unlocked, victim_loop, monkeypatch):
     main = unlocked
     # Send the link: the text goes to the encrypted outbox and is shown to copy.
     a = book_and_send_link(qtbot, main, "Gwladys Invented-Caller", "07700 900444", "99VC1234526", OffenceType.ASSAULT)
@@ -115,8 +115,11 @@ def test_officer_calls_a_waiting_victim(qtbot, unlocked, victim_loop):
         qtbot.waitUntil(lambda: len(victim.codes) >= 2 and victim.codes[-1][:3] in screen.code.text(), timeout=20000)
         qtbot.waitUntil(lambda: screen.state.text() == "Connected", timeout=20000)
         assert victim.codes[-1] != first_code  # new certificates, new code
-        # The officer ends the call; the victim is told.
+        # The officer ends the call (and says yes when asked); the victim is told.
         ended_token = token
+        from PySide6.QtWidgets import QMessageBox
+
+        monkeypatch.setattr(QMessageBox, "exec", lambda _box: QMessageBox.StandardButton.Yes)
         qtbot.mouseClick(screen.end_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: any(m["type"] == "bye" for m in victim.messages), timeout=10000)
         qtbot.waitUntil(lambda: main.stack.currentWidget() is main._statement_screen, timeout=5000)
