@@ -55,7 +55,7 @@ from .ice import set_host_addresses
 from .jitter import use_marker_jitter_buffer
 from .netwatch import NetworkWatcher
 from .tap import EncodedFrameTap, TapUnsupported, tap_receiver, tap_sender
-from .verification import NoFingerprint, check_commitment, is_commitment, verification_code
+from ..domain.verification import NoFingerprint, check_commitment, is_commitment, verification_code
 
 log = logging.getLogger("evr_desktop.call")
 

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..call.verification import is_commitment
+from ..domain.verification import is_commitment
 from .tokens import (
     OFFICER_NOTES,
     VICTIM_TEXTS,

@@ -215,7 +215,7 @@ def python_commit(sdp: str) -> str:
 
 def python_code(sdp_a: str, sdp_b: str) -> str:
     """The verification code, derived independently of join.js (docs/victim-page.md,
-    the same as evr_desktop/call/verification.py)."""
+    the same as evr_desktop/domain/verification.py)."""
     d = hashlib.sha256("\n".join(sorted([fingerprint(sdp_a), fingerprint(sdp_b)])).encode()).digest()
     return f"{((d[0] << 12) | (d[1] << 4) | (d[2] >> 4)) % 1_000_000:06d}"
 
