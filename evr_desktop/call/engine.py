@@ -2,7 +2,7 @@
 client (the officer's socket to the rendezvous) and one aiortc peer
 connection per call.
 
-Threads (see ../shared/DESIGN.md "Threads" and docs/call-engine.md):
+Threads (see docs/design.md "Threads" and docs/call-engine.md):
 
 - ``call-engine``: the event loop. aiortc, the signalling WebSocket, stats.
   Listeners' ``on_event`` runs here: keep it short (the UI bridge only queues

@@ -1,6 +1,6 @@
 """Whether a victim can be seen over video, with reasons in words.
 
-The rules are the Enhanced Video Response criteria (../shared/DOMAIN.md): 18 or
+The rules are the Enhanced Video Response criteria (docs/domain.md): 18 or
 over or a parent/guardian present; a smartphone with video and data; the
 offender not present; for domestic abuse, a safe place. The result explains
 itself so the officer can tell the victim why, and so the dialog can show it.

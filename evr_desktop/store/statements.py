@@ -1,6 +1,6 @@
 """Statements and their versions, in the same SQLite store as the appointments.
 
-The rules (../shared/DOMAIN.md, "Evidence handling" and "Signing"):
+The rules (docs/domain.md, "Evidence handling" and "Signing when the statement is taken remotely"):
 
 - A draft whose content differs from the one before is kept: every change is a
   new version, numbered 1, 2, 3 ... per statement; a version is never updated

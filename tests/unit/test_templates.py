@@ -20,7 +20,7 @@ OFFENCES = {
     "assault", "stalking_harassment", "burglary_theft", "criminal_damage", "fraud", "hate_crime",
     "domestic_abuse",
 }
-# From ../shared/DOMAIN.md, with N pages.
+# From docs/domain.md, with N pages.
 DECLARATION = (
     "This statement (consisting of {n} page(s) each signed by me) is true to the best "
     "of my knowledge and belief and I make it knowing that, if it is tendered in "
