@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QStackedWidget, QWidget
 
-from ..domain.audit import Category
 from ..services import Refused, Session, Workspace
 from .actions import Actions
 from .idle import InactivityWatcher
@@ -409,11 +408,10 @@ class MainWindow:
         ).failure(self._error).run()
 
     def _audit_view(self, appointment_id: str) -> None:
+        # The session reads the appointment and audits the consultation: one rule, one place.
         session = self.session
         if session is not None:
-            Operation(
-                self.worker, None, lambda: session.audit_event(Category.CONSULTATION, appointment_id, "appointment.view")
-            ).failure(self._error).run()
+            Operation(self.worker, None, lambda: session.view_appointment(appointment_id)).failure(self._error).run()
 
     def _error(self, exc: BaseException) -> None:
         log.error("operation failed: %s", type(exc).__name__)

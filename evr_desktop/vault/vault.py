@@ -308,11 +308,6 @@ def unlock(profile: Path, passphrase: str) -> UnlockedVault:
     )
 
 
-def change_passphrase(profile: Path, old: str, new: str) -> None:
-    unlocked = unlock(profile, old)
-    atomic_write(vault_path(profile), seal(unlocked, new, calibrate()))
-
-
 DEMO_README = """DEMO EVIDENCE OFFICE - NOT FOR REAL EVIDENCE
 
 This folder stands in for a police force's evidence office in the EVR Desktop
