@@ -83,11 +83,11 @@ class Workspace:
         with_demo_data: bool | None = None,
     ) -> Session:
         from .domain.officer import validate_officer
-        from .domain.passphrase import assess
+        from .domain.passphrase import assess, officer_words
         from .vault import vault
 
         problems = validate_officer(officer)
-        strength = assess(passphrase, (officer.name, officer.collar, officer.force))
+        strength = assess(passphrase, officer_words(officer))
         problems += list(strength.problems)
         if problems:
             raise Refused(problems)

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..domain.officer import OfficerIdentity, validate_officer
-from ..domain.passphrase import assess
+from ..domain.passphrase import assess, officer_words
 from ..vault.vault import ForceProvisioning
 from .widgets import PasswordLineEdit
 
@@ -134,7 +134,7 @@ class SetupPage(QWidget):
 
     def _update_strength(self) -> None:
         o = self.officer()
-        s = assess(self.passphrase.text(), (o.name, o.collar, o.force))
+        s = assess(self.passphrase.text(), officer_words(o))
         if not self.passphrase.text():
             self.strength.setText("Choose a passphrase of a few unrelated words.")
         elif s.acceptable:
@@ -145,7 +145,7 @@ class SetupPage(QWidget):
     def _submit(self) -> None:
         o = self.officer()
         problems = validate_officer(o)
-        problems += list(assess(self.passphrase.text(), (o.name, o.collar, o.force)).problems)
+        problems += list(assess(self.passphrase.text(), officer_words(o)).problems)
         if self.passphrase.text() != self.confirm.text():
             problems.append("The two passphrases differ.")
         provisioning = None
