@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 from datetime import date
+from typing import TYPE_CHECKING
 
 from .config import Paths, Settings, load_settings
 from .domain.audit import Category
@@ -26,9 +26,9 @@ if TYPE_CHECKING:
     from .domain import appointment as appt
     from .domain import eligibility
     from .domain.officer import OfficerIdentity
+    from .statement.service import StatementService
     from .store.base import AppointmentRepository
     from .vault.vault import ForceProvisioning, UnlockedVault, VaultHeader
-    from .statement.service import StatementService
 
 
 class Refused(ValueError):

@@ -46,10 +46,9 @@ fixed creation date and document ID).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import io
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from reportlab.lib.pagesizes import A4

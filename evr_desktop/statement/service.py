@@ -179,7 +179,9 @@ class StatementService:
         return items
 
     # -- signing -------------------------------------------------------------------
-    def sign(self, statement_id: str, content: StatementContent, signature: WitnessSignature, reason: str = "") -> OpenedStatement:
+    def sign(
+        self, statement_id: str, content: StatementContent, signature: WitnessSignature, reason: str = ""
+    ) -> OpenedStatement:
         """Save, render, sign with the officer's key, verify, then lock."""
         from ..services import Refused
         from .pdf import render_statement_pages

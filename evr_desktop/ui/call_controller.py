@@ -18,8 +18,8 @@ from .operations import Operation
 
 if TYPE_CHECKING:
     from ..call.embedded import EmbeddedCalls
-    from .desktop_notify import DesktopNotifier
     from .call_screen import CallScreen
+    from .desktop_notify import DesktopNotifier
     from .main_window import MainWindow
 
 log = logging.getLogger(__name__)

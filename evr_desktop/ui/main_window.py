@@ -28,9 +28,9 @@ from .widgets import FirstPaint
 # machinery (each is imported where first used).
 if TYPE_CHECKING:
     from ..domain.appointment import Appointment, Status
-    from .call_controller import CallController
     from ..statement.service import OpenedStatement
     from .appointment_dialog import AppointmentDialog
+    from .call_controller import CallController
     from .queue_screen import QueueScreen
     from .setup_page import SetupPage
     from .statement_screen import StatementScreen

@@ -123,7 +123,9 @@ class SetupPage(QWidget):
         h.setContentsMargins(0, 0, 0, 0)
         h.addWidget(edit, 1)
         b = QPushButton("Browse…", w)
-        b.clicked.connect(lambda: edit.setText(QFileDialog.getOpenFileName(self, "Choose file", "", filter_)[0] or edit.text()))
+        b.clicked.connect(
+            lambda: edit.setText(QFileDialog.getOpenFileName(self, "Choose file", "", filter_)[0] or edit.text())
+        )
         h.addWidget(b)
         return w
 

@@ -186,7 +186,10 @@ class StatementPanel(QWidget):
         split.addWidget(self.prompt_text)
         split.setStretchFactor(0, 3)
         pt = QVBoxLayout(prompts_tab)
-        pt.addWidget(QLabel("Tick each point once it is covered. The prompts are for you; they are not part of the statement.", prompts_tab))
+        pt.addWidget(QLabel(
+            "Tick each point once it is covered. The prompts are for you; they are not part of the statement.",
+            prompts_tab,
+        ))
         pt.addWidget(self.suspect_identified)
         pt.addWidget(split, 1)
         self.tabs.addTab(prompts_tab, "Prompts")

@@ -45,7 +45,9 @@ class StatementScreen(QWidget):
     back_requested = Signal()
     saved = Signal(object)  # StatementVersion
 
-    def __init__(self, panel: StatementPanel, run: Callable[..., None], service: Callable[[], Any], parent: QWidget | None = None):
+    def __init__(
+        self, panel: StatementPanel, run: Callable[..., None], service: Callable[[], Any], parent: QWidget | None = None
+    ):
         super().__init__(parent)
         self.setObjectName("statementScreen")
         self.panel = panel

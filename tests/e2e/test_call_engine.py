@@ -31,10 +31,10 @@ from evr_desktop.call import events as ev
 from evr_desktop.call.engine import COMMIT_MISMATCH, CallEngine, CallSettings, CommitTimeout
 from evr_desktop.call.jitter import MarkerJitterBuffer
 from evr_desktop.call.tap import RECEIVED, SENT, EncodedFrame
-from evr_desktop.domain.verification import commitment, sha256_fingerprint, verification_code
 from evr_desktop.capture.devices import SourceChoice
 from evr_desktop.capture.synthetic import SyntheticAudioSource, SyntheticVideoSource, read_timestamp
 from evr_desktop.capture.tracks import AudioSourceTrack, VideoSourceTrack
+from evr_desktop.domain.verification import commitment, sha256_fingerprint, verification_code
 from evr_desktop.rendezvous.server import COOKIE, create_app, start
 from evr_desktop.rendezvous.tokens import TokenRegistry
 

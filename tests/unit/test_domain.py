@@ -4,7 +4,14 @@ import pytest
 
 from evr_desktop.domain import eligibility
 from evr_desktop.domain.appointment import (
-    ALLOWED_TRANSITIONS, Appointment, Guardian, OffenceType, Status, TransitionError, VictimDetails, validate,
+    ALLOWED_TRANSITIONS,
+    Appointment,
+    Guardian,
+    OffenceType,
+    Status,
+    TransitionError,
+    VictimDetails,
+    validate,
 )
 from evr_desktop.domain.officer import OfficerIdentity
 from evr_desktop.domain.passphrase import MAX_ASSESSED, assess, officer_words

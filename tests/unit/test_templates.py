@@ -11,7 +11,10 @@ import pytest
 from evr_desktop.domain.appointment import OffenceType
 from evr_desktop.domain.statement import Field, FieldType, TemplateSet, completeness
 from evr_desktop.statement.templates import (
-    MAX_FILE_BYTES, TemplateError, default_folder, load_templates,
+    MAX_FILE_BYTES,
+    TemplateError,
+    default_folder,
+    load_templates,
 )
 
 SHIPPED = Path(__file__).resolve().parents[2] / "resources" / "templates"
