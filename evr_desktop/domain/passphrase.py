@@ -48,11 +48,15 @@ class Strength:
     problems: tuple[str, ...]
 
 
-class _Officer(Protocol):
-    name: str
-    collar: str
-    force: str
-    station: str
+class _Officer(Protocol):  # an OfficerIdentity, or anything shaped like one
+    @property
+    def name(self) -> str: ...
+    @property
+    def collar(self) -> str: ...
+    @property
+    def force(self) -> str: ...
+    @property
+    def station(self) -> str: ...
 
 
 def officer_words(officer: _Officer) -> tuple[str, str, str, str]:

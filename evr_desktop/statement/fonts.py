@@ -500,7 +500,7 @@ def break_lines(spans: Sequence[Span], width: float, *, prepared: bool = False) 
                 current_w += w
                 continue
             # A word longer than the line: break it between characters.
-            piece = []
+            piece: list[str] = []
             piece_w = 0.0
             for ch in tok:
                 cw = fonts.choose(ch)[1] * size
@@ -532,8 +532,8 @@ def _finish(segments: list[tuple[str, TextStyle]], direction: int) -> Line:
         styles.extend([style] * len(text))
     order, levels = visual_order(logical, direction)
     visual = [(mirrored_at(logical[i], levels[i]), styles[i], levels[i] % 2 == 1) for i in order]
-    for style, group in groupby(visual, key=itemgetter(1)):
-        items = list(group)
+    for style, visual_group in groupby(visual, key=itemgetter(1)):
+        items = list(visual_group)
         runs.extend(_runs("".join(c for c, _, _ in items), style, [rtl for _, _, rtl in items]))
     return _merge(runs, logical)
 

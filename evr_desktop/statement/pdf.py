@@ -215,6 +215,7 @@ class TextBlock(Flowable):
 
     def wrap(self, availWidth, availHeight):
         self._layout(availWidth)
+        assert self.lines is not None  # laid out: reportlab calls wrap() before split() and draw()
         self.width = availWidth
         self.height = len(self.lines) * self.leading + self.trailer_height
         return self.width, self.height
@@ -230,6 +231,7 @@ class TextBlock(Flowable):
 
     def split(self, availWidth, availHeight):
         self._layout(availWidth)
+        assert self.lines is not None
         n = len(self.lines)
         fit = int((availHeight + 1e-6) // self.leading)
         if self.trailer:
@@ -244,6 +246,7 @@ class TextBlock(Flowable):
         return [self._part(self.lines[:fit], False), self._part(self.lines[fit:], True)]
 
     def draw(self):
+        assert self.lines is not None
         canv = self.canv
         top = self.height
         for i, line in enumerate(self.lines):
@@ -302,6 +305,7 @@ class LabelledValue(Flowable):
             self.value_lines.extend((ln, direction) for ln in lines)
 
     def _heights(self) -> tuple[float, float]:
+        assert self.label_lines is not None and self.value_lines is not None  # laid out by wrap()
         label_h = len(self.label_lines) * self.label_leading
         value_h = len(self.value_lines) * self.leading
         return label_h, value_h
@@ -314,6 +318,7 @@ class LabelledValue(Flowable):
 
     def split(self, availWidth, availHeight):
         self._layout(availWidth)
+        assert self.label_lines is not None and self.value_lines is not None
         fit = int((availHeight - 2.0) // self.leading)
         if len(self.value_lines) <= 4:  # short rows are kept whole
             return []
@@ -332,6 +337,7 @@ class LabelledValue(Flowable):
         return [first, rest]
 
     def draw(self):
+        assert self.label_lines is not None and self.value_lines is not None
         canv = self.canv
         top = self.height
         for i, line in enumerate(self.label_lines):

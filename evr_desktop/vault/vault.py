@@ -146,7 +146,7 @@ def create(
         from cryptography.hazmat.primitives.asymmetric import ec
 
         ca_key, ca_cert = pki.make_demo_ca(officer.force)
-        signing_key = ec.generate_private_key(ec.SECP256R1())
+        signing_key: pki.SigningKey = ec.generate_private_key(ec.SECP256R1())
         cert = pki.issue_officer_certificate(ca_key, ca_cert, officer, signing_key)
         escrow = X25519Identity.generate()
         _write_demo_evidence_office(Path(evidence_office), escrow, ca_key, ca_cert, officer)
