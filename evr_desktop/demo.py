@@ -2,6 +2,10 @@
 
 Every person here is fictional. Phone numbers are from Ofcom's range reserved
 for drama (07700 900000-900999), URNs use the fictional force code 99.
+No appointment claims a connection ("Victim waiting", "In call"): nobody is
+connected to a demo profile that has just been made. The last one fails the
+domestic-abuse criteria (no confirmed safe place), to show the refusal and the
+in-person way out.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ def demo_appointments(day: date) -> list[Appointment]:
         (9, 0, "assault", "Morwenna Trelawny-Fitch", date(1987, 3, 14), Status.EXPORTED, {}),
         (9, 30, "burglary_theft", "Idris Abernethy-Cole", date(1979, 11, 2), Status.SIGNED, {}),
         (10, 0, "criminal_damage", "Saoirse Quennell", date(1994, 6, 21), Status.STATEMENT_DRAFTED, {}),
-        (10, 45, "fraud", "Bartholomew Ndiaye-Winter", date(1950, 1, 30), Status.IN_CALL,
+        (10, 45, "fraud", "Bartholomew Ndiaye-Winter", date(1950, 1, 30), Status.CALL_ENDED,
          {"interpreter_language": ""}),
-        (11, 15, "hate_crime", "Zofia Wiśniewska-Hart", date(1990, 9, 9), Status.VICTIM_WAITING,
+        (11, 15, "hate_crime", "Zofia Wiśniewska-Hart", date(1990, 9, 9), Status.LINK_SENT,
          {"interpreter_language": "Polish"}),
         (12, 0, "stalking_harassment", "Caradog Pennant", date(2001, 4, 5), Status.LINK_SENT, {}),
         (13, 0, "domestic_abuse", "Ottilie Marchbanks", date(1985, 12, 12), Status.SCHEDULED,

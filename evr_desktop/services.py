@@ -9,12 +9,13 @@ skipped by a screen that forgets them. Nothing here imports Qt.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import TYPE_CHECKING
 
 from .config import Paths, Settings, load_settings
 from .domain.audit import Category
+from .domain.errors import NotEligible, Refused
 from .vault.kdf import KdfParams, calibrate
 
 # The rest is imported where first used: the app constructs a Workspace before
@@ -26,17 +27,23 @@ if TYPE_CHECKING:
     from .domain import appointment as appt
     from .domain import eligibility
     from .domain.officer import OfficerIdentity
+    from .notify.outbox import OutboxNotifier
     from .statement.service import StatementService
     from .store.base import AppointmentRepository
+    from .store.outbox import OutboxMessage
     from .vault.vault import ForceProvisioning, UnlockedVault, VaultHeader
 
+__all__ = ["LinkSent", "NotEligible", "Refused", "Session", "Workspace"]
 
-class Refused(ValueError):
-    """An action the rules refuse; ``reasons`` says why in words."""
 
-    def __init__(self, reasons: list[str]):
-        super().__init__(" ".join(reasons))
-        self.reasons = reasons
+def _refuse(a: appt.Appointment, reasons: list[str]) -> None:
+    """Raise the refusal: ``NotEligible`` when the EVR criteria are why and
+    the in-person way out is still open (the screen offers it)."""
+    from .domain import eligibility
+
+    if reasons:
+        way_out = not eligibility.check(a).eligible and eligibility.in_person_possible(a)
+        raise (NotEligible if way_out else Refused)(reasons)
 
 
 def _open_audit(paths: Paths) -> AuditLog:
@@ -45,6 +52,15 @@ def _open_audit(paths: Paths) -> AuditLog:
     from .audit.log import AuditLog
 
     return AuditLog.open(paths.audit)
+
+
+@dataclass(frozen=True)
+class LinkSent:
+    """What **Send link** produced: the appointment as it now is, the link and the text."""
+
+    appointment: appt.Appointment
+    link: str
+    text: str
 
 
 @dataclass
@@ -57,6 +73,9 @@ class Workspace:
     # Chooses Argon2id parameters for a new vault. Tests pass cheap ones; the
     # app calibrates to about half a second on this laptop.
     make_kdf: Callable[[], KdfParams] = calibrate
+    # The first unlock in this process runs before any call machinery: see
+    # Session.reconcile_presence. Later unlocks may find a victim really waiting.
+    reconciled: bool = field(default=False, init=False)
 
     def start(self) -> None:
         """Read settings and open the audit log (refuses a tampered one)."""
@@ -118,6 +137,9 @@ class Workspace:
             self.audit = _open_audit(self.paths)
         session = self._open_session(unlocked)
         session.audit_event(Category.CONSULTATION, "vault", "session.unlock")
+        if not self.reconciled:
+            session.reconcile_presence()
+            self.reconciled = True
         return session
 
     def _open_session(self, unlocked: UnlockedVault) -> Session:
@@ -145,6 +167,7 @@ class Session:
         self.audit = audit
         self.officer = unlocked.header.officer
         self._statements: StatementService | None = None
+        self._outbox: OutboxNotifier | None = None
 
     @property
     def statements(self) -> StatementService:
@@ -170,32 +193,133 @@ class Session:
         self.audit_event(Category.CONSULTATION, a.id, "appointment.view")
         return a
 
-    def save_appointment(self, a: appt.Appointment, *, new: bool) -> eligibility.Eligibility:
-        """Validate, check eligibility, store and audit. Ineligible bookings are
-        refused with their reasons: video must not be offered to them."""
+    def save_appointment(
+        self, a: appt.Appointment, *, new: bool, in_person: bool = False
+    ) -> appt.Appointment:
+        """Validate, check eligibility, store and audit. A booking that fails
+        the EVR criteria is refused with its reasons while video is still
+        ahead (``eligibility.booking_problems``, the rule the dialog shows);
+        ``in_person`` saves it as an in-person visit instead, recorded as such.
+        Returns the appointment as stored."""
         from .domain import appointment as appt
         from .domain import eligibility
 
-        problems = appt.validate(a)
+        if not new:
+            # The status is the lifecycle's, not the form's: an edit never moves it.
+            a = replace(a, status=self.store.get(a.id).status)
+        if in_person:
+            problems = appt.validate(a)
+            if not new and appt.Status.IN_PERSON not in appt.MANUAL_MOVES[a.status]:
+                problems.append(f"An appointment that is '{a.status.label}' cannot become an in-person visit.")
+            a = replace(a, status=appt.Status.IN_PERSON)
+        else:
+            problems = eligibility.booking_problems(a)
         if problems:
             raise Refused(problems)
-        result = eligibility.check(a)
-        if not result.eligible and a.status in (appt.Status.SCHEDULED, appt.Status.LINK_SENT):
-            raise Refused([r.text for r in result.blocking])
         if new:
             self.store.add(a)
             self.audit_event(Category.COLLECTION, a.id, "appointment.create")
         else:
             self.store.update(a)
             self.audit_event(Category.ALTERATION, a.id, "appointment.update")
-        return result
+        if in_person:
+            self.audit_event(Category.ALTERATION, a.id, "appointment.converted_in_person")
+        return a
 
     def change_status(self, appointment_id: str, status: appt.Status) -> appt.Appointment:
+        """A move the officer makes by hand ("Set status"): only those in
+        ``MANUAL_MOVES``; the rest follow what happens (``record``)."""
+        from .domain.appointment import MANUAL_MOVES, Status
+
         current = self.store.get(appointment_id)
+        if status not in MANUAL_MOVES[current.status]:
+            raise Refused([f"An appointment that is '{current.status.label}' cannot be set to '{status.label}' "
+                           "by hand."])
         changed = current.with_status(status)
         self.store.update(changed)
-        self.audit_event(Category.ALTERATION, changed.id, f"appointment.status.{status.value}")
+        action = "appointment.converted_in_person" if status is Status.IN_PERSON else f"appointment.status.{status.value}"
+        self.audit_event(Category.ALTERATION, changed.id, action)
         return changed
+
+    def convert_to_in_person(self, appointment_id: str) -> appt.Appointment:
+        """The way out for a victim who cannot be seen over video: recorded as
+        an in-person visit, after which no link or call is possible."""
+        from .domain.appointment import Status
+
+        return self.change_status(appointment_id, Status.IN_PERSON)
+
+    def record(self, appointment_id: str, happening: appt.Happening) -> appt.Appointment | None:
+        """Move the appointment's status with what happened (a link sent, the
+        victim arriving or leaving, a call connecting or ending, a statement
+        saved or signed). Returns the changed appointment, or None when the
+        status stays as it is."""
+        from .domain.appointment import status_after
+
+        current = self.store.get(appointment_id)
+        new = status_after(current.status, happening)
+        if new is None:
+            return None
+        changed = current.with_status(new)
+        self.store.update(changed)
+        self.audit_event(Category.ALTERATION, changed.id, f"appointment.status.{new.value}")
+        return changed
+
+    def reconcile_presence(self) -> list[appt.Appointment]:
+        """When no call machinery is running yet, nobody can be waiting or in a
+        call: a status left 'Victim waiting' or 'In call' by a crash or a
+        killed app would claim a connection that does not exist."""
+        from .domain.appointment import Happening, Status
+
+        moved = []
+        for a in self.store.list(None):
+            happening = {Status.VICTIM_WAITING: Happening.VICTIM_LEFT, Status.IN_CALL: Happening.CALL_ENDED}.get(
+                a.status)
+            if happening is not None and (changed := self.record(a.id, happening)) is not None:
+                moved.append(changed)
+        return moved
+
+    # -- video links and calls ----------------------------------------------
+    def send_link(self, appointment_id: str, issue_link: Callable[[appt.Appointment], str]) -> LinkSent:
+        """The whole use case behind **Send link**: check the rules, issue the
+        link (``issue_link``: the rendezvous; it revokes earlier links), compose
+        the text, queue it, audit the disclosure and move the status."""
+        from .domain import eligibility
+        from .domain.appointment import Happening
+        from .domain.sms import compose_for_appointment, to_e164
+
+        current = self.store.get(appointment_id)
+        _refuse(current, eligibility.link_refusals(current))
+        link = issue_link(current)
+        text = compose_for_appointment(current, self.officer.force, link).text
+        result = self.outbox.send(current.id, to_e164(current.victim.mobile), text)
+        if not result.ok:
+            raise Refused([result.message])
+        self.audit_event(Category.DISCLOSURE, current.id, "appointment.link_sent")
+        current = self.record(current.id, Happening.LINK_SENT) or current
+        return LinkSent(current, link, text)
+
+    def check_call(self, appointment_id: str) -> appt.Appointment:
+        """The appointment, if a call may start for it now (else ``Refused``)."""
+        from .domain import eligibility
+
+        current = self.store.get(appointment_id)
+        _refuse(current, eligibility.call_refusals(current))
+        return current
+
+    @property
+    def outbox(self) -> OutboxNotifier:
+        """The texts waiting to be sent (the embedded notifier)."""
+        if self._outbox is None:
+            from .notify.outbox import OutboxNotifier
+
+            self._outbox = OutboxNotifier(self.store)  # type: ignore[arg-type]
+        return self._outbox
+
+    def list_outbox(self) -> list[OutboxMessage]:
+        """Every outbox message, newest first (an audited view: they hold numbers)."""
+        items = self.outbox.list(open_only=False)
+        self.audit_event(Category.CONSULTATION, "outbox", "outbox.view")
+        return items
 
     def lock(self) -> None:
         self.audit_event(Category.CONSULTATION, "vault", "session.lock")

@@ -45,40 +45,109 @@ class Status(enum.StrEnum):
     LINK_SENT = "link_sent"
     VICTIM_WAITING = "victim_waiting"
     IN_CALL = "in_call"
+    CALL_ENDED = "call_ended"
     STATEMENT_DRAFTED = "statement_drafted"
     SIGNED = "signed"
     EXPORTED = "exported"
     CANCELLED = "cancelled"
     NO_SHOW = "no_show"
+    IN_PERSON = "in_person"  # converted to an in-person visit: no video for it
 
     @property
     def label(self) -> str:
-        return self.value.replace("_", " ").capitalize()
+        return _STATUS_LABELS.get(self) or self.value.replace("_", " ").capitalize()
 
     @property
     def is_final(self) -> bool:
         return not ALLOWED_TRANSITIONS[self]
 
 
-# Where each status may go next. The victim can drop out of the waiting room
-# (back to link sent, so the same appointment can be rejoined), and a dropped
-# call can be resumed (in call -> victim waiting). Signed and exported
-# statements cannot be cancelled: the evidence exists and must be kept.
-ALLOWED_TRANSITIONS: dict[Status, frozenset[Status]] = {
-    Status.SCHEDULED: frozenset({Status.LINK_SENT, Status.CANCELLED}),
-    Status.LINK_SENT: frozenset(
-        {Status.LINK_SENT, Status.VICTIM_WAITING, Status.CANCELLED, Status.NO_SHOW}
-    ),
-    Status.VICTIM_WAITING: frozenset(
-        {Status.IN_CALL, Status.LINK_SENT, Status.CANCELLED, Status.NO_SHOW}
-    ),
-    Status.IN_CALL: frozenset({Status.STATEMENT_DRAFTED, Status.VICTIM_WAITING, Status.CANCELLED}),
-    Status.STATEMENT_DRAFTED: frozenset({Status.SIGNED, Status.IN_CALL}),
-    Status.SIGNED: frozenset({Status.EXPORTED}),
+_STATUS_LABELS = {Status.IN_PERSON: "In-person visit"}
+
+
+class Happening(enum.StrEnum):
+    """Something that happened to an appointment. The status follows what
+    happens (``status_after``); widgets never choose it."""
+
+    LINK_SENT = "link_sent"
+    VICTIM_ARRIVED = "victim_arrived"  # opened the link and agreed: in the waiting room
+    VICTIM_LEFT = "victim_left"  # left the waiting room before the call
+    CALL_CONNECTED = "call_connected"
+    CALL_ENDED = "call_ended"  # hung up, either side, or the connection was lost
+    STATEMENT_SAVED = "statement_saved"
+    STATEMENT_SIGNED = "statement_signed"
+    EXPORTED = "exported"
+
+
+# Statuses in which video with the victim is still ahead or under way.
+_VIDEO_OPEN = frozenset({
+    Status.SCHEDULED, Status.LINK_SENT, Status.VICTIM_WAITING, Status.IN_CALL, Status.CALL_ENDED,
+    Status.STATEMENT_DRAFTED,
+})
+
+# What each happening does to each status; a status not listed stays as it is.
+# A statement saved during the call leaves "In call" alone (the call is still
+# the news); saved after it, the appointment says "Statement drafted". Drafting
+# offline before any call leaves a booked appointment's status alone too.
+_AFTER: dict[Happening, dict[Status, Status]] = {
+    Happening.LINK_SENT: {
+        s: Status.LINK_SENT
+        for s in (Status.SCHEDULED, Status.LINK_SENT, Status.VICTIM_WAITING, Status.NO_SHOW)
+    },
+    Happening.VICTIM_ARRIVED: {
+        s: Status.VICTIM_WAITING
+        for s in (Status.LINK_SENT, Status.CALL_ENDED, Status.STATEMENT_DRAFTED)
+    },
+    Happening.VICTIM_LEFT: {Status.VICTIM_WAITING: Status.LINK_SENT},
+    Happening.CALL_CONNECTED: {
+        s: Status.IN_CALL
+        for s in (Status.LINK_SENT, Status.VICTIM_WAITING, Status.CALL_ENDED, Status.STATEMENT_DRAFTED)
+    },
+    Happening.CALL_ENDED: {Status.IN_CALL: Status.CALL_ENDED},
+    Happening.STATEMENT_SAVED: {Status.CALL_ENDED: Status.STATEMENT_DRAFTED},
+    Happening.STATEMENT_SIGNED: {
+        s: Status.SIGNED
+        for s in (Status.SCHEDULED, Status.LINK_SENT, Status.VICTIM_WAITING, Status.IN_CALL,
+                  Status.CALL_ENDED, Status.STATEMENT_DRAFTED)
+    },
+    Happening.EXPORTED: {Status.SIGNED: Status.EXPORTED},
+}
+
+# The moves an officer makes by hand ("Set status"): cancelling, a victim who
+# did not show, rebooking a no-show, and converting to an in-person visit.
+# Nothing that claims a connection (waiting, in call) or a document (drafted,
+# signed, exported) can be set by hand: those follow what happened. Signed and
+# exported appointments cannot be cancelled: the evidence exists and is kept.
+MANUAL_MOVES: dict[Status, frozenset[Status]] = {
+    Status.SCHEDULED: frozenset({Status.CANCELLED, Status.IN_PERSON}),
+    Status.LINK_SENT: frozenset({Status.CANCELLED, Status.NO_SHOW, Status.IN_PERSON}),
+    Status.VICTIM_WAITING: frozenset({Status.CANCELLED, Status.IN_PERSON}),
+    Status.IN_CALL: frozenset(),
+    Status.CALL_ENDED: frozenset({Status.CANCELLED, Status.IN_PERSON}),
+    Status.STATEMENT_DRAFTED: frozenset({Status.IN_PERSON}),
+    Status.SIGNED: frozenset(),
     Status.EXPORTED: frozenset(),
     Status.CANCELLED: frozenset(),
-    Status.NO_SHOW: frozenset({Status.SCHEDULED}),
+    Status.NO_SHOW: frozenset({Status.SCHEDULED, Status.IN_PERSON}),
+    Status.IN_PERSON: frozenset(),
 }
+
+# Every move the lifecycle allows: by hand or by what happens.
+ALLOWED_TRANSITIONS: dict[Status, frozenset[Status]] = {
+    s: MANUAL_MOVES[s] | frozenset(table[s] for table in _AFTER.values() if s in table)
+    for s in Status
+}
+
+
+def status_after(current: Status, happening: Happening) -> Status | None:
+    """The status once ``happening`` has happened, or None when it stays."""
+    new = _AFTER[happening].get(current)
+    return None if new is None or new is current else new
+
+
+def video_is_open(status: Status) -> bool:
+    """Whether video with the victim is still ahead or under way at this status."""
+    return status in _VIDEO_OPEN
 
 
 class TransitionError(ValueError):

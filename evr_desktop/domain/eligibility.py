@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass
 from datetime import date
 
-from .appointment import Appointment, OffenceType
+from .appointment import MANUAL_MOVES, Appointment, OffenceType, Status, validate, video_is_open
 
 
 class Severity(enum.StrEnum):
@@ -104,3 +104,66 @@ def check(appointment: Appointment) -> Eligibility:
                 Reason("not_safe_place", Severity.BLOCKING, "Domestic abuse: the victim will not be in a safe place.")
             )
     return Eligibility(tuple(reasons))
+
+
+# -- what the criteria allow, at any status ------------------------------------------------
+
+IN_PERSON_WAY_OUT = "Offer an in-person visit instead (Convert to in-person visit)."
+
+# Statuses from which a join link may be (re)sent and a call started.
+_LINK_STATUSES = frozenset({
+    Status.SCHEDULED, Status.LINK_SENT, Status.VICTIM_WAITING, Status.CALL_ENDED, Status.STATEMENT_DRAFTED,
+})
+_CALL_STATUSES = frozenset({
+    Status.LINK_SENT, Status.VICTIM_WAITING, Status.CALL_ENDED, Status.STATEMENT_DRAFTED,
+})
+
+
+def _status_refusal(a: Appointment, allowed: frozenset[Status], what: str) -> list[str]:
+    if a.status in allowed:
+        return []
+    if a.status is Status.IN_CALL:
+        return [f"{what}: a call for this appointment is already under way."]
+    if a.status is Status.SCHEDULED:
+        return [f"{what}: send the victim a link first."]
+    return [f"{what}: the appointment is '{a.status.label}'."]
+
+
+def in_person_possible(a: Appointment) -> bool:
+    """Whether the appointment can still be converted to an in-person visit."""
+    return Status.IN_PERSON in MANUAL_MOVES[a.status]
+
+
+def _criteria_refusal(a: Appointment) -> list[str]:
+    reasons = [r.text for r in check(a).blocking]
+    if not reasons:
+        return []
+    return ["Not eligible for video:", *reasons, *([IN_PERSON_WAY_OUT] if in_person_possible(a) else [])]
+
+
+def link_refusals(a: Appointment) -> list[str]:
+    """Why a join link cannot be sent for this appointment (empty: it can).
+    The EVR criteria hold at every status: an appointment that fails them
+    never gets a link, whatever the queue says about it."""
+    return _criteria_refusal(a) or _status_refusal(a, _LINK_STATUSES, "No link can be sent")
+
+
+def call_refusals(a: Appointment) -> list[str]:
+    """Why a call cannot be started for this appointment (empty: it can)."""
+    return _criteria_refusal(a) or _status_refusal(a, _CALL_STATUSES, "No call can be started")
+
+
+def booking_refusals(a: Appointment) -> list[str]:
+    """Why this appointment cannot be saved as a video appointment (empty: it
+    can). A booking that fails the criteria is refused while video is still
+    ahead; the way out is to book or convert it as an in-person visit."""
+    if not video_is_open(a.status):
+        return []
+    return ["Video cannot go ahead: " + r.text for r in check(a).blocking]
+
+
+def booking_problems(a: Appointment) -> list[str]:
+    """Everything that stops this appointment being saved as it stands: the
+    data's own problems, then the criteria. The booking dialog and the
+    session both ask this."""
+    return validate(a) + booking_refusals(a)

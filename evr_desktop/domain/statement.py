@@ -29,6 +29,8 @@ from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from .statement_doc import StatementContent, StatementType
+
 SCHEMA = "evr-template/1"
 
 YES = "yes"
@@ -249,6 +251,7 @@ def completeness(
     *,
     offence: str | None = None,
     suspect_identified: bool = False,
+    vps: bool = False,
 ) -> list[str]:
     """What the statement still lacks before the witness signs, one sentence each.
 
@@ -273,8 +276,10 @@ def completeness(
       (the entitlements must be explained and noted); the offence's own set
       when ``offence`` is given (its points to prove and safeguarding
       questions; an unknown offence raises ``KeyError``); ADVOKATE only when
-      ``suspect_identified``. The VPS prompts are never required: whether to
-      make a VPS is the victim's choice. Each unticked one gives "<set> prompt
+      ``suspect_identified``. A Victim Personal Statement (``vps``) needs
+      none of these: its own prompts are never required (what to say about
+      the impact is the victim's choice), and the Victims' Code is noted on
+      the witness statement. Each unticked one gives "<set> prompt
       '<label>' is not marked as covered." Ticks use qualified keys
       (``Prompt.key``); a ticked prompt counts as covered even when the answer
       was "none" (no injuries, nothing taken), which the narrative should say.
@@ -294,16 +299,42 @@ def completeness(
         if problem:
             missing.append(problem)
 
-    sets: list[PromptSet] = [templates.victims_code]
-    if offence is not None:
-        sets.append(templates.offence(offence))
-    if suspect_identified:
-        sets.append(templates.advokate)
+    sets = prompt_sets(templates, vps=vps, offence=offence, suspect_identified=suspect_identified)
+    sets.sort(key=lambda s: s is not templates.victims_code)  # the entitlements are reported first
     for s in sets:
         for p in s.required:
             if p.key not in ticked_prompt_ids:
                 missing.append(f"{s.label} prompt '{p.label}' is not marked as covered.")
     return missing
+
+
+def prompt_sets(
+    templates: TemplateSet, *, vps: bool = False, offence: str | None = None, suspect_identified: bool = False
+) -> list[PromptSet]:
+    """The prompt sets that apply to a statement, in the order the panel shows
+    them: for a witness statement the offence's own set (an unknown offence
+    raises ``KeyError``), ADVOKATE when a suspect was identified, then the
+    Victims' Code; for a Victim Personal Statement only the VPS prompts. The
+    panel, the completeness check and signing all ask this one function."""
+    if vps:
+        return [templates.vps]
+    sets = [templates.offence(offence)] if offence is not None else []
+    if suspect_identified:
+        sets.append(templates.advokate)
+    sets.append(templates.victims_code)
+    return sets
+
+
+def missing_before_signing(content: StatementContent, templates: TemplateSet) -> list[str]:
+    """``completeness`` for a statement as drafted: the one rule the panel's
+    "Before signing" list and the signing service both apply."""
+    vps = content.statement_type is StatementType.VPS
+    return completeness(
+        content.fields, content.narrative, content.ticked_prompts, templates,
+        offence=None if vps else content.offence,
+        suspect_identified=content.suspect_identified and not vps,
+        vps=vps,
+    )
 
 
 def _is_blank(f: Field, value: object) -> bool:

@@ -10,9 +10,26 @@ that has a glyph for it:
     Noto Naskh Arabic     Arabic script (tried first for Arabic letters)
     Droid Sans Fallback   Chinese, Japanese, Korean
     Symbola               emoji and other symbols (monochrome)
+    Noto Sans <script>    Devanagari, Bengali, Gurmukhi, Gujarati, Tamil, Sinhala,
+                          Thai, Khmer, Ethiopic, Hebrew, Armenian, Georgian
+                          (each tried first for its own script's letters)
+
+The Noto Sans script fonts are shaped with HarfBuzz (``uharfbuzz``): their
+scripts join letters into conjuncts, move vowel signs before or around their
+consonant and stack marks, which reportlab cannot do, since it draws each
+character with the one glyph the font's cmap gives it. A piece of such text is
+shaped once (cached), measured by HarfBuzz's advances for line breaking, and
+drawn glyph by glyph at HarfBuzz's positions (:func:`draw_glyphs`), with a text
+layer that gives the typed characters back. Thai and Khmer, written without
+spaces between words, are broken only at spaces, or between clusters when a
+run is wider than the line (no dictionary word breaking). Hebrew with vowel
+points (niqqud) draws right, but ``pdftotext`` splits the points from their
+letters, as it does for vocalised Arabic; unpointed Hebrew round-trips.
 
 A character no font has is drawn as U+FFFD (the replacement character), so it
-is visible rather than silently lost.
+is visible rather than silently lost, in a draft. :func:`undrawable` names
+such characters so that signing can refuse them: a signed statement must show
+every character as the witness gave it.
 
 Text is never parsed as markup: it is measured and drawn with
 ``canvas.drawString``, so ``<img src=...>`` or ``&amp;`` are just characters.
@@ -44,14 +61,17 @@ import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache, lru_cache
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
 
 import arabic_reshaper
+import uharfbuzz as hb
 from bidi import algorithm as _uba
 from bidi import get_base_level
 from bidi.mirror import MIRRORED
+from reportlab.lib.rl_accel import fp_str
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import SUBSETN, TTFont, makeToUnicodeCMap
 
@@ -67,10 +87,37 @@ FONT_FILES: dict[str, str] = {  # name registered with reportlab -> file in reso
     "EVR-CJK": "DroidSansFallbackFull.ttf",
     "EVR-Symbols": "Symbola_hint.ttf",
 }
+# Scripts whose letters need OpenType shaping (conjuncts, reordered vowels, stacked
+# marks) or that DejaVu lacks: script -> (Noto Sans file stem, the characters the
+# script's font is tried first for). Each is shaped with HarfBuzz (see ShapedFont).
+SHAPED_SCRIPTS: dict[str, tuple[str, str]] = {
+    "Devanagari": ("NotoSansDevanagari", "\u0900-\u097f\ua8e0-\ua8ff\u1cd0-\u1cff"),
+    "Bengali": ("NotoSansBengali", "\u0980-\u09ff"),
+    "Gurmukhi": ("NotoSansGurmukhi", "\u0a00-\u0a7f"),
+    "Gujarati": ("NotoSansGujarati", "\u0a80-\u0aff"),
+    "Tamil": ("NotoSansTamil", "\u0b80-\u0bff"),
+    "Sinhala": ("NotoSansSinhala", "\u0d80-\u0dff"),
+    "Thai": ("NotoSansThai", "\u0e00-\u0e7f"),
+    "Khmer": ("NotoSansKhmer", "\u1780-\u17ff\u19e0-\u19ff"),
+    "Ethiopic": ("NotoSansEthiopic", "\u1200-\u139f\u2d80-\u2ddf\uab00-\uab2f"),
+    "Hebrew": ("NotoSansHebrew", "\u0590-\u05ff\ufb1d-\ufb4f"),
+    "Armenian": ("NotoSansArmenian", "\u0530-\u058f\ufb13-\ufb17"),
+    "Georgian": ("NotoSansGeorgian", "\u10a0-\u10ff\u1c90-\u1cbf\u2d00-\u2d2f"),
+}
+for _script, (_stem, _) in SHAPED_SCRIPTS.items():
+    FONT_FILES[f"EVR-{_script}"] = f"{_stem}-Regular.ttf"
+    FONT_FILES[f"EVR-{_script}-Bold"] = f"{_stem}-Bold.ttf"
+SHAPED = frozenset(n for n in FONT_FILES if n.removeprefix("EVR-").removesuffix("-Bold") in SHAPED_SCRIPTS)
+# Fonts whose script is written right to left: HarfBuzz shapes them in that direction.
+RTL_FONTS = frozenset(("EVR-Hebrew", "EVR-Hebrew-Bold"))
+# Any character of a shaped script: lines without one take the old, faster path.
+_SHAPED_SCRIPT = re.compile("[" + "".join(r for _, r in SHAPED_SCRIPTS.values()) + "]")
 # Noto Naskh's letters are small beside DejaVu Sans at the same size: scale them to match.
 SCALE = {"EVR-Naskh": 1.15, "EVR-Naskh-Bold": 1.15}
-REGULAR_CHAIN = ("EVR-Sans", "EVR-Naskh", "EVR-CJK", "EVR-Symbols")
-BOLD_CHAIN = ("EVR-Sans-Bold", "EVR-Naskh-Bold", "EVR-CJK", "EVR-Symbols")
+REGULAR_CHAIN = ("EVR-Sans", "EVR-Naskh", "EVR-CJK", "EVR-Symbols",
+                 *(f"EVR-{s}" for s in SHAPED_SCRIPTS))
+BOLD_CHAIN = ("EVR-Sans-Bold", "EVR-Naskh-Bold", "EVR-CJK", "EVR-Symbols",
+              *(f"EVR-{s}-Bold" for s in SHAPED_SCRIPTS))
 PRIMARY_FONT = "EVR-Sans"
 
 _ARABIC_FONT_INDEX = 1  # in both chains: tried first for Arabic-script characters
@@ -78,15 +125,54 @@ _registered = False
 _register_lock = threading.Lock()
 
 
+# Codes standing for shaped glyphs (see _TTFont.glyph_code): Supplementary Private
+# Use Area-A, which typed text never reaches (sanitize() replaces private-use characters).
+_GLYPH_CODES = 0xF0000
+
+
 class _TTFont(TTFont):
-    """reportlab's TrueType font with a ToUnicode map that is right outside the BMP.
+    """reportlab's TrueType font with a right ToUnicode map, able to draw any glyph.
 
     reportlab 4/5 writes each subset's ToUnicode entries as ``<%04X>``, which
     cuts emoji and CJK Extension B characters (U+1F600 comes out as U+1F60,
     so text extraction and copy-paste give the wrong character). Entries above
     U+FFFF are written here as UTF-16 surrogate pairs, as the PDF
     specification requires.
+
+    reportlab draws characters through the font's cmap, but a shaped script
+    draws glyphs the cmap does not reach (a conjunct, a half form, a mark moved
+    lower under a tall letter). :meth:`glyph_code` gives each (glyph, text)
+    pair a private code that reportlab's subsetting maps to that glyph, and
+    whose ToUnicode entry is the text, so ``pdftotext`` and copy-paste return
+    what was typed, not private-use characters.
     """
+
+    def __init__(self, name: str, filename: str):
+        super().__init__(name, filename)
+        self._glyph_codes: dict[tuple[int, str, float], int] = {}
+        self._code_text: dict[int, str] = {}
+        self._codes_lock = threading.Lock()
+
+    def glyph_code(self, gid: int, text: str, advance: float) -> int:
+        """A character code that draws glyph ``gid`` and extracts as ``text`` ('' for nothing).
+
+        ``advance`` (1/1000 em) becomes the code's width in the PDF, which
+        viewers use to place the next glyph and to tell words apart.
+        """
+        key = (gid, text, round(advance, 3))
+        code = self._glyph_codes.get(key)
+        if code is None:
+            with self._codes_lock:
+                code = self._glyph_codes.get(key)
+                if code is None:
+                    code = _GLYPH_CODES + len(self._glyph_codes)
+                    if code > 0x10FFFD:
+                        raise ValueError("too many distinct shaped glyphs for one font")
+                    self.face.charToGlyph[code] = gid
+                    self.face.charWidths[code] = advance
+                    self._code_text[code] = text
+                    self._glyph_codes[key] = code
+        return code
 
     def addObjects(self, doc):
         state = self.state.get(doc)
@@ -98,18 +184,22 @@ class _TTFont(TTFont):
             base = b"".join((SUBSETN(n), b"+", self.face.name, self.face.subfontNameX)).decode("pdfdoc")
             stream = doc.idToObject.get("toUnicodeCMap:" + base)
             if stream is not None:
-                stream.content = _to_unicode_cmap(base, subset)
+                stream.content = _to_unicode_cmap(base, subset, self._code_text)
 
 
-def _to_unicode_cmap(fontname: str, subset: Sequence[int]) -> str:
+def _to_unicode_cmap(fontname: str, subset: Sequence[int], texts: dict[int, str] | None = None) -> str:
     text = makeToUnicodeCMap(fontname, subset)
     head, _, rest = text.partition("beginbfchar\n")
     body, _, tail = rest.partition("\nendbfchar")
-    entries = [
-        f"<{i:02X}> <{chr(v).encode('utf-16-be').hex().upper()}>" for i, v in enumerate(subset)
-    ]
-    if len(entries) != len(body.split("\n")):
+    if len(subset) != len(body.split("\n")):
         raise ValueError("unexpected ToUnicode CMap layout from reportlab")
+    texts = texts or {}
+    entries = []
+    for i, v in enumerate(subset):
+        target = texts.get(v, chr(v))
+        if target:  # a glyph that only part of an /ActualText span stands for has no entry
+            entries.append(f"<{i:02X}> <{target.encode('utf-16-be').hex().upper()}>")
+    head = head.rstrip().rpartition("\n")[0] + f"\n{len(entries)} "  # the entry count
     return head + "beginbfchar\n" + "\n".join(entries) + "\nendbfchar" + tail
 
 
@@ -202,6 +292,45 @@ def sanitize(text: str) -> str:
     return text.translate(table) if table else text
 
 
+_UNNAMED = {"Cc": "control character", "Co": "private use character", "Cn": "unassigned code point",
+            "Cs": "lone surrogate"}
+
+
+def describe(ch: str) -> str:
+    """``U+1E900 ADLAM CAPITAL LETTER ALIF``: how a refusal names a character."""
+    name = unicodedata.name(ch, "") or f"({_UNNAMED.get(unicodedata.category(ch), 'no name')})"
+    return f"U+{ord(ch):04X} {name}"
+
+
+def undrawable(text: str) -> list[str]:
+    """The characters of ``text`` a statement PDF would not show as typed, named
+    by :func:`describe`, each once, in the order they first appear.
+
+    These are the characters the renderer draws as U+FFFD: those no bundled
+    font has (a script not shipped, a newer emoji), private-use and unassigned
+    code points, control characters, bidi embeddings and overrides, and other
+    invisible format characters such as tags. A draft may hold them (the
+    replacement character shows where they are); signing refuses them, so a
+    signed statement never differs silently from what the witness gave.
+    Newlines, tabs and the invisible characters in ``INVISIBLE`` are fine.
+    Pure: it reads the fonts' character maps and never the text's meaning.
+    """
+    text = _TAG_FLAG.sub("\U0001f3f4", _NEWLINES.sub("\n", text))
+    chains = (chain(REGULAR_CHAIN), chain(BOLD_CHAIN))  # a name appears in bold headings too
+    seen: set[str] = set()
+    out: list[str] = []
+    for ch in text:
+        if ch in seen:
+            continue
+        seen.add(ch)
+        if ch == "\n" or ch in INVISIBLE:
+            continue
+        policy = _char_policy(ch)
+        if policy == REPLACEMENT or (policy is None and not all(c.covers(ch) for c in chains)):
+            out.append(describe(ch))
+    return out
+
+
 # -- Arabic shaping and bidi --------------------------------------------------------------
 
 _ARABIC = re.compile("[\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff]")
@@ -283,6 +412,90 @@ def mirrored_at(ch: str, level: int) -> str:
     return ch
 
 
+# -- shaping with HarfBuzz ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shaped:
+    """One piece of text shaped by HarfBuzz, ready to draw left to right.
+
+    All lengths are in 1/1000 em (PDF glyph space), so at size ``s`` points a
+    length ``v`` is ``v * s / 1000`` points. ``clusters`` are in drawing order:
+    (first glyph, number of glyphs, start and end of the cluster's characters in
+    the piece). A cluster is what HarfBuzz will not split: a conjunct with its
+    vowel signs, a letter with its marks.
+    """
+
+    text: str
+    gids: tuple[int, ...]
+    advances: tuple[float, ...]
+    x_offsets: tuple[float, ...]
+    y_offsets: tuple[float, ...]
+    clusters: tuple[tuple[int, int, int, int], ...]
+    width: float  # at 1 pt
+
+    def cluster_widths(self) -> list[tuple[int, int, float]]:
+        """(start, end, width at 1 pt) of each cluster's characters."""
+        return [(start, end, sum(self.advances[first:first + count]) / 1000.0)
+                for first, count, start, end in self.clusters]
+
+
+_hb_fonts: dict[str, hb.Font] = {}
+_hb_lock = threading.Lock()
+
+
+def _hb_font(name: str) -> hb.Font:
+    """The HarfBuzz font for a registered statement font, from the same bytes reportlab embeds."""
+    font = _hb_fonts.get(name)
+    if font is None:
+        with _hb_lock:
+            font = _hb_fonts.get(name)
+            if font is None:
+                register_fonts()
+                face = hb.Face(hb.Blob(pdfmetrics.getFont(name).face._ttf_data))
+                font = _hb_fonts[name] = hb.Font(face)  # scale = units per em
+    return font
+
+
+@lru_cache(maxsize=16384)
+def shaped(font_name: str, text: str) -> Shaped:
+    """``text`` (logical order, one script) shaped with HarfBuzz in ``font_name``.
+
+    Cached per piece of text: a statement repeats its words (and its header on
+    every page), and a paragraph is measured again when its layout changes.
+    Default-ignorable characters (joiners after they have done their work,
+    direction marks, variation selectors) are removed rather than drawn.
+    """
+    font = _hb_font(font_name)
+    buf = hb.Buffer()
+    buf.add_codepoints([ord(c) for c in text])
+    buf.guess_segment_properties()
+    if font_name in RTL_FONTS:
+        buf.direction = "rtl"
+    buf.flags = hb.BufferFlags.REMOVE_DEFAULT_IGNORABLES
+    hb.shape(font, buf)
+    per_em = 1000.0 / font.face.upem
+    infos, positions = buf.glyph_infos, buf.glyph_positions
+    gids = tuple(i.codepoint for i in infos)
+    advances = tuple(p.x_advance * per_em for p in positions)
+    # Cluster values are character indices; a cluster's text runs to the next larger value.
+    starts = sorted({i.cluster for i in infos})
+    end_of = dict(zip(starts, starts[1:] + [len(text)]))
+    clusters = []
+    first = 0
+    for n in range(1, len(infos) + 1):
+        if n == len(infos) or infos[n].cluster != infos[first].cluster:
+            c = infos[first].cluster
+            clusters.append((first, n - first, c, end_of[c]))
+            first = n
+    return Shaped(
+        text, gids, advances,
+        tuple(p.x_offset * per_em for p in positions),
+        tuple(p.y_offset * per_em for p in positions),
+        tuple(clusters), sum(advances) / 1000.0,
+    )
+
+
 # -- measuring and choosing fonts ---------------------------------------------------------
 
 
@@ -294,18 +507,30 @@ class FontChain:
         self.names = tuple(names)
         faces = self._faces = [pdfmetrics.getFont(n).face for n in self.names]
         self._ink: dict[tuple[int, str], tuple[float, float] | None] = {}
-        self._cmaps = [{c for c, g in f.charToGlyph.items() if g} for f in faces]
+        self._cmaps = [{c for c, g in f.charToGlyph.items() if g and c < _GLYPH_CODES} for f in faces]
         self._widths = [(f.charWidths, f.defaultWidth) for f in faces]
         self.scales = [SCALE.get(n, 1.0) for n in self.names]
         self._choice: dict[str, tuple[int, float]] = {}  # char -> (font index, width per 1 pt)
         self.primary_cover = frozenset(chr(c) for c in self._cmaps[0]) - INVISIBLE
         self._advance = _Advances(self)
+        self.shaped = frozenset(i for i, n in enumerate(self.names) if n in SHAPED)
+        # The font each shaped script is tried first for, as Noto Naskh is for Arabic.
+        self._preferred = [
+            (re.compile(f"[{ranges}]"), i)
+            for i, n in enumerate(self.names) if n in SHAPED
+            for script, (_, ranges) in SHAPED_SCRIPTS.items()
+            if n.removeprefix("EVR-").removesuffix("-Bold") == script
+        ]
 
     def _pick(self, ch: str) -> tuple[int, float]:
         code = ord(ch)
         order: Iterable[int] = range(len(self.names))
         if _ARABIC_SCRIPT.match(ch):
             order = (_ARABIC_FONT_INDEX, *(i for i in order if i != _ARABIC_FONT_INDEX))
+        elif _SHAPED_SCRIPT.match(ch):
+            first = next((i for pattern, i in self._preferred if pattern.match(ch)), None)
+            if first is not None:
+                order = (first, *(i for i in order if i != first))
         for i in order:
             if code in self._cmaps[i]:
                 widths, default = self._widths[i]
@@ -347,8 +572,72 @@ class FontChain:
         centre = (ink[0] + ink[1]) / 2 * self.scales[index] / 1000.0
         return (base_advance / 2 - centre) * size
 
+    def covers(self, ch: str) -> bool:
+        """Whether some font of the chain has a glyph for ``ch`` (so it is not drawn as U+FFFD)."""
+        code = ord(ch)
+        return any(code in cmap for cmap in self._cmaps)
+
     def width(self, text: str, size: float) -> float:
-        return sum(map(self._advance.__getitem__, text)) * size
+        if not _SHAPED_SCRIPT.search(text):
+            return sum(map(self._advance.__getitem__, text)) * size
+        total = 0.0
+        for font, start, end in self.segments(text):
+            piece = text[start:end]
+            if font in self.shaped:
+                name = self.names[font]
+                total += shaped(name, piece).width * self.scales[font]
+            else:
+                total += sum(map(self._advance.__getitem__, piece))
+        return total * size
+
+    def segments(self, text: str) -> list[tuple[int, int, int]]:
+        """Split text into (font index, start, end) pieces, each drawn with one font.
+
+        A piece in a shaped font is shaped as a whole, so it holds everything
+        that must shape together: the script's letters and marks, joiners and
+        other invisible characters (HarfBuzz uses or removes them), and
+        punctuation and digits the font has that follow them (a danda after
+        Bengali stays in the Bengali font, as a browser would draw it).
+        Spaces always end a piece, so a word is shaped the same when it is
+        measured alone and when it is drawn in its line. Right-to-left fonts
+        take no such followers: what follows in the line's visual order would
+        precede in logical order, and measuring and drawing must agree.
+        """
+        out: list[tuple[int, int, int]] = []
+        cur = -2
+        start = 0
+        for i, ch in enumerate(text):
+            font = self.choose(ch)[0]
+            if font < 0:  # invisible: belongs to the piece it is in
+                continue
+            if (font != cur and cur in self.shaped and self.names[cur] not in RTL_FONTS
+                    and not unicodedata.category(ch).startswith(("L", "Z")) and self.has(cur, ch)):
+                font = cur
+            if font != cur:
+                if cur != -2:  # (invisible characters before the first piece join it)
+                    out.append((cur, start, i))
+                    start = i
+                cur = font
+        if text:
+            out.append((-1 if cur == -2 else cur, start, len(text)))
+        return out
+
+    def units(self, text: str) -> list[tuple[str, float]]:
+        """Text cut where a line may break inside a word, with each unit's width at 1 pt:
+        characters, or in shaped scripts whole clusters (a conjunct, a letter with its marks)."""
+        if not _SHAPED_SCRIPT.search(text):
+            return [(ch, self._advance[ch]) for ch in text]
+        out: list[tuple[str, float]] = []
+        for font, start, end in self.segments(text):
+            piece = text[start:end]
+            if font in self.shaped:
+                result = shaped(self.names[font], piece)
+                scale = self.scales[font]
+                for c_start, c_end, width in sorted(result.cluster_widths()):
+                    out.append((piece[c_start:c_end], width * scale))
+            else:
+                out.extend((ch, self._advance[ch]) for ch in piece)
+        return out
 
 
 def _glyph_x_bounds(face, code: int) -> tuple[float, float] | None:
@@ -405,7 +694,9 @@ class Run:
     """Characters drawn with one font at one size, in visual order.
 
     ``offset`` shifts where the run is drawn without moving the pen: a
-    combining mark placed over a letter.
+    combining mark placed over a letter. ``glyphs`` is set for a run in a
+    shaped script: then ``text`` is in logical order and the glyphs, not the
+    characters, are drawn.
     """
 
     font: str
@@ -413,6 +704,7 @@ class Run:
     text: str
     width: float
     offset: float = 0.0
+    glyphs: Shaped | None = None
 
 
 @dataclass(frozen=True)
@@ -423,8 +715,12 @@ class Line:
 
 
 _DIRECTION_MARKS = frozenset("\u200e\u200f\u061c")
-_DROP = INVISIBLE - _DIRECTION_MARKS
+# Zero width non-joiner and joiner choose between a conjunct, a half form or a
+# visible virama in Indic scripts, so they are kept for HarfBuzz.
+JOINERS = frozenset("\u200c\u200d")
+_DROP = INVISIBLE - _DIRECTION_MARKS - JOINERS
 _DROP_TABLE = {ord(c): None for c in _DROP}
+_JOINER_TABLE = {ord(c): None for c in JOINERS}
 
 Span = tuple[str, TextStyle]  # text (logical order, sanitized or not) and its style
 
@@ -444,8 +740,9 @@ def prepare(spans: Sequence[Span]) -> tuple[list[Span], int]:
     out = []
     for text, style in spans:
         text = shape(sanitize(text).replace("\n", " "))
-        # Joiners have done their work in shaping; drop the invisible characters
-        # the bidi algorithm would remove (class BN), keeping the direction marks.
+        # Drop the invisible characters the bidi algorithm would remove (class BN),
+        # keeping the direction marks, and the joiners for HarfBuzz (right-to-left
+        # lines drop those in _finish; Arabic joiners have done their work in shape()).
         if not _DROP.isdisjoint(text):
             text = text.translate(_DROP_TABLE)
         out.append((text, style))
@@ -502,8 +799,8 @@ def break_lines(spans: Sequence[Span], width: float, *, prepared: bool = False) 
             # A word longer than the line: break it between characters.
             piece: list[str] = []
             piece_w = 0.0
-            for ch in tok:
-                cw = fonts.choose(ch)[1] * size
+            for ch, cw in fonts.units(tok):  # characters, or clusters in shaped scripts
+                cw *= size
                 if piece and current_w + piece_w + cw > width:
                     current.append(("".join(piece), style))
                     flush()
@@ -527,6 +824,9 @@ def _finish(segments: list[tuple[str, TextStyle]], direction: int) -> Line:
             runs.extend(_runs("".join(t for t, _ in group), style))
         return _merge(runs, logical)
     # Right-to-left: reorder the characters of the whole line, keeping each one's style.
+    # Joiners are of bidi class BN, which visual_order() cannot take.
+    segments = [(t.translate(_JOINER_TABLE), st) for t, st in segments]
+    logical = "".join(t for t, _ in segments)
     styles: list[TextStyle] = []
     for text, style in segments:
         styles.extend([style] * len(text))
@@ -543,6 +843,27 @@ def _is_mark(ch: str) -> bool:
 
 
 def _runs(text: str, style: TextStyle, rtl: Sequence[bool] | None = None) -> list[Run]:
+    """Split text (already in visual order) into runs: shaped pieces (see
+    :meth:`FontChain.segments`) and, for the other fonts, :func:`_char_runs`."""
+    fonts = style.fonts
+    if not _SHAPED_SCRIPT.search(text):
+        return _char_runs(text, style, rtl)
+    runs: list[Run] = []
+    for font, start, end in fonts.segments(text):
+        piece = text[start:end]
+        if font not in fonts.shaped:
+            runs.extend(_char_runs(piece, style, None if rtl is None else rtl[start:end]))
+            continue
+        name = fonts.names[font]
+        if name in RTL_FONTS:
+            piece = piece[::-1]  # a right-to-left piece in visual order: back to logical order
+        glyphs = shaped(name, piece)
+        size = style.size * fonts.scales[font]
+        runs.append(Run(name, size, piece, glyphs.width * size, glyphs=glyphs))
+    return runs
+
+
+def _char_runs(text: str, style: TextStyle, rtl: Sequence[bool] | None = None) -> list[Run]:
     """Split text (already in visual order) by the font that draws each character.
 
     Combining marks: in a right-to-left run a mark comes before its letter and
@@ -620,7 +941,8 @@ def _merge(runs: list[Run], logical: str) -> Line:
     for r in runs:
         last = merged[-1] if merged else None
         if (last is not None and last.font == r.font and last.size == r.size
-                and not last.offset and not r.offset and last.width and r.width):
+                and not last.offset and not r.offset and last.width and r.width
+                and last.glyphs is None and r.glyphs is None):
             merged[-1] = Run(r.font, r.size, last.text + r.text, last.width + r.width)
         else:
             merged.append(r)
@@ -630,7 +952,135 @@ def _merge(runs: list[Run], logical: str) -> Line:
 def draw_line(canvas, line: Line, x: float, y: float) -> None:
     """Draw a line's runs from ``x`` (its left edge) on the baseline ``y``."""
     for run in line.runs:
-        canvas.setFont(run.font, run.size)
-        canvas.drawString(x + run.offset, y, run.text)
+        if run.glyphs is not None:
+            draw_glyphs(canvas, run, x, y)
+        elif run.text.strip(" ") == "" and not run.offset:
+            pass  # spaces between words in other fonts: a gap is enough (readers infer the space)
+        else:
+            canvas.setFont(run.font, run.size)
+            canvas.drawString(x + run.offset, y, run.text)
         x += run.width
+
+
+def draw_glyphs(canvas, run: Run, x: float, y: float) -> None:
+    """Draw a shaped run's glyphs where HarfBuzz put them, in one text object.
+
+    Each glyph is shown through a private code (:meth:`_TTFont.glyph_code`)
+    whose PDF width is the glyph's own advance; ``TJ`` adjustments put each
+    glyph at HarfBuzz's position (advances, kerning, marks moved over or under
+    their letter) and a text rise lifts or lowers a mark.
+
+    Text extraction: a cluster drawn as one glyph (a letter, a conjunct) maps
+    that glyph to all its characters through ToUnicode. A piece with any
+    cluster of several glyphs (a vowel sign drawn before its consonant, a vowel
+    in two parts, stacked Thai marks, Khmer subscripts) is wrapped whole in one
+    ``/ActualText`` span holding its characters, so ``pdftotext`` and
+    copy-paste give them in the order typed. (Per-glyph mappings were tried
+    and fail in poppler: marks stacked at one position read as duplicated text
+    and split the word.) poppler takes a span's box to end where the last
+    glyph's PDF width ends; when that glyph is a mark (no width), a space
+    would appear after the word, so the last glyph gets a code whose width
+    reaches the end of the piece. Glyphs are shown in HarfBuzz's order.
+    Right-to-left pieces (Hebrew) are never
+    spanned: poppler would put a span's characters in left-to-right order and
+    then reverse them with the line; their marks map one glyph to a character.
+    """
+    font: _TTFont = pdfmetrics.getFont(run.font)  # type: ignore[assignment]
+    assert run.glyphs is not None
+    plan = _plan(run.font, run.glyphs)
+    doc = canvas._doc
+    size = run.size
+    ops = [f"BT 1 0 0 1 {fp_str(x)} {fp_str(y)} Tm"]
+    if plan.actual:
+        ops.append(f"/Span <</ActualText <FEFF{plan.actual}>>> BDC")
+    tj: list[str] = []
+    rise = 0.0
+    k = 0
+    for subset, chunk in font.splitString(plan.codes, doc):  # (a new subset every 256 glyphs)
+        if tj:
+            ops.append("[" + " ".join(tj) + "] TJ")
+            tj = []
+        ops.append(f"{font.getSubsetInternalName(subset, doc)} {fp_str(size)} Tf")
+        for byte in chunk:
+            if plan.y_offsets is not None and plan.y_offsets[k] * size / 1000.0 != rise:
+                rise = plan.y_offsets[k] * size / 1000.0
+                if tj:
+                    ops.append("[" + " ".join(tj) + "] TJ")
+                    tj = []
+                ops.append(f"{fp_str(rise)} Ts")
+            if plan.moves[k]:
+                tj.append(plan.moves[k])
+            tj.append(_HEX[byte])
+            k += 1
+    if tj:
+        ops.append("[" + " ".join(tj) + "] TJ")
+    if plan.actual:
+        ops.append("EMC")
+    if rise:
+        ops.append("0 Ts")
+    ops.append("ET")
+    canvas._code.append(" ".join(ops))
+
+
+_HEX = [f"<{b:02X}>" for b in range(256)]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How to show one shaped piece, worked out once per piece (see :func:`draw_glyphs`)."""
+
+    codes: str  # each glyph's private code, as a character, for reportlab's splitString
+    moves: tuple[str, ...]  # per glyph: the TJ number that moves the pen to it ('' for none)
+    y_offsets: tuple[float, ...] | None  # 1/1000 em; None when no glyph is raised or lowered
+    actual: str | None  # the piece's text in UTF-16BE hex when it needs an /ActualText span
+
+
+@lru_cache(maxsize=16384)
+def _plan(font_name: str, g: Shaped) -> _Plan:
+    font: _TTFont = pdfmetrics.getFont(font_name)  # type: ignore[assignment]
+    hb_font = _hb_font(font_name)
+    per_em = 1000.0 / hb_font.face.upem
+    n = len(g.gids)
+    widths = [hb_font.get_glyph_h_advance(gid) * per_em for gid in g.gids]
+    pen = [0.0] * n  # where each glyph's origin goes, 1/1000 em from the piece's start
+    acc = 0.0
+    for k in range(n):
+        pen[k] = acc + g.x_offsets[k]
+        acc += g.advances[k]
+    spanned = font_name not in RTL_FONTS and any(count > 1 for _, count, _, _ in g.clusters)
+    if spanned and n:
+        widths[-1] = max(widths[-1], acc - pen[-1])  # the span's box reaches the piece's end
+    codes = [0] * n
+    for first, count, start, end in g.clusters:
+        text = g.text[start:end]
+        for k in range(first, first + count):
+            own = text if count == 1 else _glyph_text(font_name, g.gids[k])
+            codes[k] = font.glyph_code(g.gids[k], own, widths[k])
+    moves = []
+    at = 0.0  # where the PDF's pen is after the glyph before (its origin plus its PDF width)
+    for k in range(n):
+        move = pen[k] - at
+        moves.append(fp_str(-move) if abs(move) > 1e-6 else "")
+        at = pen[k] + widths[k]
+    return _Plan(
+        "".join(map(chr, codes)), tuple(moves),
+        g.y_offsets if any(g.y_offsets) else None,
+        g.text.encode("utf-16-be").hex().upper() if spanned else None,
+    )
+
+
+def _glyph_text(font_name: str, gid: int) -> str:
+    """The character a glyph stands for by the font's cmap, or '' (a conjunct part, a
+    positional form): only used inside /ActualText spans, for tools that ignore them."""
+    return _reverse_cmap(font_name).get(gid, "")
+
+
+@cache
+def _reverse_cmap(font_name: str) -> dict[int, str]:
+    face = pdfmetrics.getFont(font_name).face
+    out: dict[int, str] = {}
+    for code, gid in sorted(face.charToGlyph.items(), reverse=True):
+        if code < _GLYPH_CODES:
+            out[gid] = chr(code)  # (the lowest code wins)
+    return out
 

@@ -1,34 +1,43 @@
-"""The statement as a PDF laid out as an MG11 (England and Wales witness statement).
+"""The statement, and its restricted rear page, as PDFs laid out as an MG11
+(England and Wales witness statement). Two documents, never one file:
 
-    pdf = render_statement(content, templates, officer, witness_signature, recording_note=...)
+    statement = render_statement(content, templates, officer, witness_signature, recording_note=...)
+    rear = render_rear_page(content, templates, officer, witness_signature).pdf
 
 Layout (A4):
 
-- **Statement pages.** Every one has the classification marking at the top and
-  bottom, the form code (MG11) at the top right, and a footer with the
-  witness's signature box (their signature image when given), "Signature
-  witnessed by: NAME (COLLAR)" and "Page X of Y". Page 1 opens with the title
-  (WITNESS STATEMENT, or VICTIM PERSONAL STATEMENT for a VPS, still an MG11),
-  the statutory basis, URN, Statement of, Age, Occupation, whether the
-  statement was also visually recorded (and ``recording_note`` in small type,
-  e.g. the recording's SHA-256), then the declaration with the number of
-  statement pages, the witness's signature and the date. The narrative follows
-  and flows onto continuation pages headed "Continuation of statement of
-  NAME". A signature box follows straight after the last word of the
-  narrative (the last two lines are kept with it, so it never stands alone).
-- **Restricted rear page(s)**, at the end, headed "RESTRICTED - FOR POLICE AND
-  PROSECUTION ONLY - NOT FOR DISCLOSURE": every rear-page field of the
+- **The statement** (what the witness signs and what is disclosed). Every page
+  has the classification marking at the top and bottom, the form code (MG11)
+  at the top right, and a footer with the witness's signature box (their
+  signature image when given), "Signature witnessed by: NAME (COLLAR)" and
+  "Page X of Y". Page 1 opens with the title (WITNESS STATEMENT, or VICTIM
+  PERSONAL STATEMENT for a VPS, still an MG11), the statutory basis, URN,
+  Statement of, Age, Occupation, whether the statement was also visually
+  recorded (and ``recording_note`` in small type, e.g. the recording's
+  SHA-256), then the declaration with the number of statement pages, the
+  witness's signature and the date. The narrative follows and flows onto
+  continuation pages headed "Continuation of statement of NAME". A signature
+  box follows straight after the last word of the narrative (the last two
+  lines are kept with it, so it never stands alone). No rear-page field is
+  ever drawn here.
+- **The restricted rear page** (its own PDF, for police and prosecution only,
+  never disclosed; ../shared/DOMAIN.md: "its own document, never inside the
+  statement file"), with the same markings and a "RESTRICTED - FOR POLICE AND
+  PROSECUTION ONLY - NOT FOR DISCLOSURE" banner: the witness's name and the
+  URN (so it can be matched to its statement), every rear-page field of the
   template with its label and value, consents (a)-(f), the witness's
   signature, and statement taken by / number / station / time and place
-  (name, number and station fall back to the officer when blank).
+  (name, number and station fall back to the officer when blank). The
+  bottom right corner of its pages is left free for the officer's digital
+  signature box.
 
 **Page counts.** "Y" in "Page X of Y" and N in the declaration ("consisting of
-N page(s) each signed by me") count the statement pages only: those the
-witness signs and that are disclosed. The rear pages are a separate, restricted
-document for police and prosecution; they carry their own "Restricted rear page
-R of S". The counts are only known after layout, so the document is laid out
-again with the counts of the previous pass until they are stable (normally two
-passes; the text is measured once and reused).
+N page(s) each signed by me") count the statement's pages; the rear page
+carries its own "Restricted rear page R of S". The counts are only known after
+layout, so each document is laid out again with the count of the previous pass
+until it is stable (normally two passes; the narrative is measured once and
+reused). The count does not depend on the witness's signature, so the
+signing flow renders once without it to show the witness the declaration.
 
 **Text is drawn literally.** Nothing the officer or witness typed is parsed as
 markup: labels and values are measured and drawn with ``canvas.drawString``
@@ -38,8 +47,9 @@ network. Control characters and bidi overrides are replaced by U+FFFD
 (``fonts.sanitize``). Long paragraphs are laid out once in linear time and
 split by lines across pages (a 1 MB paragraph takes seconds).
 
-The PDF's metadata never names the witness: title "Witness statement" (or
-"Victim personal statement"), subject the form code. Output is compressed and
+The PDFs' metadata never names the witness: title "Witness statement" (or
+"Victim personal statement"; with ": restricted rear page" for the rear page),
+subject the form code. Output is compressed and
 byte-for-byte reproducible for the same input (reportlab's invariant mode: a
 fixed creation date and document ID).
 """
@@ -59,8 +69,6 @@ from reportlab.platypus import (
     Flowable,
     Frame,
     KeepTogether,
-    NextPageTemplate,
-    PageBreak,
     PageTemplate,
     Spacer,
 )
@@ -78,7 +86,7 @@ FOOTER_TOP = 104.0  # the frame ends here; the signature footer is below
 FIRST_TOP = PAGE_H - 40.0
 CONT_TOP = PAGE_H - 84.0  # below the continuation heading (up to two lines)
 REAR_TOP = PAGE_H - 82.0  # below the restricted banner
-REAR_BOTTOM = 44.0
+REAR_BOTTOM = 66.0  # below: the numbering (left) and the officer's signature box (right)
 MAX_PASSES = 5
 
 RESTRICTED_BANNER = "RESTRICTED - FOR POLICE AND PROSECUTION ONLY - NOT FOR DISCLOSURE"
@@ -97,13 +105,26 @@ REAR_VALUE = TextStyle(10)
 @dataclass(frozen=True)
 class RenderedStatement:
     pdf: bytes
-    statement_pages: int  # the pages the witness signs ("Page X of Y")
-    rear_pages: int  # the restricted pages after them
+    statement_pages: int  # the pages the witness signs ("Page X of Y"), N in the declaration
 
     @property
     def last_statement_page(self) -> int:
         """0-based index of the last signed page: where the officer's digital signature goes."""
         return self.statement_pages - 1
+
+
+@dataclass(frozen=True)
+class RenderedRearPage:
+    pdf: bytes
+    pages: int  # "Restricted rear page R of S"
+
+
+def _signature_image(witness_signature: WitnessSignature | None) -> ImageReader | None:
+    if witness_signature is None:
+        return None
+    if not witness_signature.png.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise ValueError("The witness signature image is not a PNG.")
+    return ImageReader(io.BytesIO(witness_signature.png))
 
 
 def render_statement(
@@ -128,21 +149,27 @@ def render_statement_pages(
     *,
     recording_note: str = "",
 ) -> RenderedStatement:
-    """``render_statement``, also saying how many statement and rear pages it made."""
+    """``render_statement``, also saying how many pages it made. The page count
+    does not depend on the signature (its boxes have a fixed size), so a render
+    without one tells the witness N for the declaration before they sign."""
     fonts.register_fonts()
-    signature = None
-    if witness_signature is not None:
-        if not witness_signature.png.startswith(b"\x89PNG\r\n\x1a\n"):
-            raise ValueError("The witness signature image is not a PNG.")
-        signature = ImageReader(io.BytesIO(witness_signature.png))
-    doc = _Statement(content, templates, officer, witness_signature, signature, recording_note)
-    counts = (1, 1)
-    for _ in range(MAX_PASSES):
-        pdf, got = doc.build(counts)
-        if got == counts:
-            return RenderedStatement(pdf, counts[0], counts[1])
-        counts = got
-    raise RuntimeError(f"The statement's page count did not settle after {MAX_PASSES} passes.")
+    doc = _Statement(content, templates, officer, witness_signature, _signature_image(witness_signature),
+                     recording_note=recording_note)
+    pdf, pages = _settle(doc)
+    return RenderedStatement(pdf, pages)
+
+
+def render_rear_page(
+    content: StatementContent,
+    templates: TemplateSet,
+    officer: OfficerIdentity,
+    witness_signature: WitnessSignature | None = None,
+) -> RenderedRearPage:
+    """The restricted rear page as its own PDF (see the module docstring)."""
+    fonts.register_fonts()
+    doc = _RearPage(content, templates, officer, witness_signature, _signature_image(witness_signature))
+    pdf, pages = _settle(doc)
+    return RenderedRearPage(pdf, pages)
 
 
 # -- flowables ------------------------------------------------------------------------------
@@ -439,10 +466,13 @@ def _rear_heading(section: Section) -> str:
     return label[:1].upper() + label[1:]
 
 
-# -- the document ---------------------------------------------------------------------------
+# -- the documents --------------------------------------------------------------------------
 
 
-class _Statement:
+class _Mg11Document:
+    """What the statement and its restricted rear page share: the values, the
+    classification and form markings, and the witness's signature box."""
+
     def __init__(
         self,
         content: StatementContent,
@@ -450,7 +480,6 @@ class _Statement:
         officer: OfficerIdentity,
         witness_signature: WitnessSignature | None,
         signature: ImageReader | None,
-        recording_note: str,
     ):
         self.content = content
         self.templates = templates
@@ -458,59 +487,26 @@ class _Statement:
         self.officer = officer
         self.witness_signature = witness_signature
         self.signature = signature
-        self.recording_note = recording_note
         self.fields: Mapping[str, object] = content.fields
         self.name = content.witness_name()
         self.classification = self._classification()
         self.vps = content.statement_type is StatementType.VPS
-        self.title = templates.vps.label.upper() if self.vps else self.mg11.title
-        self._narrative = self._narrative_flowables()  # measured once, copied for every pass
-        self.counts = (1, 1)
-        self.kinds: list[str] = []
+        self.pages = 1  # the count the previous pass found ("Page X of Y")
+        self.laid_out = 0  # pages laid out in this pass
 
-    # -- passes
-
-    def build(self, counts: tuple[int, int], canvasmaker=Canvas) -> tuple[bytes, tuple[int, int]]:
-        self.counts = counts
-        self.kinds = []
-        buf = io.BytesIO()
-        doc = BaseDocTemplate(
+    def _doc(self, buf: io.BytesIO, *, title: str, subject: str, bottom: float) -> BaseDocTemplate:
+        return BaseDocTemplate(
             buf,
             pagesize=A4,
-            leftMargin=MARGIN_X, rightMargin=MARGIN_X, topMargin=40, bottomMargin=FOOTER_TOP,
-            title="Victim personal statement" if self.vps else "Witness statement",
+            leftMargin=MARGIN_X, rightMargin=MARGIN_X, topMargin=40, bottomMargin=bottom,
+            title=title,
             author="",
-            subject=self.mg11.form,
+            subject=subject,
             creator="EVR Desktop",
             invariant=1,
             pageCompression=1,
             initialFontName=fonts.PRIMARY_FONT,
         )
-        frame = dict(leftPadding=0, rightPadding=0, topPadding=0, bottomPadding=0)
-        doc.addPageTemplates([
-            PageTemplate(
-                id="first", autoNextPageTemplate="cont", onPage=self._statement_page,
-                frames=[Frame(MARGIN_X, FOOTER_TOP, TEXT_W, FIRST_TOP - FOOTER_TOP, id="f1", **frame)],
-            ),
-            PageTemplate(
-                id="cont", autoNextPageTemplate="cont", onPage=self._statement_page,
-                frames=[Frame(MARGIN_X, FOOTER_TOP, TEXT_W, CONT_TOP - FOOTER_TOP, id="fc", **frame)],
-            ),
-            PageTemplate(
-                id="rear", autoNextPageTemplate="rear", onPage=self._rear_page,
-                frames=[Frame(MARGIN_X, REAR_BOTTOM, TEXT_W, REAR_TOP - REAR_BOTTOM, id="fr", **frame)],
-            ),
-        ])
-        story = [
-            *self._header_flowables(counts[0]),
-            *(block.copy() for block in self._narrative),
-            NextPageTemplate("rear"),
-            PageBreak(),
-            *self._rear_flowables(),
-        ]
-        doc.build(story, canvasmaker=canvasmaker)
-        got = (self.kinds.count("statement"), self.kinds.count("rear"))
-        return buf.getvalue(), got
 
     # -- values
 
@@ -542,30 +538,10 @@ class _Statement:
             return ""
         return _format_date(self.witness_signature.signed_at.date())
 
-    # -- page 1
-
-    def _header_flowables(self, pages: int) -> list[Flowable]:
-        out: list[Flowable] = [
-            TextBlock([(self.title, TextStyle(15, bold=True))], leading=20, align="center"),
-            TextBlock([(self.mg11.statutory_basis, TextStyle(7.5))], leading=10, align="center",
-                      space_after=10),
-        ]
-        header = next((s for s in self.mg11.sections if not s.rear_page), None)
-        for f in header.fields if header else ():
-            if f.id == "classification":
-                continue  # printed at the top and bottom of every page
-            out.append(LabelledValue(f.label, value_text(f, self.fields.get(f.id)), label_width=165))
-            if f.id == "visually_recorded" and self.recording_note.strip():
-                out.append(TextBlock([(self.recording_note, SMALL)], leading=9.5, space_after=3))
-        out.append(Rule(space_before=6, space_after=5, gray=0.5, thickness=0.5))
-        declaration = TextBlock([(self.mg11.declaration_text(pages), DECLARATION)], leading=12.5,
-                                space_after=4)
-        out.append(KeepTogether([declaration, Box(48, self._signature_row, space_after=4)]))
-        out.append(Rule(space_before=2, space_after=10))
-        return out
+    # -- the witness's signature
 
     def _signature_row(self, canv: Canvas, x: float, top: float, width: float) -> None:
-        """Signature box and date, after the declaration."""
+        """Signature box and date (after the declaration, and on the rear page)."""
         _draw_text(canv, self.mg11.signature_label, LABEL, x, top - 9)
         self._signature_box(canv, x + 62, top - 46, 190, 44)
         _draw_text(canv, DATE_LABEL, LABEL, x + 290, top - 9)
@@ -582,6 +558,74 @@ class _Statement:
         if self.signature is not None:
             canv.drawImage(self.signature, x + 2, y + 2, w - 4, h - 4, preserveAspectRatio=True,
                            anchor="c", mask="auto")
+
+    def _markings(self, canv: Canvas) -> None:
+        mark = TextStyle(10, bold=True)
+        _draw_text(canv, self.classification, mark, PAGE_W / 2, PAGE_H - 28, align="center")
+        _draw_text(canv, self.classification, mark, PAGE_W / 2, 16, align="center")
+        _draw_text(canv, self.mg11.form, TextStyle(10, bold=True), PAGE_W - MARGIN_X, PAGE_H - 28,
+                   align="right")
+
+
+class _Statement(_Mg11Document):
+    """The statement the witness signs and that goes for disclosure: header,
+    declaration and narrative. Never a rear-page field."""
+
+    def __init__(self, *args, recording_note: str):
+        super().__init__(*args)
+        self.recording_note = recording_note
+        self.title = self.templates.vps.label.upper() if self.vps else self.mg11.title
+        self._narrative = self._narrative_flowables()  # measured once, copied for every pass
+
+    def build(self, pages: int, canvasmaker=Canvas) -> tuple[bytes, int]:
+        """Lay the statement out believing it has ``pages`` pages; return the
+        PDF and the number of pages it really took."""
+        self.pages = pages
+        self.laid_out = 0
+        buf = io.BytesIO()
+        doc = self._doc(
+            buf, title="Victim personal statement" if self.vps else "Witness statement",
+            subject=self.mg11.form, bottom=FOOTER_TOP,
+        )
+        frame = dict(leftPadding=0, rightPadding=0, topPadding=0, bottomPadding=0)
+        doc.addPageTemplates([
+            PageTemplate(
+                id="first", autoNextPageTemplate="cont", onPage=self._statement_page,
+                frames=[Frame(MARGIN_X, FOOTER_TOP, TEXT_W, FIRST_TOP - FOOTER_TOP, id="f1", **frame)],
+            ),
+            PageTemplate(
+                id="cont", autoNextPageTemplate="cont", onPage=self._statement_page,
+                frames=[Frame(MARGIN_X, FOOTER_TOP, TEXT_W, CONT_TOP - FOOTER_TOP, id="fc", **frame)],
+            ),
+        ])
+        story = [
+            *self._header_flowables(pages),
+            *(block.copy() for block in self._narrative),
+        ]
+        doc.build(story, canvasmaker=canvasmaker)
+        return buf.getvalue(), self.laid_out
+
+    # -- page 1
+
+    def _header_flowables(self, pages: int) -> list[Flowable]:
+        out: list[Flowable] = [
+            TextBlock([(self.title, TextStyle(15, bold=True))], leading=20, align="center"),
+            TextBlock([(self.mg11.statutory_basis, TextStyle(7.5))], leading=10, align="center",
+                      space_after=10),
+        ]
+        header = next((s for s in self.mg11.sections if not s.rear_page), None)
+        for f in header.fields if header else ():
+            if f.id == "classification" or f.restricted:
+                continue  # the marking is printed at the top and bottom of every page
+            out.append(LabelledValue(f.label, value_text(f, self.fields.get(f.id)), label_width=165))
+            if f.id == "visually_recorded" and self.recording_note.strip():
+                out.append(TextBlock([(self.recording_note, SMALL)], leading=9.5, space_after=3))
+        out.append(Rule(space_before=6, space_after=5, gray=0.5, thickness=0.5))
+        declaration = TextBlock([(self.mg11.declaration_text(pages), DECLARATION)], leading=12.5,
+                                space_after=4)
+        out.append(KeepTogether([declaration, Box(48, self._signature_row, space_after=4)]))
+        out.append(Rule(space_before=2, space_after=10))
+        return out
 
     # -- narrative
 
@@ -601,45 +645,11 @@ class _Statement:
         _draw_text(canv, self.mg11.signature_label, LABEL, x, top - 14)
         self._signature_box(canv, x + 62, top - 50, 190, 44)
 
-    # -- rear pages
-
-    def _rear_flowables(self) -> list[Flowable]:
-        out: list[Flowable] = [
-            LabelledValue(self._label("statement_of", "Statement of"), self.name, label_width=190,
-                          value_style=REAR_VALUE, leading=12.5, space_after=1.5),
-            LabelledValue(self._label("urn", "URN"), self._field_value("urn"), label_width=190,
-                          value_style=REAR_VALUE, leading=12.5, space_after=4),
-        ]
-        fallbacks = {
-            "taken_by_name": self.officer.name,
-            "taken_by_number": self.officer.collar,
-            "station": self.officer.station,
-        }
-        for section in self.mg11.sections:
-            if not section.rear_page:
-                continue
-            rows: list[Flowable] = []
-            consents = section.id == "consents"
-            for f in section.fields:
-                value = value_text(f, self.fields.get(f.id)) or fallbacks.get(f.id, "")
-                rows.append(LabelledValue(f.label, value, label_width=390 if consents else 190,
-                                          value_style=REAR_VALUE, leading=12.5, label_leading=10.0,
-                                          space_after=1.5))
-            heading = TextBlock([(_rear_heading(section), HEADING)], leading=16)
-            head = [Spacer(0, 4), heading, Rule(space_before=0, space_after=3, gray=0.5, thickness=0.5)]
-            out.append(KeepTogether([*head, *rows[:2]]))
-            out.extend(rows[2:])
-            if consents:
-                out.append(Spacer(0, 4))
-                out.append(Box(48, self._signature_row))
-        return out
-
     # -- page decoration
 
     def _statement_page(self, canv: Canvas, doc) -> None:
-        self.kinds.append("statement")
-        page = self.kinds.count("statement")
-        pages = self.counts[0]
+        self.laid_out += 1
+        page = self.laid_out
         canv.saveState()
         self._markings(canv)
         if page > 1:
@@ -662,14 +672,68 @@ class _Statement:
         for line in _fit(self.officer.display, VALUE, 200, max_lines=3)[:3]:
             draw_line(canv, line, x_mid, y)
             y -= 13
-        page_text = self.mg11.page_text(page, pages)
+        page_text = self.mg11.page_text(page, self.pages)
         _draw_text(canv, page_text, TextStyle(11, bold=True), PAGE_W - MARGIN_X, FOOTER_TOP - 36,
                    align="right")
         canv.restoreState()
 
+
+class _RearPage(_Mg11Document):
+    """The restricted rear page: the witness's contact details, witness care,
+    consents and who took the statement. A document of its own, for police and
+    prosecution only, so it can never travel inside the statement."""
+
+    def build(self, pages: int, canvasmaker=Canvas) -> tuple[bytes, int]:
+        self.pages = pages
+        self.laid_out = 0
+        buf = io.BytesIO()
+        title = "Victim personal statement" if self.vps else "Witness statement"
+        doc = self._doc(buf, title=f"{title}: restricted rear page", subject=f"{self.mg11.form} (restricted)",
+                        bottom=REAR_BOTTOM)
+        frame = dict(leftPadding=0, rightPadding=0, topPadding=0, bottomPadding=0)
+        doc.addPageTemplates([
+            PageTemplate(
+                id="rear", autoNextPageTemplate="rear", onPage=self._rear_page,
+                frames=[Frame(MARGIN_X, REAR_BOTTOM, TEXT_W, REAR_TOP - REAR_BOTTOM, id="fr", **frame)],
+            ),
+        ])
+        doc.build(self._rear_flowables(), canvasmaker=canvasmaker)
+        return buf.getvalue(), self.laid_out
+
+    def _rear_flowables(self) -> list[Flowable]:
+        out: list[Flowable] = [
+            LabelledValue(self._label("statement_of", "Statement of"), self.name, label_width=190,
+                          value_style=REAR_VALUE, leading=12.5, space_after=1.5),
+            LabelledValue(self._label("urn", "URN"), self._field_value("urn"), label_width=190,
+                          value_style=REAR_VALUE, leading=12.5, space_after=4),
+        ]
+        fallbacks = {
+            "taken_by_name": self.officer.name,
+            "taken_by_number": self.officer.collar,
+            "station": self.officer.station,
+        }
+        for section in self.mg11.sections:
+            if not section.rear_page:
+                continue
+            rows: list[Flowable] = []
+            consents = section.id == "consents"
+            for f in section.fields:
+                value = value_text(f, self.fields.get(f.id)) or fallbacks.get(f.id, "")
+                rows.append(LabelledValue(f.label, value, label_width=390 if consents else 190,
+                                          value_style=REAR_VALUE, leading=12.5, label_leading=10.0,
+                                          space_after=0.8))
+            heading = TextBlock([(_rear_heading(section), HEADING)], leading=16)
+            head = [Spacer(0, 2), heading, Rule(space_before=0, space_after=3, gray=0.5, thickness=0.5)]
+            out.append(KeepTogether([*head, *rows[:2]]))
+            out.extend(rows[2:])
+            if consents:
+                out.append(Spacer(0, 4))
+                out.append(Box(48, self._signature_row))
+        return out
+
     def _rear_page(self, canv: Canvas, doc) -> None:
-        self.kinds.append("rear")
-        page = self.kinds.count("rear")
+        self.laid_out += 1
+        page = self.laid_out
         canv.saveState()
         self._markings(canv)
         # the restricted banner
@@ -679,16 +743,22 @@ class _Statement:
         _draw_text(canv, RESTRICTED_BANNER, TextStyle(10.5, bold=True), PAGE_W / 2, PAGE_H - 65,
                    align="center")
         canv.setFillGray(0)
-        text = REAR_PAGE_NUMBERING.format(page=page, pages=self.counts[1])
-        _draw_text(canv, text, TextStyle(9, bold=True), PAGE_W - MARGIN_X, 34, align="right")
+        # Bottom left: the bottom right corner is kept free for the officer's
+        # digital signature box (signing.BOX_*: 24-62 pt up, 50 pt in).
+        text = REAR_PAGE_NUMBERING.format(page=page, pages=self.pages)
+        _draw_text(canv, text, TextStyle(9, bold=True), MARGIN_X, 34)
         canv.restoreState()
 
-    def _markings(self, canv: Canvas) -> None:
-        mark = TextStyle(10, bold=True)
-        _draw_text(canv, self.classification, mark, PAGE_W / 2, PAGE_H - 28, align="center")
-        _draw_text(canv, self.classification, mark, PAGE_W / 2, 16, align="center")
-        _draw_text(canv, self.mg11.form, TextStyle(10, bold=True), PAGE_W - MARGIN_X, PAGE_H - 28,
-                   align="right")
+
+def _settle(doc: _Statement | _RearPage) -> tuple[bytes, int]:
+    """Build until the page count printed ("of Y") is the count laid out."""
+    pages = 1
+    for _ in range(MAX_PASSES):
+        pdf, got = doc.build(pages)
+        if got == pages:
+            return pdf, pages
+        pages = got
+    raise RuntimeError(f"The page count did not settle after {MAX_PASSES} passes.")
 
 
 def _fit(text: str, style: TextStyle, width: float, *, max_lines: int) -> list[Line]:

@@ -1,25 +1,52 @@
-"""Statement work for an unlocked session: open, autosave, history, sign, verify.
+"""Statement work for an unlocked session: open, autosave, history, sign,
+verify, and save a signed copy where the officer chooses.
 
 Runs on the app's worker thread (never the GUI thread): it touches the store,
-the audit log, the PDF renderer and the officer's signing key. Every signing
-and every view of a signed statement is audited (DPA Part 3), by ID only.
+the audit log, the PDF renderer and the officer's signing key. Every signing,
+every view of a signed statement and every copy saved out of the app (a
+disclosure) is audited (DPA Part 3), by ID only.
+
+Signing makes two PDFs, each signed by the officer: the statement (what is
+disclosed) and the restricted rear page (the witness's contact details, for
+police and prosecution only), so the statement file can never carry them.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..domain.appointment import ALLOWED_TRANSITIONS, Appointment, Status
+from ..domain.appointment import Appointment, Happening
 from ..domain.audit import Category
 from ..domain.eligibility import age_on
-from ..domain.statement import TemplateSet, completeness
+from ..domain.errors import Refused
+from ..domain.statement import TemplateSet, missing_before_signing
 from ..domain.statement_doc import StatementContent, StatementType, StatementVersion, WitnessSignature
 
 if TYPE_CHECKING:
-    from ..services import Session
+    from ..config import Settings
+    from ..domain.officer import OfficerIdentity
+    from ..store.base import AppointmentRepository
     from ..store.statements import SqliteStatementRepository
+    from ..vault.vault import UnlockedVault
     from .verify import VerificationReport
+
+
+class StatementHost(Protocol):
+    """What statement work needs of the unlocked session (``services.Session``
+    provides it). A protocol rather than an import: the session builds this
+    service, so importing the session here would make a cycle."""
+
+    store: AppointmentRepository
+    vault: UnlockedVault
+    officer: OfficerIdentity
+    settings: Settings
+
+    def audit_event(self, category: Category, object_id: str, action: str) -> None: ...
+
+    def record(self, appointment_id: str, happening: Happening) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -37,6 +64,7 @@ class OpenedStatement:
     version_number: int | None
     signed: SignedInfo | None = None
     appointment_id: str | None = None
+    rear_page: SignedInfo | None = None  # the separately signed restricted rear page, if there is one
 
     def with_version(self, number: int) -> OpenedStatement:
         return replace(self, version_number=number)
@@ -81,6 +109,53 @@ def summarise(report: VerificationReport) -> SignedInfo:
     return SignedInfo(0, report.ok, text)
 
 
+def _undrawable(content: StatementContent, signature: WitnessSignature) -> list[str]:
+    """Why signing is refused when the PDF would show a character as U+FFFD (drafts keep it)."""
+    from .fonts import undrawable
+
+    texts = [content.narrative, signature.typed_name, signature.reason,
+             *(v for v in content.fields.values() if isinstance(v, str))]
+    odd = undrawable("\n".join(texts))
+    if not odd:
+        return []
+    return ["The statement PDF cannot show these characters, so it cannot be signed as typed: "
+            + "; ".join(odd) + ". Remove them or write them another way (for example in Latin letters)."]
+
+
+@dataclass(frozen=True)
+class SigningPreview:
+    """What the witness is shown before signing: the declaration, with the
+    number of pages the statement will have."""
+
+    pages: int
+    declaration: str
+
+
+class PdfCopyExists(ValueError):
+    """The chosen file exists; saving over it needs the officer's confirmation."""
+
+
+class RearPageInside(ValueError):
+    """The statement was signed before the rear page was a document of its
+    own: its signed PDF holds the restricted rear page too. Saving it needs
+    the officer's confirmation that the copy is for police and prosecution only."""
+
+
+def _check_copy_path(path: Path, *, overwrite: bool) -> None:
+    """Refuse, in words, a place a PDF copy must not go. Nothing is written."""
+    if path.suffix.lower() != ".pdf":
+        raise Refused([f"The file name must end in .pdf ({path.name or path} does not)."])
+    if path.is_dir():
+        raise Refused([f"{path} is a folder: choose a file name inside it."])
+    if not path.parent.is_dir():
+        raise Refused([f"The folder {path.parent} does not exist: choose another place."])
+    if os.path.lexists(path):
+        if path.is_symlink() or not path.is_file():
+            raise Refused([f"{path} is not an ordinary file: choose another name."])
+        if not overwrite:
+            raise PdfCopyExists(f"{path} already exists.")
+
+
 def _title(content: StatementContent) -> str:
     """Screen title: the statement type and URN (never the witness's name)."""
     label = "Victim Personal Statement" if content.statement_type is StatementType.VPS else "Statement"
@@ -88,8 +163,11 @@ def _title(content: StatementContent) -> str:
     return f"{label} — {urn}" if isinstance(urn, str) and urn else label
 
 
+REAR_PAGE_REASON = "Witness statement, restricted rear page: signed by the officer"
+
+
 class StatementService:
-    def __init__(self, session: Session):
+    def __init__(self, session: StatementHost):
         self.session = session
         self._templates: TemplateSet | None = None
         self._repo: SqliteStatementRepository | None = None
@@ -116,14 +194,11 @@ class StatementService:
     def _audit(self, category: Category, statement_id: str, action: str) -> None:
         self.session.audit_event(category, statement_id, action)
 
-    def _advance(self, appointment_id: str | None, status: Status) -> None:
-        """Move the appointment along when the lifecycle allows it; offline
-        drafting of a booked appointment leaves its status alone."""
-        if appointment_id is None:
-            return
-        current = self.session.store.get(appointment_id)
-        if status in ALLOWED_TRANSITIONS[current.status]:
-            self.session.change_status(appointment_id, status)
+    def _advance(self, appointment_id: str | None, happening: Happening) -> None:
+        """Move the appointment with what happened to its statement (the
+        lifecycle decides; drafting before any call leaves it alone)."""
+        if appointment_id is not None:
+            self.session.record(appointment_id, happening)
 
     # -- opening ---------------------------------------------------------------
     def open_for_appointment(
@@ -157,13 +232,15 @@ class StatementService:
     def open(self, statement_id: str) -> OpenedStatement:
         latest = self.repo.latest(statement_id)
         summary = next(s for s in self.repo.list_all() if s.id == statement_id)
-        signed = None
+        signed = rear = None
         if summary.signed:
             signed = self.verify(statement_id)
+            rear = self.verify_rear_page(statement_id)
         self._audit(Category.CONSULTATION, statement_id, "statement.view")
         content = latest.content if latest else StatementContent()
         return OpenedStatement(
-            statement_id, _title(content), content, latest.number if latest else None, signed, summary.appointment_id
+            statement_id, _title(content), content, latest.number if latest else None, signed, summary.appointment_id,
+            rear,
         )
 
     # -- drafting ----------------------------------------------------------------
@@ -171,6 +248,8 @@ class StatementService:
         version = self.repo.save_version(statement_id, content, reason)
         if version is not None:
             self._audit(Category.ALTERATION, statement_id, "statement.save")
+            summary = next(s for s in self.repo.list_all() if s.id == statement_id)
+            self._advance(summary.appointment_id, Happening.STATEMENT_SAVED)
         return version
 
     def versions(self, statement_id: str) -> list[StatementVersion]:
@@ -179,42 +258,67 @@ class StatementService:
         return items
 
     # -- signing -------------------------------------------------------------------
-    def sign(
-        self, statement_id: str, content: StatementContent, signature: WitnessSignature, reason: str = ""
-    ) -> OpenedStatement:
-        """Save, render, sign with the officer's key, verify, then lock."""
-        from ..services import Refused
+    def signing_preview(self, content: StatementContent) -> SigningPreview:
+        """The declaration the witness reads before signing, with the real page
+        count: the statement is rendered once (without a signature, which does
+        not change the layout) to count its pages."""
         from .pdf import render_statement_pages
+
+        missing = missing_before_signing(content, self.templates())
+        if missing:
+            raise Refused(missing)
+        pages = render_statement_pages(content, self.templates(), self.session.officer).statement_pages
+        return SigningPreview(pages, self.templates().mg11.declaration_text(pages))
+
+    def sign(
+        self, statement_id: str, content: StatementContent, signature: WitnessSignature, reason: str = "",
+        declared_pages: int | None = None,
+    ) -> OpenedStatement:
+        """Save, render the statement and its rear page, sign both with the
+        officer's key, verify both, then lock. ``declared_pages``: the page
+        count in the declaration the witness was shown; signing is refused if
+        the statement came out differently."""
+        from .pdf import render_rear_page, render_statement_pages
         from .signing import sign_with_vault
         from .verify import verify_statement
 
         templates = self.templates()
-        missing = completeness(
-            content.fields, content.narrative, content.ticked_prompts, templates,
-            offence=content.offence if content.statement_type is StatementType.WITNESS else None,
-            suspect_identified=content.suspect_identified,
-        )
-        missing += signature.problems()
+        missing = missing_before_signing(content, templates) + signature.problems()
+        missing += _undrawable(content, signature)
         if missing:
             raise Refused(missing)
+        rendered = render_statement_pages(content, templates, self.session.officer, signature)
+        if declared_pages is not None and rendered.statement_pages != declared_pages:
+            raise Refused([(
+                f"The statement has {rendered.statement_pages} page(s), but the witness was shown a declaration "
+                f"for {declared_pages}. Nothing was signed: show the witness the declaration again."
+            )])
+        rear = render_rear_page(content, templates, self.session.officer, signature)
         self.save(statement_id, content, reason)
         version = self.repo.latest(statement_id)
         assert version is not None
-        rendered = render_statement_pages(content, templates, self.session.officer, signature)
-        signed_pdf = sign_with_vault(
-            rendered.pdf, self.session.vault, page=rendered.last_statement_page,
-            location=self.session.officer.station,
-            timestamp_url=self.session.settings.timestamp_url or None,
-        )
-        report = verify_statement(signed_pdf, self.session.vault.header.force_ca_pem)
+        ca = self.session.vault.header.force_ca_pem
+        common = {"location": self.session.officer.station,
+                  "timestamp_url": self.session.settings.timestamp_url or None}
+        signed_pdf = sign_with_vault(rendered.pdf, self.session.vault, page=rendered.last_statement_page, **common)
+        report = verify_statement(signed_pdf, ca)
         if not report.ok:
             raise Refused(["The signed PDF did not verify; it was not kept. " + summarise(report).verification])
-        self.repo.mark_signed(statement_id, version.number, signed_pdf)
+        signed_rear = sign_with_vault(rear.pdf, self.session.vault, page=rear.pages - 1, reason=REAR_PAGE_REASON,
+                                      **common)
+        rear_report = verify_statement(signed_rear, ca)
+        if not rear_report.ok:
+            raise Refused(["The signed rear page did not verify; nothing was kept. "
+                           + summarise(rear_report).verification])
+        self.repo.mark_signed(statement_id, version.number, signed_pdf, rear_page_pdf=signed_rear)
         self._audit(Category.ALTERATION, statement_id, "statement.sign")
         summary = next(s for s in self.repo.list_all() if s.id == statement_id)
-        self._advance(summary.appointment_id, Status.SIGNED)
+        self._advance(summary.appointment_id, Happening.STATEMENT_SIGNED)
         info = replace(summarise(report), version=version.number)
-        return OpenedStatement(statement_id, _title(content), content, version.number, info, summary.appointment_id)
+        rear_info = replace(summarise(rear_report), version=version.number)
+        return OpenedStatement(
+            statement_id, _title(content), content, version.number, info, summary.appointment_id, rear_info
+        )
 
     def signed_pdf(self, statement_id: str) -> bytes:
         signed = self.repo.signed(statement_id)
@@ -232,5 +336,75 @@ class StatementService:
         self._audit(Category.CONSULTATION, statement_id, "statement.view_signed")
         report = verify_statement(signed[1], self.session.vault.header.force_ca_pem)
         return replace(summarise(report), version=signed[0])
+
+    def signed_rear_page(self, statement_id: str) -> bytes:
+        rear = self._rear(statement_id)
+        self._audit(Category.CONSULTATION, statement_id, "statement.view_rear_page")
+        return rear[1]
+
+    def verify_rear_page(self, statement_id: str) -> SignedInfo | None:
+        """The signed rear page checked on its own; None for a statement signed
+        before the rear page was a document of its own."""
+        from .verify import verify_statement
+
+        rear = self.repo.signed_rear_page(statement_id)
+        if rear is None:
+            return None
+        self._audit(Category.CONSULTATION, statement_id, "statement.view_rear_page")
+        report = verify_statement(rear[1], self.session.vault.header.force_ca_pem)
+        return replace(summarise(report), version=rear[0])
+
+    def _rear(self, statement_id: str) -> tuple[int, bytes]:
+        rear = self.repo.signed_rear_page(statement_id)
+        if rear is None:
+            if self.repo.signed(statement_id) is None:
+                raise ValueError("This statement has not been signed.")
+            raise ValueError("This statement was signed before the rear page was kept as a document of its own.")
+        return rear
+
+    # -- a copy out of the app (a disclosure) ---------------------------------------
+    def save_pdf_copy(
+        self, statement_id: str, path: str | os.PathLike[str], *, rear_page: bool = False, overwrite: bool = False,
+        rear_page_inside_confirmed: bool = False,
+    ) -> Path:
+        """Write the signed statement (or, with ``rear_page``, its signed
+        restricted rear page) to ``path``, byte for byte as signed, and audit
+        it as a disclosure by statement id (never the file name, which may
+        name the witness).
+
+        Refuses (``Refused``, in words) a name not ending in .pdf, a folder, a
+        missing folder or anything that is not an ordinary file; an existing
+        file raises ``PdfCopyExists`` unless ``overwrite``. A statement signed
+        before the rear page was separate raises ``RearPageInside`` unless
+        ``rear_page_inside_confirmed`` (its PDF cannot be re-signed without the
+        rear page, so the officer decides, and the audit says which). The write is atomic
+        (fsutil.atomic_write, owner-only): on any failure the old file, if
+        any, is untouched and nothing is left behind."""
+        from ..fsutil import atomic_write
+
+        target = Path(path).expanduser()
+        _check_copy_path(target, overwrite=overwrite)
+        action = "statement.save_rear_page_pdf" if rear_page else "statement.save_pdf"
+        if rear_page:
+            data = self._rear(statement_id)[1]
+        else:
+            signed = self.repo.signed(statement_id)
+            if signed is None:
+                raise ValueError("This statement has not been signed.")
+            data = signed[1]
+            if self.repo.signed_rear_page(statement_id) is None:
+                if not rear_page_inside_confirmed:
+                    raise RearPageInside(
+                        "This statement was signed before the restricted rear page became a separate document, "
+                        "so its signed PDF also holds the rear page (the witness's contact details). "
+                        "A copy of it is for police and prosecution only, never for disclosure."
+                    )
+                action = "statement.save_pdf_with_rear_page"
+        try:
+            atomic_write(target, data)
+        except OSError as exc:
+            raise Refused([f"The PDF could not be saved to {target} ({exc.strerror or exc}). Nothing was written."]) from exc
+        self._audit(Category.DISCLOSURE, statement_id, action)
+        return target
 
 

@@ -131,6 +131,33 @@ MIGRATIONS: list[str] = [
         SELECT RAISE(ABORT, 'this outbox status change is not allowed');
     END;
     """,
+    # 4: the restricted rear page, signed as its own PDF beside the signed
+    # statement (the statement PDF no longer contains it; statements signed
+    # before this have no row here). AES-256-GCM bound to
+    # statement:ID:rear_page_pdf:VERSION. Recorded once, with the signature,
+    # for the version that was signed; never changed or deleted.
+    """
+    CREATE TABLE statement_rear_page (
+        statement_id TEXT PRIMARY KEY REFERENCES statement(id),
+        version INTEGER NOT NULL,
+        pdf BLOB NOT NULL,      -- AES-256-GCM, bound to statement:ID:rear_page_pdf:VERSION
+        signed_at TEXT NOT NULL
+    );
+    CREATE TRIGGER statement_rear_page_of_the_signed_version BEFORE INSERT ON statement_rear_page
+    WHEN NOT EXISTS (
+        SELECT 1 FROM statement WHERE id = NEW.statement_id AND signed_version = NEW.version)
+    BEGIN
+        SELECT RAISE(ABORT, 'a rear page is recorded only for the signed version of its statement');
+    END;
+    CREATE TRIGGER statement_rear_page_no_update BEFORE UPDATE ON statement_rear_page
+    BEGIN
+        SELECT RAISE(ABORT, 'a signed rear page is final: it is never changed');
+    END;
+    CREATE TRIGGER statement_rear_page_no_delete BEFORE DELETE ON statement_rear_page
+    BEGIN
+        SELECT RAISE(ABORT, 'a signed rear page is final: it is never deleted');
+    END;
+    """,
 ]
 
 

@@ -14,7 +14,11 @@ Migration 2 (``migrations.py``) adds triggers so that SQLite itself refuses an
 UPDATE or DELETE of a version and any change to a recorded signature; this
 module keeps to the same rules and says why in words an officer can act on.
 
-At rest: the content (canonical JSON), the reason and the signed PDF are
+The restricted rear page is signed as a PDF of its own and recorded with the
+statement's signature, in the same transaction (migration 4): it is never part
+of the statement PDF, so the statement can be disclosed without it.
+
+At rest: the content (canonical JSON), the reason and the signed PDFs are
 AES-256-GCM with associated data naming the statement and the version, so a
 blob copied into another row, another statement or another version fails to
 decrypt. ``content_hash`` is an HMAC-SHA256 under a random key that is itself
@@ -74,6 +78,10 @@ def _reason_where(statement_id: str, number: int) -> str:
 
 def _pdf_where(statement_id: str, number: int) -> str:
     return f"statement:{statement_id}:signed_pdf:{number}"
+
+
+def _rear_pdf_where(statement_id: str, number: int) -> str:
+    return f"statement:{statement_id}:rear_page_pdf:{number}"
 
 
 class SqliteStatementRepository:
@@ -217,12 +225,16 @@ class SqliteStatementRepository:
         )
 
     def mark_signed(
-        self, statement_id: str, version_number: int, signed_pdf: bytes, signed_at: datetime | None = None
+        self, statement_id: str, version_number: int, signed_pdf: bytes, signed_at: datetime | None = None,
+        rear_page_pdf: bytes | None = None,
     ) -> None:
-        """Record that ``version_number`` was signed, with the signed PDF
-        (sealed). A statement is signed once: the record is then final."""
+        """Record that ``version_number`` was signed, with the signed PDF and
+        the separately signed restricted rear page (both sealed), in one
+        transaction. A statement is signed once: the record is then final."""
         if not bytes(signed_pdf).startswith(b"%PDF-"):
             raise ValueError("The signed statement must be a PDF.")
+        if rear_page_pdf is not None and not bytes(rear_page_pdf).startswith(b"%PDF-"):
+            raise ValueError("The signed rear page must be a PDF.")
         when = (signed_at or datetime.now()).astimezone().isoformat(timespec="milliseconds")
         try:
             with self._tx():
@@ -247,6 +259,15 @@ class SqliteStatementRepository:
                         statement_id,
                     ),
                 )
+                if rear_page_pdf is not None:
+                    self._con.execute(
+                        "INSERT INTO statement_rear_page(statement_id, version, pdf, signed_at) VALUES (?, ?, ?, ?)",
+                        (
+                            statement_id, version_number,
+                            self._cipher.seal(bytes(rear_page_pdf), _rear_pdf_where(statement_id, version_number)),
+                            when,
+                        ),
+                    )
         except sqlite3.OperationalError as exc:
             raise StoreError(f"The signature could not be recorded ({exc}).") from exc
         except sqlite3.IntegrityError as exc:
@@ -296,6 +317,19 @@ class SqliteStatementRepository:
         if number is None:
             return None
         return number, self._cipher.open(blob, _pdf_where(statement_id, number))
+
+    def signed_rear_page(self, statement_id: str) -> tuple[int, bytes] | None:
+        """The signed version's number and its signed restricted rear page, or
+        None (unsigned, or signed before the rear page was a PDF of its own)."""
+        with self._lock:
+            self._statement_row(statement_id)
+            row = self._con.execute(
+                "SELECT version, pdf FROM statement_rear_page WHERE statement_id = ?", (statement_id,)
+            ).fetchone()
+        if row is None:
+            return None
+        number, blob = row
+        return number, self._cipher.open(blob, _rear_pdf_where(statement_id, number))
 
     _SUMMARY = (
         "SELECT s.id, s.statement_type, s.appointment_id, s.created, s.signed_version, v.number, v.saved_at"

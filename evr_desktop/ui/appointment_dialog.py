@@ -117,6 +117,13 @@ class AppointmentDialog(QDialog):
         )
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
+        # The way out for a victim who cannot be seen over video (shown only then).
+        self.in_person_button = self.buttons.addButton("Save as in-person visit",
+                                                       QDialogButtonBox.ButtonRole.ActionRole)
+        self.in_person_button.setObjectName("saveInPerson")
+        self.in_person_button.clicked.connect(self.accept_in_person)
+        self.in_person_button.hide()
+        self.in_person = False  # what the owner should save: video, or an in-person visit
 
         form = QFormLayout()
         form.addRow("Slot", self._row(self.slot, self.duration))
@@ -243,13 +250,24 @@ class AppointmentDialog(QDialog):
 
     def accept(self) -> None:
         candidate = self.build()
+        problems = eligibility.booking_problems(candidate)
+        if problems:
+            self.problems.setText("\n".join(problems))
+            # Only the criteria stand in the way: offer the in-person visit.
+            self.in_person_button.setVisible(not appt.validate(candidate))
+            return
+        self._submit(candidate, in_person=False)
+
+    def accept_in_person(self) -> None:
+        candidate = self.build()
         problems = appt.validate(candidate)
-        result = eligibility.check(candidate)
-        if not result.eligible:
-            problems += ["Video cannot go ahead: " + r.text for r in result.blocking]
         if problems:
             self.problems.setText("\n".join(problems))
             return
+        self._submit(candidate, in_person=True)
+
+    def _submit(self, candidate: appt.Appointment, *, in_person: bool) -> None:
+        self.in_person = in_person
         self.result_appointment = candidate
         self.problems.setText("Saving…")
         self.buttons.setEnabled(False)

@@ -1,43 +1,76 @@
 """Calls in the main window: the embedded engine and rendezvous, sending the
 link (outbox), 'victim waiting', the call screen, devices.
 
-Kept apart from ``main_window`` so the window stays a thin shell; it reaches
-the session, worker and screens through the window it serves.
+Kept apart from ``main_window`` so the window stays a thin shell. It is given
+what it needs (``CallHost``) rather than the window itself, and every rule and
+status change it asks for is the session's: the controller only shows what
+happened and what was refused.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QMainWindow, QMessageBox, QStackedWidget, QWidget
 
-from ..domain.appointment import Appointment, Status
-from ..domain.audit import Category
-from .operations import Operation
+from ..domain.appointment import Appointment, Happening
+from ..domain.errors import NotEligible, Refused
+from .operations import Operation, Worker
 
 if TYPE_CHECKING:
     from ..call.embedded import EmbeddedCalls
+    from ..services import LinkSent, Session
     from .call_screen import CallScreen
     from .desktop_notify import DesktopNotifier
-    from .main_window import MainWindow
+    from .queue_screen import QueueScreen
+    from .statement_screen import StatementScreen
 
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class CallHost:
+    """What the call machinery needs from the window it lives in."""
+
+    window: QMainWindow  # parent of dialogs, status bar, task-bar alert
+    worker: Worker
+    stack: QStackedWidget  # the call screen is one of its pages
+    session: Callable[[], Session | None]  # None while locked
+    queue: Callable[[], QueueScreen]
+    show_error: Callable[[BaseException], None]
+    keep_dialog: Callable[[QWidget], None]  # closed when the app locks
+    # Open the appointment's statement and hand its screen to the callback (docking).
+    open_statement: Callable[[str, Callable[[StatementScreen], None]], None]
+    statement_screen: Callable[[], StatementScreen | None]
+
+
 class CallController:
-    def __init__(self, main: MainWindow):
-        self.main = main
+    def __init__(self, host: CallHost):
+        self.host = host
         self.screen: CallScreen | None = None
         self.embedded: EmbeddedCalls | None = None  # engine + loopback rendezvous, after start()
         self._bridge: QObject | None = None
         self.links: dict[str, str] = {}  # appointment id -> last link issued (shown to the officer)
         self.outbox_texts: dict[str, str] = {}
         self.link_refusals: list[tuple[str, str]] = []  # (appointment id, reason code)
+        self.refusal_box: QMessageBox | None = None  # the last "cannot go ahead" shown
         self._starting = False
         self._closed = False
         self._notifier: DesktopNotifier | None = None  # made on the first "victim waiting"
         self._notify_unavailable_told = False
+
+    def _status(self, text: str, ms: int) -> None:
+        self.host.window.statusBar().showMessage(text, ms)
+
+    def _run(self, fn: Callable[[], object], ok: Callable[..., object], parent: QObject | None = None) -> None:
+        Operation(self.host.worker, parent or self.host.window, fn).success(ok).failure(self._failed).run()
+
+    def _failed(self, exc: BaseException) -> None:
+        self.host.show_error(exc)
 
     def start(self) -> None:
         """Start the engine and the loopback rendezvous once, all of it on the
@@ -69,14 +102,14 @@ class CallController:
             self.embedded = calls
             calls.engine.add_listener(bridge)
             if calls.speaker_note:
-                self.main.window.statusBar().showMessage(calls.speaker_note, 15000)
+                self._status(calls.speaker_note, 15000)
             log.info("call engine ready")
 
         def failed(exc: BaseException) -> None:
             self._starting = False  # the next unlock tries again
-            self.main._error(exc)
+            self.host.show_error(exc)
 
-        Operation(self.main.worker, self.main.window, make).success(started).failure(failed).run()
+        Operation(self.host.worker, self.host.window, make).success(started).failure(failed).run()
 
     @property
     def ready(self) -> bool:
@@ -87,8 +120,7 @@ class CallController:
         """True (and the officer told so) while the engine is still starting."""
         if self.ready:
             return False
-        self.main.window.statusBar().showMessage(
-            "Video calls are still starting. Try again in a moment.", 8000)
+        self._status("Video calls are still starting. Try again in a moment.", 8000)
         return True
 
     @property
@@ -105,33 +137,25 @@ class CallController:
             self.embedded = None
 
     def show_outbox(self) -> None:
-        session = self.main.session
+        session = self.host.session()
         if session is None:
             return
 
         def notifier() -> object:
-            from ..notify.outbox import OutboxNotifier
-
-            return OutboxNotifier(session.store) if self.main.session is session else None  # type: ignore[arg-type]
-
-        def load() -> list:
-            n = notifier()
-            session.audit_event(Category.CONSULTATION, "outbox", "outbox.view")
-            return n.list(open_only=False)  # type: ignore[union-attr]
+            return session.outbox if self.host.session() is session else None
 
         def show(messages: list) -> None:
             from .outbox_dialog import OutboxDialog
 
             def run(fn, ok, fail) -> None:  # noqa: ANN001
-                Operation(self.main.worker, dialog, fn).success(ok).failure(fail).run()
+                Operation(self.host.worker, dialog, fn).success(ok).failure(fail).run()
 
-            dialog = OutboxDialog(messages, run, notifier, self.main.window)
-            self.main._dialogs.append(dialog)  # type: ignore[arg-type]  closed on lock like the others
-            dialog.finished.connect(lambda _r: dialog in self.main._dialogs and self.main._dialogs.remove(dialog))  # type: ignore[arg-type]
+            dialog = OutboxDialog(messages, run, notifier, self.host.window)
+            self.host.keep_dialog(dialog)
             dialog.open()
             self.outbox_dialog = dialog
 
-        Operation(self.main.worker, self.main.window, load).success(show).failure(self.main._error).run()
+        self._run(session.list_outbox, show)
 
     def choose_devices(self) -> None:
         calls = self.embedded
@@ -149,71 +173,90 @@ class CallController:
             engine = calls.engine
             if engine is None:
                 return
-            dialog = DevicesDialog(*found, engine.settings.camera, engine.settings.microphone, self.main.window)
+            dialog = DevicesDialog(*found, engine.settings.camera, engine.settings.microphone, self.host.window)
             dialog.accepted.connect(lambda: calls.choose_devices(*dialog.choice()))
             dialog.open()
             self.devices_dialog = dialog
 
-        Operation(self.main.worker, self.main.window, probe).success(show).failure(self.main._error).run()
+        self._run(probe, show)
 
     def send_link(self, a: Appointment) -> None:
-        session, calls = self.main.session, self.embedded
+        session, calls = self.host.session(), self.embedded
         if session is None or self._not_ready():
             return
         assert calls is not None
 
-        def send() -> tuple[Appointment, str, str]:
-            from ..domain.appointment import ALLOWED_TRANSITIONS
-            from ..domain.sms import compose_for_appointment, to_e164
-            from ..notify.outbox import OutboxNotifier
-
-            current = session.store.get(a.id)
-            link = calls.issue_link(current)
-            text = compose_for_appointment(current, session.officer.force, link).text
-            result = OutboxNotifier(session.store).send(current.id, to_e164(current.victim.mobile), text)  # type: ignore[arg-type]
-            if result.status.value == "failed":
-                raise ValueError(result.message)
-            session.audit_event(Category.DISCLOSURE, current.id, "appointment.link_sent")
-            if Status.LINK_SENT in ALLOWED_TRANSITIONS[current.status]:
-                current = session.change_status(current.id, Status.LINK_SENT)
-            return current, link, text
-
-        def sent(result: tuple[Appointment, str, str]) -> None:
-            changed, link, text = result
-            if self.main.session is not session:
+        def sent(result: LinkSent) -> None:
+            changed = result.appointment
+            if self.host.session() is not session:
                 return
-            self.links[changed.id] = link
-            self.outbox_texts[changed.id] = text
-            self.main.queue.upsert(changed)
-            self.main.queue.detail.link_label.setText(f"Text in the outbox (copy it if needed):\n{text}")
-            self.main.window.statusBar().showMessage(f"Link ready for {changed.urn}", 5000)
+            self.links[changed.id] = result.link
+            self.outbox_texts[changed.id] = result.text
+            queue = self.host.queue()
+            queue.upsert(changed)
+            queue.detail.link_label.setText(f"Text in the outbox (copy it if needed):\n{result.text}")
+            self._status(f"Link ready for {changed.urn}", 5000)
 
-        Operation(self.main.worker, self.main.window, send).success(sent).failure(self.main._error).run()
+        Operation(self.host.worker, self.host.window, lambda: session.send_link(a.id, calls.issue_link)).success(
+            sent).failure(lambda exc: self._refused(a, exc)).run()
+
+    def _refused(self, a: Appointment, exc: BaseException) -> None:
+        """A refusal says why; one for the EVR criteria offers the way out."""
+        if not isinstance(exc, NotEligible):
+            self.host.show_error(exc)
+            return
+        box = QMessageBox(QMessageBox.Icon.Warning, "Video cannot go ahead", "\n".join(exc.reasons),
+                          QMessageBox.StandardButton.Close, self.host.window)
+        box.setObjectName("notEligibleBox")
+        convert = box.addButton("Convert to in-person visit", QMessageBox.ButtonRole.AcceptRole)
+        convert.setObjectName("convertInPerson")
+        box.setDefaultButton(QMessageBox.StandardButton.Close)
+        box.buttonClicked.connect(lambda b: b is convert and self.convert_to_in_person(a))
+        self.host.keep_dialog(box)
+        self.refusal_box = box
+        box.open()
+
+    def convert_to_in_person(self, a: Appointment) -> None:
+        session = self.host.session()
+        if session is None:
+            return
+
+        def done(changed: Appointment) -> None:
+            if self.host.session() is session:
+                self.host.queue().upsert(changed)
+                self._status(f"{changed.urn} is now an in-person visit", 8000)
+
+        self._run(lambda: session.convert_to_in_person(a.id), done)
 
     def _call_event(self, e: object) -> None:
         import shiboken6
 
         from ..call import events as ev
 
-        if not shiboken6.isValid(self.main.window):  # an event queued as the app closed
+        if not shiboken6.isValid(self.host.window):  # an event queued as the app closed
             return
         if self.screen is not None:
             self.screen.on_event(e)  # type: ignore[arg-type]
-        session = self.main.session
-        if isinstance(e, ev.VictimWaiting) and session is not None:
-            self._advance(e.appointment, Status.VICTIM_WAITING)
-            self.main.window.statusBar().showMessage("A victim is waiting for their video appointment", 10000)
+        if isinstance(e, ev.VictimWaiting):
+            self._record(e.appointment, Happening.VICTIM_ARRIVED)
+            self._status("A victim is waiting for their video appointment", 10000)
             from PySide6.QtWidgets import QApplication
 
-            QApplication.alert(self.main.window)  # the task bar flashes; no names anywhere
+            QApplication.alert(self.host.window)  # the task bar flashes; no names anywhere
             self._notify_desktop("A victim is waiting", "Open EVR Desktop to start the call.")
+        elif isinstance(e, ev.VictimLeft):
+            self._record(e.appointment, Happening.VICTIM_LEFT)
+        elif isinstance(e, ev.CallStateChanged) and e.state == "connected":
+            self._record(e.appointment, Happening.CALL_CONNECTED)
+        elif isinstance(e, ev.CallEnded):
+            self._record(e.appointment, Happening.CALL_ENDED)
         elif isinstance(e, ev.LinkRefused):
             # Replayed, expired, second-device or revoked: the victim saw a kind
             # page; the officer is told which appointment and why (no names).
             self.link_refusals.append((e.appointment, e.reason))
-            self.main.window.statusBar().showMessage(f"A join link was refused ({e.reason}): {e.note}", 15000)
+            self._status(f"A join link was refused ({e.reason}): {e.note}", 15000)
         elif isinstance(e, ev.Error):
-            self.main.window.statusBar().showMessage(e.message, 10000)
+            self._status(e.message, 10000)
 
     def _notify_desktop(self, title: str, text: str) -> None:
         """Fixed texts only: never a victim's name or number (see DesktopNotifier)."""
@@ -222,7 +265,7 @@ class CallController:
             # Imported on the first 'victim waiting', never at start-up.
             from .desktop_notify import DesktopNotifier
 
-            window = self.main.window
+            window = self.host.window
             notifier = self._notifier = DesktopNotifier(window, icon=window.windowIcon())
 
             def reported(path: str) -> None:
@@ -237,46 +280,49 @@ class CallController:
             notifier.done.connect(reported)
         notifier.notify(title, text)
 
-    def _advance(self, appointment_id: str, status: Status) -> None:
-        session = self.main.session
+    def _record(self, appointment_id: str, happening: Happening) -> None:
+        """The session moves the status with what happened; the queue shows it."""
+        session = self.host.session()
         if session is None:
             return
 
-        def move() -> Appointment | None:
-            from ..domain.appointment import ALLOWED_TRANSITIONS
+        def shown(changed: Appointment | None) -> None:
+            if changed is not None and self.host.session() is session:
+                self.host.queue().upsert(changed)
 
-            current = session.store.get(appointment_id)
-            if status in ALLOWED_TRANSITIONS[current.status]:
-                return session.change_status(appointment_id, status)
-            return None
-
-        Operation(self.main.worker, self.main.window, move).success(
-            lambda changed: changed is not None and self.main.session is session and self.main.queue.upsert(changed)
-        ).failure(self.main._error).run()
+        self._run(lambda: session.record(appointment_id, happening), shown)
 
     def start_call(self, a: Appointment) -> None:
-        calls = self.embedded
-        if self.main.session is None or self._not_ready():
+        session = self.host.session()
+        if session is None or self._not_ready():
             return
+
+        def allowed(current: Appointment) -> None:
+            if self.host.session() is session:
+                self._open_call(current)
+
+        Operation(self.host.worker, self.host.window, lambda: session.check_call(a.id)).success(allowed).failure(
+            lambda exc: self._refused(a, exc)).run()
+
+    def _open_call(self, a: Appointment) -> None:
+        calls = self.embedded
         assert calls is not None and calls.engine is not None
         from .call_screen import CallScreen
 
         if self.screen is None:
-            self.screen = CallScreen(calls.engine, self.main.window)
+            self.screen = CallScreen(calls.engine, self.host.window)
             self.screen.ended.connect(self._call_ended)
-            self.main.stack.addWidget(self.screen)
+            self.host.stack.addWidget(self.screen)
         screen = self.screen
-        self.main.stack.setCurrentWidget(screen)
+        self.host.stack.setCurrentWidget(screen)
         screen.start(a.id)
-        self._advance(a.id, Status.IN_CALL)
         # The statement, docked beside the video.
-        self.main._open_statement(
-            lambda s: s.statements.open_for_appointment(a.id),
-            show=lambda statement_screen: screen.dock(statement_screen),
-        )
+        self.host.open_statement(a.id, screen.dock)
 
-    def _call_ended(self, _appointment_id: str) -> None:
-        screen = self.main._statement_screen
-        if screen is not None and self.screen is not None and screen.parent() is not self.main.stack:
-            self.main.stack.addWidget(screen)  # undock: go on with the statement after the call
-            self.main.stack.setCurrentWidget(screen)
+    def _call_ended(self, appointment_id: str) -> None:
+        self._record(appointment_id, Happening.CALL_ENDED)
+        screen = self.host.statement_screen()
+        stack = self.host.stack
+        if screen is not None and self.screen is not None and screen.parent() is not stack:
+            stack.addWidget(screen)  # undock: go on with the statement after the call
+            stack.setCurrentWidget(screen)

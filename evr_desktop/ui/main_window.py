@@ -114,7 +114,21 @@ class MainWindow:
         if self._calls is None:
             from .call_controller import CallController
 
-            self._calls = CallController(self)
+            from .call_controller import CallHost
+
+            def keep(dialog: QWidget) -> None:
+                self._dialogs.append(dialog)  # type: ignore[arg-type]  closed on lock like the others
+                dialog.finished.connect(  # type: ignore[attr-defined]
+                    lambda _r: dialog in self._dialogs and self._dialogs.remove(dialog))  # type: ignore[arg-type]
+
+            self._calls = CallController(CallHost(
+                window=self.window, worker=self.worker, stack=self.stack,
+                session=lambda: self.session, queue=lambda: self.queue, show_error=self._error,
+                keep_dialog=keep,
+                open_statement=lambda appointment_id, show: self._open_statement(
+                    lambda s: s.statements.open_for_appointment(appointment_id), show=show),
+                statement_screen=lambda: self._statement_screen,
+            ))
         return self._calls
 
     def watch_pages(self, event_filter: QObject) -> None:
@@ -389,13 +403,16 @@ class MainWindow:
         if session is None:
             return
 
-        def saved(_result: object) -> None:
+        in_person = dialog.in_person
+
+        def saved(stored: Appointment) -> None:
             if self.session is session:
-                self.queue.upsert(a)
-                self.window.statusBar().showMessage(f"Saved appointment {a.urn}", 5000)
+                self.queue.upsert(stored)
+                self.window.statusBar().showMessage(f"Saved appointment {stored.urn}", 5000)
             dialog.saved()
 
-        Operation(self.worker, dialog, lambda: session.save_appointment(a, new=new)).success(saved).failure(
+        Operation(self.worker, dialog, lambda: session.save_appointment(a, new=new, in_person=in_person)).success(
+            saved).failure(
             lambda e: dialog.show_refusal([plain_message(e)])
         ).run()
 

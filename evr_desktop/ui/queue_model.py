@@ -24,11 +24,13 @@ STATUS_COLOURS: dict[Status, str] = {
     Status.LINK_SENT: "#c6dbf7",
     Status.VICTIM_WAITING: "#ffd166",
     Status.IN_CALL: "#8fd694",
+    Status.CALL_ENDED: "#d4ecd5",
     Status.STATEMENT_DRAFTED: "#e0c3fc",
     Status.SIGNED: "#b8e0d2",
     Status.EXPORTED: "#cfd8dc",
     Status.CANCELLED: "#eeeeee",
     Status.NO_SHOW: "#f4b6b6",
+    Status.IN_PERSON: "#e8dcc8",
 }
 
 _Index = QModelIndex | QPersistentModelIndex

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..domain import eligibility
-from ..domain.appointment import ALLOWED_TRANSITIONS, Appointment, Status
+from ..domain.appointment import MANUAL_MOVES, Appointment, Status
 from .queue_model import APPOINTMENT_ROLE, COL_TIME, AppointmentFilterProxy, AppointmentTableModel
 
 
@@ -135,7 +135,8 @@ class DetailPane(QFrame):
         self.fields["interpreter"].setText(v.interpreter_language or "Not needed")
         self.fields["notes"].setText(v.notes)
         self.fields["eligibility"].setText(e.summary())
-        for s in sorted(ALLOWED_TRANSITIONS[a.status] - {a.status}, key=list(Status).index):
+        # Only the moves an officer makes by hand; the rest follow what happens.
+        for s in sorted(MANUAL_MOVES[a.status], key=list(Status).index):
             self.next_status.addItem(s.label, s.value)
         self.next_status.setEnabled(self.next_status.count() > 0)
         self.apply_status.setEnabled(self.next_status.count() > 0)

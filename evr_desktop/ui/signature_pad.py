@@ -1,6 +1,11 @@
 """The witness's signature: drawn with mouse, pen or touch, or (when the
 witness cannot draw one) a typed name with the reason recorded.
 
+Before signing, the witness reads the declaration they are signing (the MG11
+wording, with the statement's real page count) and confirms it: Sign stays
+disabled until they tick that they have read it (DOMAIN.md: "the witness
+reviews the final text ..., confirms the declaration and signs").
+
 The law needs the statement to "purport to be signed"; a drawn or typed
 signature is accepted, and disputes are settled on evidence, so a typed
 signature always carries the reason it was typed.
@@ -18,6 +23,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -169,16 +175,31 @@ def typed_signature_png(name: str) -> bytes:
 
 
 class SignaturePadDialog(QDialog):
-    """Asks the witness to sign. ``signature`` is set when accepted."""
+    """Shows the witness the declaration and asks them to confirm it and sign.
+    ``declaration`` is the template's text with the statement's page count
+    (``Mg11Template.declaration_text``). ``signature`` is set when accepted."""
 
-    def __init__(self, witness_name: str, parent: QWidget | None = None):
+    def __init__(self, witness_name: str, declaration: str, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("Witness signature")
         self.setObjectName("signaturePad")
         self.signature: WitnessSignature | None = None
+        heading = QLabel("The declaration you are signing", self)
+        heading.setStyleSheet("font-weight: 600;")
+        self.declaration = QLabel(declaration, self)
+        self.declaration.setObjectName("declarationText")
+        self.declaration.setWordWrap(True)
+        self.declaration.setTextFormat(Qt.TextFormat.PlainText)
+        self.declaration.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.declaration.setFrameShape(QFrame.Shape.StyledPanel)
+        self.declaration.setMargin(10)
+        self.declaration.setStyleSheet("font-size: 12pt; background: #f7f7f2; color: #111;")
+        self.declaration.setAccessibleName("Declaration")
+        self.confirmed = QCheckBox("I have read the declaration above and I make it", self)
+        self.confirmed.setObjectName("declarationRead")
         intro = QLabel(
             f"{witness_name or 'The witness'}: sign in the box below with the mouse, a pen or your finger. "
-            "Your signature will be placed on every page of the statement.",
+            "Your signature will be placed on every page of the statement and on its restricted rear page.",
             self,
         )
         intro.setWordWrap(True)
@@ -208,13 +229,19 @@ class SignaturePadDialog(QDialog):
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
         )
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Sign")
+        self.sign_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.sign_button.setText("Sign")
+        self.sign_button.setObjectName("signSignature")
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         row = QHBoxLayout()
         row.addStretch(1)
         row.addWidget(self.clear_button)
         layout = QVBoxLayout(self)
+        layout.addWidget(heading)
+        layout.addWidget(self.declaration)
+        layout.addWidget(self.confirmed)
+        layout.addSpacing(6)
         layout.addWidget(intro)
         layout.addWidget(self.canvas, 1)
         layout.addLayout(row)
@@ -224,6 +251,8 @@ class SignaturePadDialog(QDialog):
         layout.addWidget(self.buttons)
         self.typed.toggled.connect(self._mode_changed)
         self._mode_changed(False)
+        self.confirmed.toggled.connect(self.sign_button.setEnabled)
+        self.sign_button.setEnabled(False)
 
     def _mode_changed(self, typed: bool) -> None:
         self.typed_box.setVisible(typed)
@@ -231,6 +260,9 @@ class SignaturePadDialog(QDialog):
         self.clear_button.setEnabled(not typed)
 
     def accept(self) -> None:
+        if not self.confirmed.isChecked():  # Sign is disabled; Enter or a direct call must not get round it
+            self.message.setText("Please read the declaration and tick that you have read it before signing.")
+            return
         now = datetime.now().astimezone()
         if self.typed.isChecked():
             reason = self.reason.currentText()

@@ -4,7 +4,7 @@ offline drafting and, later, docked beside the video in the call window.
 
 The form is generated from the templates (``resources/templates``), so a new
 field or offence is a data change. Rules (what is missing before signing)
-come from ``domain.statement.completeness``; the panel only shows them.
+come from ``domain.statement.missing_before_signing``; the panel only shows them.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..domain.statement import ANSWER_LABELS, Field, FieldType, PromptSet, TemplateSet, completeness
+from ..domain.statement import (
+    ANSWER_LABELS, Field, FieldType, PromptSet, TemplateSet, missing_before_signing, prompt_sets,
+)
 from ..domain.statement_doc import FieldValue, StatementContent, StatementType
 
 PROMPT_KEY_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -265,14 +267,10 @@ class StatementPanel(QWidget):
         )
 
     def _prompt_sets(self) -> list[PromptSet]:
-        t = self.templates
-        if self._type is StatementType.VPS:
-            return [t.vps]
-        sets = [s for s in t.offences if s.id == self._offence]
-        if self.suspect_identified.isChecked():
-            sets.append(t.advokate)
-        sets.append(t.victims_code)
-        return sets
+        return prompt_sets(
+            self.templates, vps=self._type is StatementType.VPS, offence=self._offence,
+            suspect_identified=self.suspect_identified.isChecked(),
+        )
 
     def _ticked(self) -> set[str]:
         out = set()
@@ -323,12 +321,7 @@ class StatementPanel(QWidget):
                 item.setEnabled(not read_only)
 
     def missing_items(self) -> list[str]:
-        c = self.content()
-        return completeness(
-            c.fields, c.narrative, c.ticked_prompts, self.templates,
-            offence=c.offence if c.statement_type is StatementType.WITNESS else None,
-            suspect_identified=c.suspect_identified,
-        )
+        return missing_before_signing(self.content(), self.templates)
 
     def _edited(self) -> None:
         if self._loading:

@@ -1,27 +1,39 @@
-"""The statement screen: the panel, autosave, history and signing.
+"""The statement screen: the panel, autosave, history, signing and copies.
 
 Autosave runs a few seconds after the last edit and whenever focus leaves a
 field; the store keeps a new version only when the content differs. Signing
-checks completeness first (the panel shows why it is blocked), takes the
-witness's signature, then renders, signs and verifies in the background. A
-signed statement is shown read-only with its verification status; a change
-after signing is a new version with a reason, never an edit of the signed one.
+checks completeness first (the panel shows why it is blocked), counts the
+statement's pages on the worker so the pad can show the witness the
+declaration they sign, takes the witness's signature, then renders, signs and
+verifies in the background. A signed statement is shown read-only with its
+verification status; a change after signing is a new version with a reason,
+never an edit of the signed one.
+
+A signed statement, and separately its restricted rear page, can be saved as
+a PDF where the officer chooses: the file dialog runs here, the checks, the
+atomic write and the disclosure audit in ``StatementService.save_pdf_copy`` on
+the worker; then the app offers to open the copy in the system's PDF viewer.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import QStandardPaths, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QFileDialog,
     QHBoxLayout,
     QInputDialog,
     QLabel,
+    QMessageBox,
     QPushButton,
     QTextBrowser,
     QVBoxLayout,
@@ -33,9 +45,21 @@ from .signature_pad import SignaturePadDialog
 from .statement_panel import StatementPanel
 
 if TYPE_CHECKING:
-    from ..statement.service import OpenedStatement
+    from ..statement.service import OpenedStatement, SigningPreview
 
 AUTOSAVE_MS = 3000
+
+
+def open_in_viewer(path: Path) -> bool:
+    """The system's PDF viewer (the default opener; tests pass their own)."""
+    return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+
+
+def _file_name(urn: object, rear_page: bool) -> str:
+    """A suggested file name: the form and the URN (a case reference, never the witness's name)."""
+    safe = re.sub(r"[^A-Za-z0-9_-]+", "-", urn if isinstance(urn, str) else "").strip("-")
+    name = f"MG11 {safe}" if safe else "MG11"
+    return f"{name} restricted rear page.pdf" if rear_page else f"{name}.pdf"
 
 
 class StatementScreen(QWidget):
@@ -46,9 +70,11 @@ class StatementScreen(QWidget):
     saved = Signal(object)  # StatementVersion
 
     def __init__(
-        self, panel: StatementPanel, run: Callable[..., None], service: Callable[[], Any], parent: QWidget | None = None
+        self, panel: StatementPanel, run: Callable[..., None], service: Callable[[], Any],
+        parent: QWidget | None = None, *, open_file: Callable[[Path], object] = open_in_viewer,
     ):
         super().__init__(parent)
+        self.open_file = open_file  # shows a saved copy; tests must not launch a real viewer
         self.setObjectName("statementScreen")
         self.panel = panel
         self._run = run
@@ -73,10 +99,22 @@ class StatementScreen(QWidget):
         self.amend_button = QPushButton("&New version…", self)
         self.amend_button.setObjectName("amendButton")
         self.amend_button.setToolTip("A signed statement is never edited: make a new version with a reason.")
+        self.save_pdf_button = QPushButton("Save &PDF…", self)
+        self.save_pdf_button.setObjectName("savePdfButton")
+        self.save_pdf_button.setToolTip("Save the signed statement as a PDF file (recorded as a disclosure).")
+        self.save_rear_button = QPushButton("Save &rear page…", self)
+        self.save_rear_button.setObjectName("saveRearPageButton")
+        self.save_rear_button.setToolTip(
+            "Save the signed restricted rear page (the witness's contact details) as its own PDF: "
+            "for police and prosecution only. Recorded as a disclosure."
+        )
+        self.message_box: QMessageBox | None = None  # the open question or notice, if any
         bar = QHBoxLayout()
         bar.addWidget(self.back_button)
         bar.addWidget(self.title, 1)
         bar.addWidget(self.history_button)
+        bar.addWidget(self.save_pdf_button)
+        bar.addWidget(self.save_rear_button)
         bar.addWidget(self.amend_button)
         bar.addWidget(self.sign_button)
         layout = QVBoxLayout(self)
@@ -94,6 +132,8 @@ class StatementScreen(QWidget):
         self.history_button.clicked.connect(self.show_history)
         self.sign_button.clicked.connect(self.start_signing)
         self.amend_button.clicked.connect(self.start_amendment)
+        self.save_pdf_button.clicked.connect(lambda: self.save_pdf(rear_page=False))
+        self.save_rear_button.clicked.connect(lambda: self.save_pdf(rear_page=True))
         self._amend_reason = ""
 
     # -- opening ----------------------------------------------------------------
@@ -118,10 +158,18 @@ class StatementScreen(QWidget):
         self.panel.set_read_only(signed)
         self.sign_button.setEnabled(not signed)
         self.amend_button.setVisible(signed)
+        self.save_pdf_button.setVisible(signed)
+        self.save_rear_button.setVisible(signed and o.rear_page is not None)
         if signed:
             assert o.signed is not None
-            self.status.setText(f"Signed (version {o.signed.version}). {o.signed.verification}")
-            self.status.setStyleSheet("color: #1b5e20;" if o.signed.valid else "color: #a4161a;")
+            text = f"Signed (version {o.signed.version}). {o.signed.verification}"
+            valid = o.signed.valid
+            if o.rear_page is not None:
+                rear = "signature valid" if o.rear_page.valid else o.rear_page.verification
+                text += f"\nRestricted rear page (a separate signed PDF): {rear}"
+                valid = valid and o.rear_page.valid
+            self.status.setText(text)
+            self.status.setStyleSheet("color: #1b5e20;" if valid else "color: #a4161a;")
         elif self._amend_reason:
             self.status.setText(f"New version after signing. Reason: {self._amend_reason}")
             self.status.setStyleSheet("color: #8a5a00;")
@@ -133,6 +181,7 @@ class StatementScreen(QWidget):
     def clear(self) -> None:
         """Forget the statement on screen (on lock): no victim data stays shown."""
         self._timer.stop()
+        self._close_message()
         self.opened = None
         self._dirty = False
         self._amend_reason = ""
@@ -210,12 +259,31 @@ class StatementScreen(QWidget):
             self.status.setText("Cannot sign yet:\n• " + "\n• ".join(missing))
             self.status.setStyleSheet("color: #a4161a;")
             return
-        dialog = SignaturePadDialog(self.panel.content().witness_name(), self)
-        dialog.accepted.connect(lambda: self._sign(dialog.signature))
-        dialog.open()
-        self.signature_dialog = dialog
+        service = self._service()
+        if service is None:
+            return
+        content, statement_id = self.panel.content(), self.opened.id
+        self.sign_button.setEnabled(False)
+        self.status.setText("Preparing the declaration: counting the statement's pages…")
+        self.status.setStyleSheet("")
 
-    def _sign(self, signature: Any) -> None:
+        def ready(preview: SigningPreview) -> None:
+            self.sign_button.setEnabled(not self.is_signed)
+            if self.opened is None or self.opened.id != statement_id:
+                return
+            self._show_state()
+            dialog = SignaturePadDialog(content.witness_name(), preview.declaration, self)
+            dialog.accepted.connect(lambda: self._sign(dialog.signature, preview.pages))
+            dialog.open()
+            self.signature_dialog = dialog
+
+        def failed(exc: BaseException) -> None:
+            self.sign_button.setEnabled(not self.is_signed)
+            self._fail(exc)
+
+        self._run(lambda: service.signing_preview(content), ready, failed)
+
+    def _sign(self, signature: Any, declared_pages: int | None = None) -> None:
         service = self._service()
         if service is None or self.opened is None or signature is None:
             return
@@ -233,7 +301,92 @@ class StatementScreen(QWidget):
             self.sign_button.setEnabled(True)
             self._fail(exc)
 
-        self._run(lambda: service.sign(statement_id, content, signature, reason), done, failed)
+        self._run(lambda: service.sign(statement_id, content, signature, reason, declared_pages), done, failed)
+
+    # -- a copy of the signed PDF ---------------------------------------------------
+    def save_pdf(self, rear_page: bool = False) -> None:
+        """Ask where, then save the signed statement (or its rear page) on the worker."""
+        if self.opened is None or self.opened.signed is None or self._service() is None:
+            return
+        what = "the restricted rear page" if rear_page else "the signed statement"
+        folder = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation) or str(Path.home())
+        suggested = str(Path(folder) / _file_name(self.opened.content.fields.get("urn"), rear_page))
+        # The service asks about an existing file (PdfCopyExists): one question, checked at write time.
+        chosen, _filter = QFileDialog.getSaveFileName(
+            self, f"Save {what} as PDF", suggested, "PDF files (*.pdf)",
+            options=QFileDialog.Option.DontConfirmOverwrite,
+        )
+        if not chosen:
+            return
+        path = Path(chosen)
+        if not path.suffix:
+            path = path.with_name(path.name + ".pdf")  # the dialog's filter does not add it everywhere
+        self._save_copy(path, rear_page, overwrite=False)
+
+    def _save_copy(self, path: Path, rear_page: bool, *, overwrite: bool, rear_inside_ok: bool = False) -> None:
+        from ..statement.service import PdfCopyExists, RearPageInside
+
+        service = self._service()
+        if service is None or self.opened is None:
+            return
+        statement_id = self.opened.id
+        what = "restricted rear page" if rear_page else "signed statement"
+
+        def saved(target: Path) -> None:
+            self.status.setText(f"Saved a copy of the {what} to {target}.")
+            self.status.setStyleSheet("color: #1b5e20;")
+            box = self._message(
+                QMessageBox.Icon.Information, "PDF saved",
+                f"The {what} was saved to\n{target}\n\nOpen it in the PDF viewer?",
+                QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Close,
+            )
+            box.button(QMessageBox.StandardButton.Open).clicked.connect(lambda: self.open_file(target))
+
+        def failed(exc: BaseException) -> None:
+            if isinstance(exc, PdfCopyExists):
+                box = self._message(
+                    QMessageBox.Icon.Question, "Replace the file?",
+                    f"{path} already exists. Replace it with the {what}?",
+                    QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                )
+                box.button(QMessageBox.StandardButton.Yes).clicked.connect(
+                    lambda: self._save_copy(path, rear_page, overwrite=True, rear_inside_ok=rear_inside_ok)
+                )
+                return
+            if isinstance(exc, RearPageInside):
+                box = self._message(
+                    QMessageBox.Icon.Warning, "The rear page is inside this PDF",
+                    f"{exc}\n\nSave it anyway, for police and prosecution use only?",
+                    QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Cancel,
+                )
+                box.button(QMessageBox.StandardButton.Save).clicked.connect(
+                    lambda: self._save_copy(path, rear_page, overwrite=overwrite, rear_inside_ok=True)
+                )
+                return
+            self.status.setText(f"Not saved: {exc}")
+            self.status.setStyleSheet("color: #a4161a;")
+
+        self._run(
+            lambda: service.save_pdf_copy(
+                statement_id, path, rear_page=rear_page, overwrite=overwrite, rear_page_inside_confirmed=rear_inside_ok
+            ),
+            saved, failed,
+        )
+
+    def _message(self, icon: QMessageBox.Icon, title: str, text: str, buttons: QMessageBox.StandardButton) -> QMessageBox:
+        """A window-modal question or notice that does not block the event loop."""
+        self._close_message()
+        box = QMessageBox(icon, title, text, buttons, self)
+        box.setObjectName("statementMessage")
+        box.open()
+        self.message_box = box
+        return box
+
+    def _close_message(self) -> None:
+        if self.message_box is not None:
+            self.message_box.close()
+            self.message_box.deleteLater()
+            self.message_box = None
 
     def start_amendment(self) -> None:
         reason, ok = QInputDialog.getText(

@@ -3,7 +3,7 @@
 What a prosecutor or a defence lawyer would check: the text is exactly what was
 typed (however hostile), names in any script come out, the page counts in the
 declaration and in "Page X of Y" are right, the restricted rear page is
-separate, the fonts are embedded, and nothing reached the network or the disk.
+a document of its own (never inside the statement), the fonts are embedded, and nothing reached the network or the disk.
 
 Comparisons ignore whitespace (pdftotext chooses its own line breaks and
 spacing) and apply NFKC to both sides (Arabic is drawn with presentation forms,
@@ -39,7 +39,7 @@ from evr_desktop.domain.statement_doc import (
     StatementType,
     WitnessSignature,
 )
-from evr_desktop.statement.pdf import RESTRICTED_BANNER, render_statement
+from evr_desktop.statement.pdf import RESTRICTED_BANNER, render_rear_page, render_statement
 from evr_desktop.statement.templates import load_templates
 
 OFFICER = OfficerIdentity("PC Imogen Testwright", "TW 9001", "Testshire Police", "Testford")
@@ -253,7 +253,8 @@ def test_page_numbers_and_declaration_count(pages, lines, tmp_path):
     whole = text_of(path)
     declared = int(re.search(r"consisting of (\d+) page\(s\)", whole).group(1))
     assert declared == pages
-    assert total == pages + 1  # the restricted rear page comes after the statement pages
+    assert total == pages  # the restricted rear page is a document of its own
+    assert RESTRICTED_BANNER not in whole and "Restricted rear page" not in whole
     for n in range(1, pages + 1):
         page = text_of(path, n, n)
         assert f"Page {n} of {pages}" in page
@@ -264,18 +265,37 @@ def test_page_numbers_and_declaration_count(pages, lines, tmp_path):
             assert "Continuation of statement of Ann EXAMPLE" in page
     last_statement_page = text_of(path, pages, pages)
     assert f"Line {lines - 1} of the account." in last_statement_page
-    rear = text_of(path, total, total)
-    assert RESTRICTED_BANNER in rear
-    assert "Restricted rear page 1 of 1" in rear
-    assert not re.search(r"\bPage \d+ of \d+", rear)
-    assert "consisting of" not in rear
 
 
-def test_the_declaration_count_does_not_include_the_rear_page(tmp_path):
-    path = write(tmp_path, render_statement(content("Short."), TEMPLATES, OFFICER))
-    assert page_count(path) == 2
+def test_the_rear_page_is_its_own_document_with_its_own_numbering(tmp_path):
+    c = content("Short.")
+    path = write(tmp_path, render_statement(c, TEMPLATES, OFFICER))
+    assert page_count(path) == 1
     page1 = text_of(path, 1, 1)
     assert "consisting of 1 page(s)" in page1 and "Page 1 of 1" in page1
+    rendered = render_rear_page(c, TEMPLATES, OFFICER)
+    rear_path = write(tmp_path, rendered.pdf, "rear.pdf")
+    assert rendered.pages == page_count(rear_path) == 1
+    rear = text_of(rear_path)
+    assert RESTRICTED_BANNER in rear
+    assert "Restricted rear page 1 of 1" in rear
+    assert "OFFICIAL-SENSITIVE" in rear and "MG11" in rear
+    assert "Ann EXAMPLE" in rear and "01TS1234567" in rear  # matched to its statement
+    assert not re.search(r"\bPage \d+ of \d+", rear)
+    assert "consisting of" not in rear and "Short." not in rear
+    info = run(tool("pdfinfo"), str(rear_path))
+    assert re.search(r"^Title:\s+Witness statement: restricted rear page$", info, re.M)
+    assert "EXAMPLE" not in info
+
+
+def test_a_long_rear_page_flows_onto_a_second_restricted_page(tmp_path):
+    long_address = "\n".join(f"Flat {i}, Invented Court" for i in range(40))
+    rendered = render_rear_page(content("x", home_address=long_address), TEMPLATES, OFFICER)
+    path = write(tmp_path, rendered.pdf, "rear.pdf")
+    assert rendered.pages == page_count(path) >= 2
+    for n in range(1, rendered.pages + 1):
+        page = text_of(path, n, n)
+        assert RESTRICTED_BANNER in page and f"Restricted rear page {n} of {rendered.pages}" in page
 
 
 # -- the MG11 itself --------------------------------------------------------------------------
@@ -298,10 +318,15 @@ def test_page_one_reads_as_an_mg11(tmp_path):
     assert squash(mg11.statutory_basis) in squash(page1)
     assert squash(mg11.declaration_text(1)) in squash(page1)
     assert page1.index("I was walking home.") > page1.index("do not believe to be true")
-    # the signature image: after the declaration, in the footer, after the narrative and on the rear
+    # the signature image: after the declaration, in the footer and after the narrative
     images = run(tool("pdfimages"), "-list", str(path)).splitlines()[2:]
     pages_with_image = [int(r.split()[0]) for r in images if r.split()[2] == "image"]
-    assert pages_with_image == [1, 1, 1, 2]
+    assert pages_with_image == [1, 1, 1]
+    # ... and once on the rear page, beside the consents
+    rear = write(tmp_path, render_rear_page(c, TEMPLATES, OFFICER, sig).pdf, "rear.pdf")
+    images = run(tool("pdfimages"), "-list", str(rear)).splitlines()[2:]
+    assert [int(r.split()[0]) for r in images if r.split()[2] == "image"] == [1]
+    assert "3 May 2024" in text_of(rear)
 
 
 def test_victim_personal_statement_is_still_an_mg11(tmp_path):
@@ -321,8 +346,10 @@ def test_rear_page_fields(tmp_path):
         "consent_f_witness_service": "no", "time_taken": "2024-05-03T21:30",
         "place_taken": "By video call: officer at Testford police station, witness at home",
     }
-    path = write(tmp_path, render_statement(content("Text.", **fields), TEMPLATES, OFFICER))
-    rear = squash(text_of(path, page_count(path), page_count(path)))
+    statement = write(tmp_path, render_statement(content("Text.", **fields), TEMPLATES, OFFICER))
+    path = write(tmp_path, render_rear_page(content("Text.", **fields), TEMPLATES, OFFICER).pdf, "rear.pdf")
+    assert page_count(path) == 1
+    rear = squash(text_of(path))
     mg11 = TEMPLATES.mg11
     for f in mg11.restricted_fields:
         assert squash(f.label) in rear, f.label
@@ -331,7 +358,7 @@ def test_rear_page_fields(tmp_path):
                   "By video call: officer at Testford police station, witness at home"):
         assert squash(value) in rear, value
     # -layout keeps each row on one line: the label's first line, then its value
-    layout = run(tool("pdftotext"), "-layout", "-enc", "UTF-8", "-f", "2", "-l", "2", str(path), "-")
+    layout = run(tool("pdftotext"), "-layout", "-enc", "UTF-8", "-f", "1", "-l", "1", str(path), "-")
     rows = {
         "consent_a_process_explained": "Yes", "consent_c_medical_records_police": "N/A",
         "consent_f_witness_service": "No", "no_dates_to_avoid": "Yes", "special_measures": "No",
@@ -345,7 +372,10 @@ def test_rear_page_fields(tmp_path):
             assert after[-1] == answer, line
         else:
             assert not after or after[-1] not in ("Yes", "No", "N/A"), line
-    assert "RESTRICTED" not in squash(text_of(path, 1, 1))
+    in_statement = squash(text_of(statement))
+    assert "RESTRICTED" not in in_statement
+    for value in ("12 Any Street", "TF1 2AB", "07700 900123", "Text message", "1 April 1990"):
+        assert squash(value) not in in_statement, value
 
 
 def test_metadata_names_no_one(tmp_path):
@@ -386,7 +416,7 @@ def test_a_one_megabyte_paragraph(tmp_path, no_network):
     total = page_count(path)
     # ~80 characters a line, ~36 lines a page: 1 MB is a few hundred pages
     assert 200 < total < 450, total
-    statement_pages = total - 1
+    statement_pages = total
     assert "FIRSTWORD" in text_of(path, 1, 1)
     last = text_of(path, statement_pages, statement_pages)
     assert "LASTWORD" in last and f"Page {statement_pages} of {statement_pages}" in last

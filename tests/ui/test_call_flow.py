@@ -82,8 +82,11 @@ def test_officer_calls_a_waiting_victim(qtbot, unlocked, victim_loop):
         # Start the call from the detail pane.
         select(main, a.id)
         qtbot.mouseClick(main.queue.detail.call_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: main.calls.screen is not None and main.calls.screen.appointment is not None, timeout=10000)
         screen = main.calls.screen
         qtbot.waitUntil(lambda: screen.state.text() == "Connected", timeout=20000)
+        # The status follows what happened (the session moves it, not the button).
+        qtbot.waitUntil(lambda: main.session.store.get(a.id).status is Status.IN_CALL, timeout=5000)
         # The statement is docked beside the call.
         qtbot.waitUntil(
             lambda: main._statement_screen is not None and main._statement_screen.parent() is screen.splitter,
@@ -120,6 +123,12 @@ def test_officer_calls_a_waiting_victim(qtbot, unlocked, victim_loop):
         qtbot.mouseClick(screen.end_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: any(m["type"] == "bye" for m in victim.messages), timeout=10000)
         qtbot.waitUntil(lambda: main.stack.currentWidget() is main._statement_screen, timeout=5000)
+        # After the hang-up nothing stays "In call"; the statement typed after it makes it "drafted".
+        qtbot.waitUntil(lambda: main.session.store.get(a.id).status is Status.CALL_ENDED, timeout=5000)
+        statement = main._statement_screen
+        statement._timer.setInterval(100)
+        qtbot.keyClicks(statement.panel.narrative, "He pushed me against the door.")
+        qtbot.waitUntil(lambda: main.session.store.get(a.id).status is Status.STATEMENT_DRAFTED, timeout=5000)
         # The link is spent: opened again, the victim gets the kind page and the officer is told.
         async def reopen() -> int:
             async with http.get(f"{base}/j/{ended_token}") as r:
@@ -216,6 +225,7 @@ def test_an_answer_that_breaks_the_commitment_stops_the_call_and_says_why(qtbot,
         qtbot.waitUntil(lambda: main.session.store.get(a.id).status is Status.VICTIM_WAITING, timeout=10000)
         select(main, a.id)
         qtbot.mouseClick(main.queue.detail.call_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: main.calls.screen is not None and main.calls.screen.appointment is not None, timeout=10000)
         screen = main.calls.screen
         qtbot.waitUntil(lambda: "did not match what their phone announced" in screen.state.text(), timeout=20000)
         qtbot.wait(300)  # the CallEnded that follows must not replace the reason
@@ -234,7 +244,7 @@ def test_sending_a_link_before_the_call_service_is_up_says_so_and_sends_nothing(
     main = unlocked
     qtbot.waitUntil(lambda: main.calls.ready, timeout=20000)
     a = main.queue.model.appointment(0)
-    early = CallController(main)  # as the controller is in the first second after unlocking
+    early = CallController(main.calls.host)  # as the controller is in the first second after unlocking
     assert not early.ready and early.embedded is None
     early.send_link(a)
     early.start_call(a)

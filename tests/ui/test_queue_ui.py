@@ -137,14 +137,23 @@ def test_keyboard_navigation_selects_and_shows_details(qtbot, unlocked):
     )
 
 
-def test_change_status_from_detail_pane(qtbot, unlocked):
+def test_set_status_offers_only_the_moves_the_lifecycle_allows_by_hand(qtbot, unlocked):
+    from evr_desktop.domain.appointment import MANUAL_MOVES
+
     q = unlocked.queue
+    for row in range(q.proxy.rowCount()):
+        q.table.selectRow(row)
+        a = q.selected()
+        offered = {Status(q.detail.next_status.itemData(i)) for i in range(q.detail.next_status.count())}
+        assert offered == MANUAL_MOVES[a.status], a.status
+        assert not offered & {Status.VICTIM_WAITING, Status.IN_CALL, Status.SIGNED}
+        assert q.detail.apply_status.isEnabled() is bool(offered)
     q.status_filter.setCurrentIndex(q.status_filter.findData(Status.SCHEDULED.value))
     q.table.selectRow(0)
     a = q.selected()
-    q.detail.next_status.setCurrentIndex(q.detail.next_status.findData(Status.LINK_SENT.value))
+    q.detail.next_status.setCurrentIndex(q.detail.next_status.findData(Status.CANCELLED.value))
     qtbot.mouseClick(q.detail.apply_status, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: unlocked.session.store.get(a.id).status is Status.LINK_SENT, timeout=3000)
+    qtbot.waitUntil(lambda: unlocked.session.store.get(a.id).status is Status.CANCELLED, timeout=3000)
     qtbot.waitUntil(lambda: q.proxy.rowCount() == 3, timeout=3000)
 
 

@@ -101,10 +101,14 @@ def test_focus_leaving_the_narrative_is_reported(qtbot, panel):
         panel.editors["occupation"].widget.setFocus()
 
 
+DECLARATION = "This statement (consisting of 3 page(s) each signed by me) is true."
+
+
 def test_drawn_signature(qtbot):
-    d = SignaturePadDialog("Nerys Invented")
+    d = SignaturePadDialog("Nerys Invented", DECLARATION)
     qtbot.addWidget(d)
     d.show()
+    d.confirmed.setChecked(True)
     c = d.canvas
     qtbot.mousePress(c, Qt.MouseButton.LeftButton, pos=QPoint(30, 100))
     for x in range(30, 300, 10):
@@ -117,9 +121,10 @@ def test_drawn_signature(qtbot):
 
 
 def test_empty_pad_is_refused_and_typed_needs_a_reason(qtbot):
-    d = SignaturePadDialog("Nerys Invented")
+    d = SignaturePadDialog("Nerys Invented", DECLARATION)
     qtbot.addWidget(d)
     d.show()
+    d.confirmed.setChecked(True)
     d.accept()
     assert d.signature is None and "draw a signature" in d.message.text()
     d.typed.setChecked(True)

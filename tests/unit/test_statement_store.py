@@ -337,3 +337,55 @@ def test_the_mac_key_survives_reopening(tmp_path):
     assert repo.latest(sid).content == content()
     assert repo.save_version(sid, content()) is None
     store.close()
+
+
+REAR = b"%PDF-1.7\n% invented signed rear page: 1 Nowhere Mews\n%%EOF\n"
+
+
+def test_the_rear_page_is_recorded_with_the_signature_sealed_and_final(tmp_path, repo, store):
+    sid = repo.create(StatementType.WITNESS, None)
+    repo.save_version(sid, content())
+    assert repo.signed_rear_page(sid) is None
+    with pytest.raises(ValueError, match="rear page must be a PDF"):
+        repo.mark_signed(sid, 1, PDF, rear_page_pdf=b"not a pdf")
+    assert repo.signed(sid) is None  # refused as a whole: no half-recorded signature
+    repo.mark_signed(sid, 1, PDF, rear_page_pdf=REAR)
+    assert repo.signed(sid) == (1, PDF)
+    assert repo.signed_rear_page(sid) == (1, REAR)
+    with pytest.raises(NotFound):
+        repo.signed_rear_page("no-such-statement")
+    con = raw(tmp_path)
+    with pytest.raises(sqlite3.IntegrityError, match="never changed"):
+        con.execute("UPDATE statement_rear_page SET pdf = x'00' WHERE statement_id = ?", (sid,))
+    with pytest.raises(sqlite3.IntegrityError, match="never deleted"):
+        con.execute("DELETE FROM statement_rear_page WHERE statement_id = ?", (sid,))
+    # Only for the signed version of its statement, and only once.
+    other = repo.create(StatementType.WITNESS, None)
+    repo.save_version(other, content())
+    with pytest.raises(sqlite3.IntegrityError, match="only for the signed version"):
+        con.execute("INSERT INTO statement_rear_page VALUES (?, 1, x'00', 'now')", (other,))
+    with pytest.raises(sqlite3.IntegrityError):
+        con.execute("INSERT INTO statement_rear_page VALUES (?, 1, x'00', 'now')", (sid,))
+    # A blob moved onto another statement fails to decrypt (bound to its row).
+    repo.mark_signed(other, 1, PDF, rear_page_pdf=REAR)
+    con.close()
+    store.close()
+    data = (tmp_path / "s.db").read_bytes()
+    assert b"Nowhere Mews" not in data
+
+
+def test_a_statement_signed_before_migration_4_has_no_rear_page(tmp_path, monkeypatch):
+    with monkeypatch.context() as m:
+        m.setattr(migrations_module, "MIGRATIONS", MIGRATIONS[:3])
+        m.setattr(sqlite_module, "MIGRATIONS", MIGRATIONS[:3])
+        old = SqliteStore(tmp_path / "s.db", KEY)
+        repo = SqliteStatementRepository(old)
+        sid = repo.create(StatementType.WITNESS, None)
+        repo.save_version(sid, content())
+        repo.mark_signed(sid, 1, PDF)
+        old.close()
+    store = SqliteStore(tmp_path / "s.db", KEY)
+    repo = SqliteStatementRepository(store)
+    assert repo.signed(sid) == (1, PDF)
+    assert repo.signed_rear_page(sid) is None
+    store.close()
