@@ -25,7 +25,6 @@ from .vault.kdf import KdfParams, calibrate
 if TYPE_CHECKING:
     from .audit.log import AuditLog
     from .domain import appointment as appt
-    from .domain import eligibility
     from .domain.officer import OfficerIdentity
     from .notify.outbox import OutboxNotifier
     from .statement.service import StatementService
@@ -237,7 +236,9 @@ class Session:
                            "by hand."])
         changed = current.with_status(status)
         self.store.update(changed)
-        action = "appointment.converted_in_person" if status is Status.IN_PERSON else f"appointment.status.{status.value}"
+        action = (
+            "appointment.converted_in_person" if status is Status.IN_PERSON else f"appointment.status.{status.value}"
+        )
         self.audit_event(Category.ALTERATION, changed.id, action)
         return changed
 

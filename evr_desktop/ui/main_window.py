@@ -112,9 +112,7 @@ class MainWindow:
     def calls(self) -> CallController:
         """The call machinery (engine, rendezvous, call screen), made on first use."""
         if self._calls is None:
-            from .call_controller import CallController
-
-            from .call_controller import CallHost
+            from .call_controller import CallController, CallHost
 
             def keep(dialog: QWidget) -> None:
                 self._dialogs.append(dialog)  # type: ignore[arg-type]  closed on lock like the others

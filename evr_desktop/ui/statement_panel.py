@@ -28,7 +28,13 @@ from PySide6.QtWidgets import (
 )
 
 from ..domain.statement import (
-    ANSWER_LABELS, Field, FieldType, PromptSet, TemplateSet, missing_before_signing, prompt_sets,
+    ANSWER_LABELS,
+    Field,
+    FieldType,
+    PromptSet,
+    TemplateSet,
+    missing_before_signing,
+    prompt_sets,
 )
 from ..domain.statement_doc import FieldValue, StatementContent, StatementType
 

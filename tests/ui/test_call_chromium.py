@@ -38,7 +38,9 @@ def test_app_and_chromium_victim_call_end_to_end(qtbot, unlocked):
 
         # The officer starts the call.
         qtbot.mouseClick(main.queue.detail.call_button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: main.calls.screen is not None and main.calls.screen.appointment is not None, timeout=10000)
+        qtbot.waitUntil(
+            lambda: main.calls.screen is not None and main.calls.screen.appointment is not None, timeout=10000
+        )
         screen = main.calls.screen
         qtbot.waitUntil(lambda: screen.state.text() == "Connected", timeout=WAIT_MS)
         page.locator("#screen-call").wait_for(state="visible", timeout=WAIT_MS)

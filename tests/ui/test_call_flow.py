@@ -82,7 +82,9 @@ def test_officer_calls_a_waiting_victim(qtbot, unlocked, victim_loop):
         # Start the call from the detail pane.
         select(main, a.id)
         qtbot.mouseClick(main.queue.detail.call_button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: main.calls.screen is not None and main.calls.screen.appointment is not None, timeout=10000)
+        qtbot.waitUntil(
+            lambda: main.calls.screen is not None and main.calls.screen.appointment is not None, timeout=10000
+        )
         screen = main.calls.screen
         qtbot.waitUntil(lambda: screen.state.text() == "Connected", timeout=20000)
         # The status follows what happened (the session moves it, not the button).
@@ -225,7 +227,9 @@ def test_an_answer_that_breaks_the_commitment_stops_the_call_and_says_why(qtbot,
         qtbot.waitUntil(lambda: main.session.store.get(a.id).status is Status.VICTIM_WAITING, timeout=10000)
         select(main, a.id)
         qtbot.mouseClick(main.queue.detail.call_button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: main.calls.screen is not None and main.calls.screen.appointment is not None, timeout=10000)
+        qtbot.waitUntil(
+            lambda: main.calls.screen is not None and main.calls.screen.appointment is not None, timeout=10000
+        )
         screen = main.calls.screen
         qtbot.waitUntil(lambda: "did not match what their phone announced" in screen.state.text(), timeout=20000)
         qtbot.wait(300)  # the CallEnded that follows must not replace the reason

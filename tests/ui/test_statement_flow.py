@@ -257,7 +257,9 @@ def message(qtbot, screen, title: str):
     return screen.message_box
 
 
-def test_save_pdf_writes_the_signed_statement_where_chosen_and_offers_to_open_it(qtbot, unlocked, tmp_path, monkeypatch):
+def test_save_pdf_writes_the_signed_statement_where_chosen_and_offers_to_open_it(
+    qtbot, unlocked, tmp_path, monkeypatch
+):
     from PySide6.QtWidgets import QFileDialog
 
     from evr_desktop.domain.audit import Category
