@@ -21,7 +21,7 @@ Layout (A4):
   lines are kept with it, so it never stands alone). No rear-page field is
   ever drawn here.
 - **The restricted rear page** (its own PDF, for police and prosecution only,
-  never disclosed; ../shared/DOMAIN.md: "its own document, never inside the
+  never disclosed; docs/domain.md: "its own document, never inside the
   statement file"), with the same markings and a "RESTRICTED - FOR POLICE AND
   PROSECUTION ONLY - NOT FOR DISCLOSURE" banner: the witness's name and the
   URN (so it can be matched to its statement), every rear-page field of the

@@ -118,3 +118,21 @@ def test_lint_imports_catches_qt_outside_ui_and_a_reversed_layer(scratch):
         assert broken in proc.stdout, output(proc)
     # Qt only in ui/, the rendezvous apart from the call package, the layers, no cycles.
     assert "1 kept, 4 broken" in proc.stdout, output(proc)
+
+
+# -- the repository stands alone ------------------------------------------------------------
+
+
+def test_code_tests_and_docs_cite_nothing_outside_the_repository():
+    # The design and domain briefs are docs/design.md and docs/domain.md; test
+    # data is in tests/data. (Spelt in two pieces so this file does not match.)
+    outside = ("../" + "shared", "/work/" + "shared")
+    offenders = [
+        f"{path.relative_to(REPO)}:{n}"
+        for folder in ("evr_desktop", "tests", "docs", "bench")
+        for path in sorted((REPO / folder).rglob("*"))
+        if path.is_file() and path.suffix in {".py", ".md", ".js", ".html", ".toml", ".txt"}
+        for n, line in enumerate(path.read_text("utf-8", errors="replace").splitlines(), start=1)
+        if any(o in line for o in outside)
+    ]
+    assert offenders == []
