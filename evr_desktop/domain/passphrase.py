@@ -6,8 +6,9 @@ words, football clubs and cities among them), keyboard runs, repeats, dates and
 "l33t" substitutions, so "Summer2024!!" or "Liverpool2023" is seen for what it
 is. The officer's own details and police words are given to it as user inputs:
 an attacker who has the laptop knows the force and will try them first. On top
-of the estimate, two plain rules: a minimum length, and none of the officer's
-own details in the passphrase. The result says what to do, not just a score.
+of the estimate, three plain rules: a minimum length, none of the officer's own
+details in the passphrase, and what is left without the police words must be
+strong on its own. The result says what to do, not just a score.
 """
 
 from __future__ import annotations
