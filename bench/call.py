@@ -249,8 +249,8 @@ def window_median(samples: list[tuple[float, float]], first: float) -> tuple[flo
 
 
 def machine_info(browser_version: str) -> str:
-    import PySide6
     import aiortc
+    import PySide6
 
     cpu = "?"
     try:
@@ -482,7 +482,8 @@ def main() -> int:
                         stamp = STAMP_JS % {"w": size[0], "h": size[1], "fps": FPS}
                         key = f"{size[0]}x{size[1]}"
                         res: dict[str, list] = {k: [] for k in (
-                            "app_setup", "ref_setup", "app_call", "ref_call", "app_o2v", "app_v2o", "ref_o2v", "ref_v2o",
+                            "app_setup", "ref_setup", "app_call", "ref_call",
+                            "app_o2v", "app_v2o", "ref_o2v", "ref_v2o",
                             "n_app_o2v", "n_app_v2o", "n_ref_o2v", "n_ref_v2o", "res_app", "res_ref")}
                         results[key] = res
                         for i in range(args.runs + (0 if args.no_warmup else 1)):

@@ -286,7 +286,7 @@ def bench_first_paint(runs: int, profile: Path) -> None:
         ("EVR Desktop (unlock screen)", EVR_FIRST_PAINT, [str(profile)]),
     ]
     results: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in variants}
-    for name, script, args in variants:  # untimed warm-up: page cache, .pyc files
+    for _name, script, args in variants:  # untimed warm-up: page cache, .pyc files
         time_first_paint(script, args)
     for _ in range(runs):  # interleaved, so drift on the machine hits every variant alike
         for name, script, args in variants:
@@ -322,13 +322,13 @@ def bench_unlock(runs: int, profile: Path) -> None:
         return [float(r[key]) for r in results]  # type: ignore[arg-type]
 
     start = series("unlock_start")
-    total = [p - s for p, s in zip(series("queue_painted"), start)]
-    to_ready = [q - s for q, s in zip(series("queue_ready"), start)]
-    paint = [p - q for p, q in zip(series("queue_painted"), series("queue_ready"))]
+    total = [p - s for p, s in zip(series("queue_painted"), start, strict=True)]
+    to_ready = [q - s for q, s in zip(series("queue_ready"), start, strict=True)]
+    paint = [p - q for p, q in zip(series("queue_painted"), series("queue_ready"), strict=True)]
     kdf = series("kdf")
     unlock_page = []
     if all("unlock_painted" in r for r in results):
-        unlock_page = [u - s for u, s in zip(series("unlock_painted"), start)]
+        unlock_page = [u - s for u, s in zip(series("unlock_painted"), start, strict=True)]
     shown = "/".join(sorted({str(r["rows_shown"]) for r in results}))
     loaded = "/".join(sorted({str(r["rows"]) for r in results}))
     memory_kib, iterations, lanes = results[0]["kdf_params"]  # type: ignore[misc]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from .fsutil import atomic_write
 
@@ -87,7 +88,7 @@ def load_settings(paths: Paths) -> Settings:
         raise SettingsError(f"{paths.settings} is not readable JSON ({exc}).") from exc
     if not isinstance(data, dict):
         raise SettingsError(f"{paths.settings} must hold a JSON object.")
-    values = {}
+    values: dict[str, Any] = {}  # each one checked below
     for f in fields(Settings):
         if f.name in data:
             value = data[f.name]

@@ -11,6 +11,7 @@ in-person way out.
 from __future__ import annotations
 
 from datetime import date, datetime, time
+from typing import Any
 
 from .domain.appointment import Appointment, Guardian, OffenceType, Status, VictimDetails
 
@@ -20,7 +21,8 @@ def demo_appointments(day: date) -> list[Appointment]:
         return datetime.combine(day, time(hh, mm)).astimezone()
 
     yy = day.strftime("%y")
-    rows = [
+    # hour, minute, offence, victim's name, date of birth, status, other victim details
+    rows: list[tuple[int, int, str, str, date | None, Status, dict[str, Any]]] = [
         (9, 0, "assault", "Morwenna Trelawny-Fitch", date(1987, 3, 14), Status.EXPORTED, {}),
         (9, 30, "burglary_theft", "Idris Abernethy-Cole", date(1979, 11, 2), Status.SIGNED, {}),
         (10, 0, "criminal_damage", "Saoirse Quennell", date(1994, 6, 21), Status.STATEMENT_DRAFTED, {}),

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 from datetime import date
+from typing import TYPE_CHECKING
 
 from .config import Paths, Settings, load_settings
 from .domain.audit import Category
@@ -25,11 +25,10 @@ from .vault.kdf import KdfParams, calibrate
 if TYPE_CHECKING:
     from .audit.log import AuditLog
     from .domain import appointment as appt
-    from .domain import eligibility
     from .domain.officer import OfficerIdentity
-    from .store.base import AppointmentRepository
     from .notify.outbox import OutboxNotifier
     from .statement.service import StatementService
+    from .store.base import AppointmentRepository
     from .store.outbox import OutboxMessage
     from .vault.vault import ForceProvisioning, UnlockedVault, VaultHeader
 
@@ -102,11 +101,11 @@ class Workspace:
         with_demo_data: bool | None = None,
     ) -> Session:
         from .domain.officer import validate_officer
-        from .domain.passphrase import assess
+        from .domain.passphrase import assess, officer_words
         from .vault import vault
 
         problems = validate_officer(officer)
-        strength = assess(passphrase, (officer.name, officer.collar, officer.force))
+        strength = assess(passphrase, officer_words(officer))
         problems += list(strength.problems)
         if problems:
             raise Refused(problems)
@@ -237,7 +236,9 @@ class Session:
                            "by hand."])
         changed = current.with_status(status)
         self.store.update(changed)
-        action = "appointment.converted_in_person" if status is Status.IN_PERSON else f"appointment.status.{status.value}"
+        action = (
+            "appointment.converted_in_person" if status is Status.IN_PERSON else f"appointment.status.{status.value}"
+        )
         self.audit_event(Category.ALTERATION, changed.id, action)
         return changed
 

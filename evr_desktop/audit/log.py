@@ -244,11 +244,13 @@ def validate_action(value: object) -> str:
 
 
 def validate_category(value: object) -> Category:
-    try:
-        return Category(value)
-    except ValueError:
-        allowed = ", ".join(c.value for c in Category)
-        raise ValueError(f"audit category refused: it must be one of {allowed}") from None
+    if isinstance(value, str):  # a Category is a str too
+        try:
+            return Category(value)
+        except ValueError:
+            pass
+    allowed = ", ".join(c.value for c in Category)
+    raise ValueError(f"audit category refused: it must be one of {allowed}")
 
 
 def _format_time(moment: datetime) -> str:

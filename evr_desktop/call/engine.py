@@ -2,7 +2,7 @@
 client (the officer's socket to the rendezvous) and one aiortc peer
 connection per call.
 
-Threads (see ../shared/DESIGN.md "Threads" and docs/call-engine.md):
+Threads (see docs/design.md "Threads" and docs/call-engine.md):
 
 - ``call-engine``: the event loop. aiortc, the signalling WebSocket, stats.
   Listeners' ``on_event`` runs here: keep it short (the UI bridge only queues
@@ -50,12 +50,12 @@ from aiortc.sdp import candidate_from_sdp
 
 from ..capture.devices import SourceChoice, choose_sources
 from ..capture.tracks import AudioSourceTrack, VideoSourceTrack
+from ..domain.verification import NoFingerprint, check_commitment, is_commitment, verification_code
 from . import events as ev
 from .ice import set_host_addresses
 from .jitter import use_marker_jitter_buffer
 from .netwatch import NetworkWatcher
 from .tap import EncodedFrameTap, TapUnsupported, tap_receiver, tap_sender
-from .verification import NoFingerprint, check_commitment, is_commitment, verification_code
 
 log = logging.getLogger("evr_desktop.call")
 
@@ -120,7 +120,9 @@ def clean_ice_servers(value: Any) -> list[dict[str, Any]]:
         urls = [urls] if isinstance(urls, str) else urls
         if not isinstance(urls, list) or not urls:
             continue
-        urls = [u for u in urls[:4] if isinstance(u, str) and u.startswith(("stun:", "turn:", "turns:")) and len(u) < 256]
+        urls = [
+            u for u in urls[:4] if isinstance(u, str) and u.startswith(("stun:", "turn:", "turns:")) and len(u) < 256
+        ]
         if not urls:
             continue
         clean: dict[str, Any] = {"urls": urls}
@@ -256,7 +258,7 @@ class SignallingClient:
                     message = (f"The rendezvous answered with an error (HTTP {exc.status}); "
                                "retrying.")
                     code = "rendezvous-error"
-                except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                     message = (f"Cannot reach the rendezvous: {_plain_network_error(exc)}. "
                                "The app keeps trying.")
                     code = "unreachable"
@@ -323,7 +325,7 @@ class SignallingClient:
         if ws is not None and not ws.closed:
             try:
                 await asyncio.wait_for(ws.close(), 2.0)
-            except (asyncio.TimeoutError, Exception):
+            except (TimeoutError, Exception):
                 pass
 
 
@@ -492,7 +494,7 @@ class CallSession:
             arrived = engine._commit_arrived.setdefault(self.appointment, asyncio.Event())
             try:
                 await asyncio.wait_for(arrived.wait(), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def no_commit_message(self) -> str:
@@ -761,7 +763,7 @@ class CallSession:
         if pc is not None:
             try:
                 await asyncio.wait_for(pc.close(), 5.0)
-            except (asyncio.TimeoutError, Exception):
+            except (TimeoutError, Exception):
                 log.exception("closing the peer connection failed")
         if self._media is not None:
             engine._release_media()
@@ -920,7 +922,7 @@ class CallEngine:
             task.cancel()
             try:
                 await asyncio.wait_for(task, 3.0)
-            except (asyncio.CancelledError, asyncio.TimeoutError, Exception):
+            except (TimeoutError, asyncio.CancelledError, Exception):
                 pass
         if self._media is not None:
             self._media.stop()

@@ -54,7 +54,3 @@ def set_host_addresses(mode: str) -> None:
             _original = aioice.ice.get_host_addresses
             aioice.ice.get_host_addresses = _host_addresses
         _mode = mode
-
-
-def host_addresses_mode() -> str:
-    return _mode

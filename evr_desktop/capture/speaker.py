@@ -62,7 +62,9 @@ class Speaker:
 
         if self._resampler is None:
             self._resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
-        pcm = b"".join(bytes(out.planes[0])[: out.samples * BYTES_PER_SAMPLE] for out in self._resampler.resample(frame))
+        pcm = b"".join(
+            bytes(out.planes[0])[: out.samples * BYTES_PER_SAMPLE] for out in self._resampler.resample(frame)
+        )
         with self._lock:
             self._buffer += pcm
             excess = len(self._buffer) - self.max_bytes

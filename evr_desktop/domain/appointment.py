@@ -154,14 +154,6 @@ class TransitionError(ValueError):
     """A status change that the lifecycle does not allow."""
 
 
-class ValidationError(ValueError):
-    """Input that cannot be stored; ``problems`` lists each one in words."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__("; ".join(problems))
-        self.problems = problems
-
-
 @dataclass(frozen=True)
 class Guardian:
     """Parent, guardian or appropriate adult present for a victim under 18."""

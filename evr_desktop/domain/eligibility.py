@@ -1,6 +1,6 @@
 """Whether a victim can be seen over video, with reasons in words.
 
-The rules are the Enhanced Video Response criteria (../shared/DOMAIN.md): 18 or
+The rules are the Enhanced Video Response criteria (docs/domain.md): 18 or
 over or a parent/guardian present; a smartphone with video and data; the
 offender not present; for domestic abuse, a safe place. The result explains
 itself so the officer can tell the victim why, and so the dialog can show it.
@@ -76,7 +76,10 @@ def check(appointment: Appointment) -> Eligibility:
             )
     if not v.has_smartphone_with_video:
         reasons.append(
-            Reason("no_video_phone", Severity.BLOCKING, "The victim has no smartphone with video: offer an in-person visit.")
+            Reason(
+                "no_video_phone", Severity.BLOCKING,
+                "The victim has no smartphone with video: offer an in-person visit.",
+            )
         )
     if not v.has_data_or_wifi:
         reasons.append(
@@ -84,12 +87,17 @@ def check(appointment: Appointment) -> Eligibility:
         )
     if v.offender_present:
         reasons.append(
-            Reason("offender_present", Severity.BLOCKING, "The offender is present: video is not safe, attend in person.")
+            Reason(
+                "offender_present", Severity.BLOCKING, "The offender is present: video is not safe, attend in person."
+            )
         )
     if appointment.offence is OffenceType.DOMESTIC_ABUSE:
         if v.in_safe_place is None:
             reasons.append(
-                Reason("safe_place_unknown", Severity.BLOCKING, "Domestic abuse: confirm the victim will be in a safe place.")
+                Reason(
+                    "safe_place_unknown", Severity.BLOCKING,
+                    "Domestic abuse: confirm the victim will be in a safe place.",
+                )
             )
         elif not v.in_safe_place:
             reasons.append(

@@ -199,9 +199,9 @@ def _fields(old: StatementContent, new: StatementContent, labels: Mapping[str, s
         "offence": (old.offence, new.offence),
         "suspect_identified": (old.suspect_identified, new.suspect_identified),
     }
-    for key, (o, n) in extras.items():
-        if o != n:
-            out.append(_field_line(key, labels.get(key, _EXTRA_LABELS[key]), o, n))
+    for key, (before, after) in extras.items():
+        if before != after:
+            out.append(_field_line(key, labels.get(key, _EXTRA_LABELS[key]), before, after))
     return out
 
 

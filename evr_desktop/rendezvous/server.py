@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..call.verification import is_commitment
+from ..domain.verification import is_commitment
 from .tokens import (
     OFFICER_NOTES,
     VICTIM_TEXTS,
@@ -200,7 +200,7 @@ class Peer:
             self.close(WSCloseCode.OK, "closed")
         try:
             await asyncio.wait_for(self._writer, timeout=2.0)
-        except (asyncio.TimeoutError, asyncio.CancelledError, Exception):
+        except (TimeoutError, asyncio.CancelledError, Exception):
             pass
 
 
@@ -484,9 +484,9 @@ class Rendezvous:
                 raise ValueError("times need a UTC offset")
             token, link_id = self.registry.issue(appt, start, end, self.clock())
         except RegistryFull:
-            raise web.HTTPServiceUnavailable(text="too many live links")
+            raise web.HTTPServiceUnavailable(text="too many live links") from None
         except (ValueError, KeyError, TypeError) as exc:
-            raise web.HTTPBadRequest(text=f"bad request: {type(exc).__name__}")
+            raise web.HTTPBadRequest(text=f"bad request: {type(exc).__name__}") from None
         window = self.registry.window(appt)
         assert window is not None
         log.info("link issued: appointment=%s link=%s", appt, link_id)

@@ -65,6 +65,7 @@ from functools import cache, lru_cache
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
+from typing import cast
 
 import arabic_reshaper
 import uharfbuzz as hb
@@ -208,6 +209,11 @@ def font_folder() -> Path:
     from ..resources import resource_dir
 
     return resource_dir("fonts")
+
+
+def _our_font(name: str) -> _TTFont:
+    """A font that register_fonts() registered: always one of ours."""
+    return cast(_TTFont, pdfmetrics.getFont(name))
 
 
 def register_fonts(folder: Path | None = None) -> None:
@@ -452,7 +458,7 @@ def _hb_font(name: str) -> hb.Font:
             font = _hb_fonts.get(name)
             if font is None:
                 register_fonts()
-                face = hb.Face(hb.Blob(pdfmetrics.getFont(name).face._ttf_data))
+                face = hb.Face(hb.Blob(getattr(_our_font(name).face, "_ttf_data")))  # reportlab keeps the file's bytes
                 font = _hb_fonts[name] = hb.Font(face)  # scale = units per em
     return font
 
@@ -480,7 +486,7 @@ def shaped(font_name: str, text: str) -> Shaped:
     advances = tuple(p.x_advance * per_em for p in positions)
     # Cluster values are character indices; a cluster's text runs to the next larger value.
     starts = sorted({i.cluster for i in infos})
-    end_of = dict(zip(starts, starts[1:] + [len(text)]))
+    end_of = dict(zip(starts, starts[1:] + [len(text)], strict=True))
     clusters = []
     first = 0
     for n in range(1, len(infos) + 1):
@@ -505,7 +511,7 @@ class FontChain:
     def __init__(self, names: Sequence[str]):
         register_fonts()
         self.names = tuple(names)
-        faces = self._faces = [pdfmetrics.getFont(n).face for n in self.names]
+        faces = self._faces = [_our_font(n).face for n in self.names]
         self._ink: dict[tuple[int, str], tuple[float, float] | None] = {}
         self._cmaps = [{c for c, g in f.charToGlyph.items() if g and c < _GLYPH_CODES} for f in faces]
         self._widths = [(f.charWidths, f.defaultWidth) for f in faces]
@@ -797,7 +803,7 @@ def break_lines(spans: Sequence[Span], width: float, *, prepared: bool = False) 
                 current_w += w
                 continue
             # A word longer than the line: break it between characters.
-            piece = []
+            piece: list[str] = []
             piece_w = 0.0
             for ch, cw in fonts.units(tok):  # characters, or clusters in shaped scripts
                 cw *= size
@@ -832,8 +838,8 @@ def _finish(segments: list[tuple[str, TextStyle]], direction: int) -> Line:
         styles.extend([style] * len(text))
     order, levels = visual_order(logical, direction)
     visual = [(mirrored_at(logical[i], levels[i]), styles[i], levels[i] % 2 == 1) for i in order]
-    for style, group in groupby(visual, key=itemgetter(1)):
-        items = list(group)
+    for style, visual_group in groupby(visual, key=itemgetter(1)):
+        items = list(visual_group)
         runs.extend(_runs("".join(c for c, _, _ in items), style, [rtl for _, _, rtl in items]))
     return _merge(runs, logical)
 
@@ -985,7 +991,7 @@ def draw_glyphs(canvas, run: Run, x: float, y: float) -> None:
     spanned: poppler would put a span's characters in left-to-right order and
     then reverse them with the line; their marks map one glyph to a character.
     """
-    font: _TTFont = pdfmetrics.getFont(run.font)  # type: ignore[assignment]
+    font = _our_font(run.font)
     assert run.glyphs is not None
     plan = _plan(run.font, run.glyphs)
     doc = canvas._doc
@@ -1037,7 +1043,7 @@ class _Plan:
 
 @lru_cache(maxsize=16384)
 def _plan(font_name: str, g: Shaped) -> _Plan:
-    font: _TTFont = pdfmetrics.getFont(font_name)  # type: ignore[assignment]
+    font = _our_font(font_name)
     hb_font = _hb_font(font_name)
     per_em = 1000.0 / hb_font.face.upem
     n = len(g.gids)
@@ -1077,7 +1083,7 @@ def _glyph_text(font_name: str, gid: int) -> str:
 
 @cache
 def _reverse_cmap(font_name: str) -> dict[int, str]:
-    face = pdfmetrics.getFont(font_name).face
+    face = _our_font(font_name).face
     out: dict[int, str] = {}
     for code, gid in sorted(face.charToGlyph.items(), reverse=True):
         if code < _GLYPH_CODES:

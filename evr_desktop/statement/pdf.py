@@ -21,7 +21,7 @@ Layout (A4):
   lines are kept with it, so it never stands alone). No rear-page field is
   ever drawn here.
 - **The restricted rear page** (its own PDF, for police and prosecution only,
-  never disclosed; ../shared/DOMAIN.md: "its own document, never inside the
+  never disclosed; docs/domain.md: "its own document, never inside the
   statement file"), with the same markings and a "RESTRICTED - FOR POLICE AND
   PROSECUTION ONLY - NOT FOR DISCLOSURE" banner: the witness's name and the
   URN (so it can be matched to its statement), every rear-page field of the
@@ -56,10 +56,9 @@ fixed creation date and document ID).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import io
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from reportlab.lib.pagesizes import A4
@@ -243,6 +242,7 @@ class TextBlock(Flowable):
 
     def wrap(self, availWidth, availHeight):
         self._layout(availWidth)
+        assert self.lines is not None  # laid out: reportlab calls wrap() before split() and draw()
         self.width = availWidth
         self.height = len(self.lines) * self.leading + self.trailer_height
         return self.width, self.height
@@ -258,6 +258,7 @@ class TextBlock(Flowable):
 
     def split(self, availWidth, availHeight):
         self._layout(availWidth)
+        assert self.lines is not None
         n = len(self.lines)
         fit = int((availHeight + 1e-6) // self.leading)
         if self.trailer:
@@ -272,6 +273,7 @@ class TextBlock(Flowable):
         return [self._part(self.lines[:fit], False), self._part(self.lines[fit:], True)]
 
     def draw(self):
+        assert self.lines is not None
         canv = self.canv
         top = self.height
         for i, line in enumerate(self.lines):
@@ -330,6 +332,7 @@ class LabelledValue(Flowable):
             self.value_lines.extend((ln, direction) for ln in lines)
 
     def _heights(self) -> tuple[float, float]:
+        assert self.label_lines is not None and self.value_lines is not None  # laid out by wrap()
         label_h = len(self.label_lines) * self.label_leading
         value_h = len(self.value_lines) * self.leading
         return label_h, value_h
@@ -342,6 +345,7 @@ class LabelledValue(Flowable):
 
     def split(self, availWidth, availHeight):
         self._layout(availWidth)
+        assert self.label_lines is not None and self.value_lines is not None
         fit = int((availHeight - 2.0) // self.leading)
         if len(self.value_lines) <= 4:  # short rows are kept whole
             return []
@@ -360,6 +364,7 @@ class LabelledValue(Flowable):
         return [first, rest]
 
     def draw(self):
+        assert self.label_lines is not None and self.value_lines is not None
         canv = self.canv
         top = self.height
         for i, line in enumerate(self.label_lines):

@@ -403,7 +403,9 @@ class StatementService:
         try:
             atomic_write(target, data)
         except OSError as exc:
-            raise Refused([f"The PDF could not be saved to {target} ({exc.strerror or exc}). Nothing was written."]) from exc
+            raise Refused(
+                [f"The PDF could not be saved to {target} ({exc.strerror or exc}). Nothing was written."]
+            ) from exc
         self._audit(Category.DISCLOSURE, statement_id, action)
         return target
 

@@ -129,7 +129,7 @@ def load_templates(folder: Path | None = None) -> TemplateSet:
 # -- reading ------------------------------------------------------------------------------
 
 
-class _DuplicateKeys(dict):  # type: ignore[type-arg]
+class _DuplicateKeys(dict[str, Any]):
     """An object in which a key appeared twice; reported with its path when validated."""
 
     duplicate: str = ""

@@ -25,7 +25,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypedDict
 
 MAX_PDF_BYTES = 200 * 1024 * 1024  # a statement is well under 1 MiB; refuse absurd inputs
 
@@ -132,10 +132,11 @@ def _check_one(sig, signer_vc, ts_vc, key_usage) -> SignatureReport:
     except Exception as exc:  # noqa: BLE001 - pyHanko raises many kinds on malformed input
         return _broken(name, f"The signature could not be checked ({exc}).", cert)
 
-    coverage = {
+    levels: dict[SignatureCoverageLevel | None, str] = {
         SignatureCoverageLevel.ENTIRE_FILE: ENTIRE_FILE,
         SignatureCoverageLevel.ENTIRE_REVISION: ENTIRE_REVISION,
-    }.get(status.coverage, PARTIAL)
+    }
+    coverage = levels.get(status.coverage, PARTIAL)
     modification = ""
     if coverage != ENTIRE_FILE:
         modification = _describe_modification(status)
@@ -163,7 +164,7 @@ def _check_one(sig, signer_vc, ts_vc, key_usage) -> SignatureReport:
 
 
 def _broken(name: str, problem: str, cert=None) -> SignatureReport:
-    ident = _identity(cert) if cert is not None else {
+    ident: _Identity = _identity(cert) if cert is not None else {
         "signer": "(unknown)", "signer_serial": "", "certificate_serial": "", "issuer": "(unknown)",
     }
     return SignatureReport(
@@ -172,7 +173,14 @@ def _broken(name: str, problem: str, cert=None) -> SignatureReport:
     )
 
 
-def _identity(cert) -> dict[str, str]:
+class _Identity(TypedDict):
+    signer: str
+    signer_serial: str
+    certificate_serial: str
+    issuer: str
+
+
+def _identity(cert) -> _Identity:
     subject = cert.subject.native
     return {
         "signer": str(subject.get("common_name", "")) or cert.subject.human_friendly,

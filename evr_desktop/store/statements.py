@@ -1,6 +1,6 @@
 """Statements and their versions, in the same SQLite store as the appointments.
 
-The rules (../shared/DOMAIN.md, "Evidence handling" and "Signing"):
+The rules (docs/domain.md, "Evidence handling" and "Signing when the statement is taken remotely"):
 
 - A draft whose content differs from the one before is kept: every change is a
   new version, numbered 1, 2, 3 ... per statement; a version is never updated
@@ -36,7 +36,7 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from ..domain.statement_doc import StatementContent, StatementType, StatementVersion, new_statement_id
 from .base import NotFound, StoreError
@@ -62,33 +62,6 @@ class StatementSummary:
     saved_at: datetime | None  # when the latest version was saved
     signed: bool
     signed_version: int | None = None
-
-
-class StatementRepository(Protocol):
-    def create(self, statement_type: StatementType | str, appointment_id: str | None = None) -> str: ...
-
-    def save_version(
-        self, statement_id: str, content: StatementContent, reason: str = ""
-    ) -> StatementVersion | None: ...
-
-    def latest(self, statement_id: str) -> StatementVersion | None: ...
-
-    def versions(self, statement_id: str) -> list[StatementVersion]: ...
-
-    def version(self, statement_id: str, number: int) -> StatementVersion: ...
-
-    def mark_signed(
-        self, statement_id: str, version_number: int, signed_pdf: bytes, signed_at: datetime | None = None,
-        rear_page_pdf: bytes | None = None,
-    ) -> None: ...
-
-    def signed(self, statement_id: str) -> tuple[int, bytes] | None: ...
-
-    def signed_rear_page(self, statement_id: str) -> tuple[int, bytes] | None: ...
-
-    def list_for_appointment(self, appointment_id: str) -> list[StatementSummary]: ...
-
-    def list_all(self) -> list[StatementSummary]: ...
 
 
 def _now() -> str:

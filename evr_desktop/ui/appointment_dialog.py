@@ -114,7 +114,9 @@ class AppointmentDialog(QDialog):
         self.eligibility_label.setObjectName("eligibility")
         self.eligibility_label.setWordWrap(True)
 
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel, self)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel, self
+        )
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         # The way out for a victim who cannot be seen over video (shown only then).

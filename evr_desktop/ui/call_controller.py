@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QStackedWidget, QWidget
 
 from ..domain.appointment import Appointment, Happening
-from ..domain.errors import NotEligible, Refused
+from ..domain.errors import NotEligible
 from .operations import Operation, Worker
 
 if TYPE_CHECKING:

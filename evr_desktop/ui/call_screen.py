@@ -123,7 +123,9 @@ class CallScreen(QWidget):
         self.code = QLabel("Verification code: …", self)
         self.code.setObjectName("verificationCode")
         self.code.setStyleSheet("font-size: 14pt; font-weight: 600;")
-        self.code.setToolTip("Read this code to the victim: the same code on their screen means no one sits in the middle.")
+        self.code.setToolTip(
+            "Read this code to the victim: the same code on their screen means no one sits in the middle."
+        )
         self.flag = QLabel("", self)
         self.flag.setObjectName("victimFlag")
         self.flag.setStyleSheet("background: #a4161a; color: white; padding: 6px; font-weight: 600;")

@@ -28,9 +28,9 @@ from .widgets import FirstPaint, remember_geometry
 # machinery (each is imported where first used).
 if TYPE_CHECKING:
     from ..domain.appointment import Appointment, Status
-    from .call_controller import CallController
     from ..statement.service import OpenedStatement
     from .appointment_dialog import AppointmentDialog
+    from .call_controller import CallController
     from .queue_screen import QueueScreen
     from .setup_page import SetupPage
     from .statement_screen import StatementScreen
@@ -113,9 +113,7 @@ class MainWindow:
     def calls(self) -> CallController:
         """The call machinery (engine, rendezvous, call screen), made on first use."""
         if self._calls is None:
-            from .call_controller import CallController
-
-            from .call_controller import CallHost
+            from .call_controller import CallController, CallHost
 
             def keep(dialog: QWidget) -> None:
                 self._dialogs.append(dialog)  # type: ignore[arg-type]  closed on lock like the others
@@ -435,6 +433,7 @@ class MainWindow:
         ).failure(self._error).run()
 
     def _audit_view(self, appointment_id: str) -> None:
+        # The session reads the appointment and audits the consultation: one rule, one place.
         session = self.session
         if session is not None:
             Operation(self.worker, None, lambda: session.view_appointment(appointment_id)).failure(self._error).run()

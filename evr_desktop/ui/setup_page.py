@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..domain.officer import OfficerIdentity, validate_officer
-from ..domain.passphrase import assess
+from ..domain.passphrase import assess, officer_words
 from ..vault.vault import ForceProvisioning
 from .widgets import PasswordLineEdit
 
@@ -129,7 +129,9 @@ class SetupPage(QWidget):
         h.setContentsMargins(0, 0, 0, 0)
         h.addWidget(edit, 1)
         b = QPushButton("Browse…", w)
-        b.clicked.connect(lambda: edit.setText(QFileDialog.getOpenFileName(self, "Choose file", "", filter_)[0] or edit.text()))
+        b.clicked.connect(
+            lambda: edit.setText(QFileDialog.getOpenFileName(self, "Choose file", "", filter_)[0] or edit.text())
+        )
         h.addWidget(b)
         return w
 
@@ -140,7 +142,7 @@ class SetupPage(QWidget):
 
     def _update_strength(self) -> None:
         o = self.officer()
-        s = assess(self.passphrase.text(), (o.name, o.collar, o.force))
+        s = assess(self.passphrase.text(), officer_words(o))
         if not self.passphrase.text():
             self.strength.setText("Choose a passphrase of a few unrelated words.")
         elif s.acceptable:
@@ -152,7 +154,7 @@ class SetupPage(QWidget):
         """What is wrong with the form as it stands (the files are read only on Create)."""
         o = self.officer()
         problems = validate_officer(o)
-        problems += list(assess(self.passphrase.text(), (o.name, o.collar, o.force)).problems)
+        problems += list(assess(self.passphrase.text(), officer_words(o)).problems)
         if self.passphrase.text() != self.confirm.text():
             problems.append("The two passphrases differ.")
         return problems

@@ -121,7 +121,9 @@ class SignatureCanvas(QWidget):
         return super().event(e)
 
     def _paint(self, painter: QPainter, scale: float = 1.0) -> None:
-        pen = QPen(QColor("#0b1f4b"), 2.4 * scale, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin)
+        pen = QPen(
+            QColor("#0b1f4b"), 2.4 * scale, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin
+        )
         painter.setPen(pen)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         for stroke in self.strokes:

@@ -32,7 +32,13 @@ from PySide6.QtWidgets import (
 )
 
 from ..domain.statement import (
-    ANSWER_LABELS, Field, FieldType, PromptSet, TemplateSet, missing_before_signing, prompt_sets,
+    ANSWER_LABELS,
+    Field,
+    FieldType,
+    PromptSet,
+    TemplateSet,
+    missing_before_signing,
+    prompt_sets,
 )
 from ..domain.statement_doc import FieldValue, StatementContent, StatementType
 from .widgets import ScrollingLabelList, guard_wheels
@@ -276,7 +282,10 @@ class StatementPanel(QWidget):
         split.addWidget(self.prompt_text)
         split.setStretchFactor(0, 3)
         pt = QVBoxLayout(prompts_tab)
-        pt.addWidget(QLabel("Tick each point once it is covered. The prompts are for you; they are not part of the statement.", prompts_tab))
+        pt.addWidget(QLabel(
+            "Tick each point once it is covered. The prompts are for you; they are not part of the statement.",
+            prompts_tab,
+        ))
         pt.addWidget(self.suspect_identified)
         pt.addWidget(split, 1)
         self.tabs.addTab(prompts_tab, "Prompts")

@@ -380,7 +380,9 @@ class StatementScreen(QWidget):
             saved, failed,
         )
 
-    def _message(self, icon: QMessageBox.Icon, title: str, text: str, buttons: QMessageBox.StandardButton) -> QMessageBox:
+    def _message(
+        self, icon: QMessageBox.Icon, title: str, text: str, buttons: QMessageBox.StandardButton
+    ) -> QMessageBox:
         """A window-modal question or notice that does not block the event loop."""
         self._close_message()
         box = QMessageBox(icon, title, text, buttons, self)

@@ -1026,7 +1026,7 @@ class Encryptor:
         else:
             _write_all(self._fileobj, data)
 
-    def _seal(self, chunk: bytes | memoryview, last: bool) -> None:
+    def _seal(self, chunk: bytes | bytearray | memoryview, last: bool) -> None:
         nonce = _chunk_nonce(self._counter, last)
         self._emit(self._aead.encrypt(nonce, bytes(chunk), None))
         self._counter += 1
@@ -1137,7 +1137,7 @@ class Decryptor:
 
     def __init__(
         self,
-        fileobj: BinaryIO | _Readable | bytes,
+        fileobj: BinaryIO | _Readable | bytes | bytearray | memoryview,
         identities: Sequence[Identity],
         *,
         armor: bool | None = None,

@@ -14,9 +14,13 @@ import datetime as dt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ..domain.officer import OfficerIdentity
+
+#: The officer's statement-signing key: what PAdES signing accepts here.
+SigningKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 DEMO_CA_NAME = "EVR Desktop DEMO Force CA - not for evidence"
 
@@ -69,7 +73,7 @@ def issue_officer_certificate(
     ca_key: ec.EllipticCurvePrivateKey,
     ca_cert: x509.Certificate,
     officer: OfficerIdentity,
-    officer_key: ec.EllipticCurvePrivateKey,
+    officer_key: SigningKey,
     days: int = 730,
 ) -> x509.Certificate:
     subject = x509.Name(
@@ -127,7 +131,7 @@ def load_ca_certificate(data: bytes) -> x509.Certificate:
 
 def load_officer_pkcs12(
     data: bytes, password: str, ca_cert: x509.Certificate
-) -> tuple[ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, x509.Certificate, list[x509.Certificate]]:
+) -> tuple[SigningKey, x509.Certificate, list[x509.Certificate]]:
     """Open the officer's PKCS#12 and check it chains to the force CA."""
     from cryptography.hazmat.primitives.serialization import pkcs12
 
@@ -141,10 +145,15 @@ def load_officer_pkcs12(
         raise CertificateError("The PKCS#12 file has no private key and certificate.")
     if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
         raise CertificateError("The officer's key must be RSA or ECDSA to sign PDF statements.")
-    if cert.public_key().public_numbers() != key.public_key().public_numbers():
+    if _spki(cert.public_key()) != _spki(key.public_key()):
         raise CertificateError("The certificate in the PKCS#12 file does not match its key.")
     check_issued_by(cert, ca_cert)
     return key, cert, list(extra or [])
+
+
+def _spki(public_key: CertificatePublicKeyTypes) -> bytes:
+    """The key as its DER SubjectPublicKeyInfo: comparable whatever its type."""
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def check_issued_by(cert: x509.Certificate, ca_cert: x509.Certificate) -> None:

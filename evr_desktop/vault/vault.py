@@ -146,7 +146,7 @@ def create(
         from cryptography.hazmat.primitives.asymmetric import ec
 
         ca_key, ca_cert = pki.make_demo_ca(officer.force)
-        signing_key = ec.generate_private_key(ec.SECP256R1())
+        signing_key: pki.SigningKey = ec.generate_private_key(ec.SECP256R1())
         cert = pki.issue_officer_certificate(ca_key, ca_cert, officer, signing_key)
         escrow = X25519Identity.generate()
         _write_demo_evidence_office(Path(evidence_office), escrow, ca_key, ca_cert, officer)
@@ -306,11 +306,6 @@ def unlock(profile: Path, passphrase: str) -> UnlockedVault:
         store_key=base64.b64decode(secret["store_key"]),
         chain_pem=tuple(secret.get("chain_pem", ())),
     )
-
-
-def change_passphrase(profile: Path, old: str, new: str) -> None:
-    unlocked = unlock(profile, old)
-    atomic_write(vault_path(profile), seal(unlocked, new, calibrate()))
 
 
 DEMO_README = """DEMO EVIDENCE OFFICE - NOT FOR REAL EVIDENCE

@@ -733,7 +733,7 @@
   }
 
   /* Six digits both sides can read to each other (the officer's app does the
-   * same: evr_desktop/call/verification.py, docs/victim-page.md): SHA-256 over
+   * same: evr_desktop/domain/verification.py, docs/victim-page.md): SHA-256 over
    * the two fingerprints sorted and joined by "\n"; the first 20 bits of the
    * digest, big-endian; decimal, zero-padded to 6 digits. Resolves to null when
    * a fingerprint is missing or Web Crypto is unavailable (insecure context). */

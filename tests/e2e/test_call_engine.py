@@ -31,10 +31,10 @@ from evr_desktop.call import events as ev
 from evr_desktop.call.engine import COMMIT_MISMATCH, CallEngine, CallSettings, CommitTimeout
 from evr_desktop.call.jitter import MarkerJitterBuffer
 from evr_desktop.call.tap import RECEIVED, SENT, EncodedFrame
-from evr_desktop.call.verification import commitment, sha256_fingerprint, verification_code
 from evr_desktop.capture.devices import SourceChoice
 from evr_desktop.capture.synthetic import SyntheticAudioSource, SyntheticVideoSource, read_timestamp
 from evr_desktop.capture.tracks import AudioSourceTrack, VideoSourceTrack
+from evr_desktop.domain.verification import commitment, sha256_fingerprint, verification_code
 from evr_desktop.rendezvous.server import COOKIE, create_app, start
 from evr_desktop.rendezvous.tokens import TokenRegistry
 
@@ -746,7 +746,7 @@ FP_B = ":".join(["01"] * 31 + ["EF"])
 
 def test_verification_code_known_vector():
     """The vector docs/call-engine.md gives the victim page's JavaScript."""
-    from evr_desktop.call.verification import code_from_fingerprints
+    from evr_desktop.domain.verification import code_from_fingerprints
 
     assert code_from_fingerprints(FP_A, FP_B) == "061911"
     assert code_from_fingerprints(FP_B.lower(), FP_A) == "061911"  # order and case do not matter
@@ -754,7 +754,7 @@ def test_verification_code_known_vector():
 
 
 def test_verification_code_reads_the_sha256_line_of_each_sdp():
-    from evr_desktop.call.verification import NoFingerprint, sha256_fingerprint
+    from evr_desktop.domain.verification import NoFingerprint, sha256_fingerprint
 
     local = ("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
              f"a=fingerprint:sha-384 {FP_B}:00\r\na=fingerprint:sha-256 {FP_A.lower()}\r\n")

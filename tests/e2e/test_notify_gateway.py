@@ -15,6 +15,7 @@ import base64
 import hashlib
 import hmac
 import ipaddress
+import itertools
 import json
 import logging
 import socket
@@ -224,7 +225,7 @@ class FakeNotify:
         if behaviour == "timeout":  # never answers (until the server stops)
             try:
                 await asyncio.wait_for(self._release.wait(), HANG)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             return self._error(500, "Exception", "too late")
         if behaviour == "drip":  # headers at once, then a byte every 0.2 s for ever
@@ -338,7 +339,7 @@ def test_retries_on_500_then_succeeds_with_back_off_and_fresh_tokens(notify):
     result = on_worker(make_gateway(notify, backoff=0.1, max_backoff=0.4))
     assert result.status is SendStatus.SENT
     assert len(notify.requests) == 3 and all(r.jwt_problem is None for r in notify.requests)
-    gaps = [b.at - a.at for a, b in zip(notify.requests, notify.requests[1:])]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(notify.requests)]
     assert gaps[0] >= 0.1 * 0.75 and gaps[1] >= 0.2 * 0.75  # doubling, with at most 25 % jitter off
     assert len({r.body for r in notify.requests}) == 1  # the same message each time
 

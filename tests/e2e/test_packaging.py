@@ -179,13 +179,14 @@ def test_statement_render_sign_and_verify_in_the_frozen_app(built, tmp_path):
     """The statement stack (reportlab with the bundled fonts, pyHanko) works
     frozen: a statement rendered and signed here verifies with the built app's
     `statement verify`, and a tampered copy does not."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     from evr_desktop.domain.officer import OfficerIdentity
     from evr_desktop.domain.statement_doc import StatementContent
     from evr_desktop.statement.pdf import render_statement_pages
     from evr_desktop.statement.signing import sign_statement
     from evr_desktop.statement.templates import load_templates
     from evr_desktop.vault import pki
-    from cryptography.hazmat.primitives.asymmetric import ec
 
     officer = OfficerIdentity("PC Frozen Tester", "FZ 1", "Testshire Police", "Testford")
     ca_key, ca_cert = pki.make_demo_ca(officer.force)

@@ -731,7 +731,7 @@ def test_fifty_victims_waiting_at_once(capsys):
             server = h.registry  # all 50 hold claimed links
             assert len(server) == n + 1
             # Every one of them is served: a message from each reaches the officer.
-            for appt, _, ws in victims:
+            for _appt, _, ws in victims:
                 await ws.send_json({"type": "hello"})
             hellos = {(await recv(officer, "hello"))["appointment"] for _ in range(n)}
             assert hellos == seen
@@ -779,7 +779,7 @@ def test_fifty_victims_on_the_evr_rendezvous_service(tmp_path, capsys):
             async with asyncio.timeout(5):
                 while True:
                     try:
-                        async with http.get(f"{base}/j/x") as r:
+                        async with http.get(f"{base}/j/x"):
                             break
                     except aiohttp.ClientConnectionError:
                         await asyncio.sleep(0.05)

@@ -64,7 +64,8 @@ def complete(session, statement_id: str) -> StatementContent:
     templates = service.templates()
     rear, _ = rear_values(templates)
     fields = {
-        "classification": "OFFICIAL-SENSITIVE", "urn": "01TS7654321", "statement_of": WITNESS, "age": "Over 18", "occupation": "Glassblower",
+        "classification": "OFFICIAL-SENSITIVE", "urn": "01TS7654321", "statement_of": WITNESS, "age": "Over 18",
+        "occupation": "Glassblower",
         "visually_recorded": "yes", **rear,
     }
     ticked = {p.key for p in templates.victims_code.prompts if p.required_for_signing}

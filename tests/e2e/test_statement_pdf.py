@@ -141,7 +141,9 @@ HOSTILE = {
     "unbalanced tags": ("<b>never closed <i> </u> </para> <font <<>> ]]> <!-- x", None),
     "right-to-left override": ("invoice\u202egnp.exe and \u202aembedded\u202c and \u2066isolate\u2069",
                                "invoice\ufffdgnp.exe and \ufffdembedded\ufffd and \ufffdisolate\ufffd"),
-    "control characters": ("a\x00b\x01c\x07d\x1be\x7ff\x80g\x9fh", "a\ufffdb\ufffdc\ufffdd\ufffde\ufffdf\ufffdg\ufffdh"),
+    "control characters": (
+        "a\x00b\x01c\x07d\x1be\x7ff\x80g\x9fh", "a\ufffdb\ufffdc\ufffdd\ufffde\ufffdf\ufffdg\ufffdh"
+    ),
     "tab and carriage returns": ("one\ttwo\r\nthree\rfour", "one two three four"),
     "emoji": ("He sent 😀 🦊 👩\u200d💻 ❤\ufe0f and 🫠",  # 🫠 (Unicode 14) is in no bundled font
               "He sent 😀 🦊 👩💻 ❤ and \ufffd"),

@@ -9,7 +9,6 @@ fails the test, it is never skipped.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import re
 import secrets
@@ -31,7 +30,6 @@ from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from evr_desktop.rendezvous.server import COOKIE, create_app, start
 from evr_desktop.rendezvous.tokens import TokenRegistry
 from evr_desktop.rendezvous.turn import TurnConfig, ice_servers_for
-
 from tests.e2e.conftest import require
 
 pytestmark = pytest.mark.timeout(60)

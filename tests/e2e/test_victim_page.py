@@ -24,9 +24,9 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType
 
-from tests.e2e.browser import PageWatch, chromium, phone, playwright, screenshot_dir
 from evr_desktop.rendezvous.server import create_app, start
 from evr_desktop.rendezvous.tokens import TokenRegistry
+from tests.e2e.browser import PageWatch, chromium, phone, playwright, screenshot_dir
 
 REPO = Path(__file__).resolve().parents[2]
 WEB_ROOT = REPO / "resources" / "web"
@@ -195,7 +195,10 @@ OFFICER_OFFER = """async () => {
 COUNT_REMOTE_FRAMES = """() => new Promise((resolve) => {
   const v = document.getElementById('remote-video');
   let n = 0;
-  const tick = () => { n += 1; if (n >= 10) resolve({n, w: v.videoWidth, h: v.videoHeight}); else v.requestVideoFrameCallback(tick); };
+  const tick = () => {
+    n += 1;
+    if (n >= 10) resolve({n, w: v.videoWidth, h: v.videoHeight}); else v.requestVideoFrameCallback(tick);
+  };
   v.requestVideoFrameCallback(tick);
 })"""
 
@@ -215,7 +218,7 @@ def python_commit(sdp: str) -> str:
 
 def python_code(sdp_a: str, sdp_b: str) -> str:
     """The verification code, derived independently of join.js (docs/victim-page.md,
-    the same as evr_desktop/call/verification.py)."""
+    the same as evr_desktop/domain/verification.py)."""
     d = hashlib.sha256("\n".join(sorted([fingerprint(sdp_a), fingerprint(sdp_b)])).encode()).digest()
     return f"{((d[0] << 12) | (d[1] << 4) | (d[2] >> 4)) % 1_000_000:06d}"
 
@@ -332,7 +335,7 @@ def test_victim_page_end_to_end_on_a_phone(
         # Before any offer, the page commits to its DTLS certificate.
         committed = officer.recv("commit", appointment=appt)["hash"]
         assert re.fullmatch(r"[0-9a-f]{64}", committed), committed
-        wait_until(page, 
+        wait_until(page,
             "document.getElementById('wait-status').getAttribute('data-i18n') === 'wait_officer_here'",
             timeout=WAIT_MS,
         )
@@ -398,7 +401,7 @@ def test_victim_page_end_to_end_on_a_phone(
         page.locator("#btn-chat").click()
 
         # Both sides derive the same verification code from the two DTLS fingerprints.
-        wait_until(page, 
+        wait_until(page,
             "document.getElementById('verification-code').hasAttribute('data-code')", timeout=WAIT_MS
         )
         code = page.locator("#verification-code").get_attribute("data-code")
@@ -406,7 +409,9 @@ def test_victim_page_end_to_end_on_a_phone(
         assert page.locator("#verification-code").inner_text() == f"{code[:3]} {code[3:]}"
         assert page.evaluate("([a, b]) => window.EVR.verificationCode(a, b)", [answer, offer]) == code
         # The test vector of docs/call-engine.md, shared with the officer's app.
-        vector = [f"v=0\r\na=fingerprint:sha-256 {'AB:' * 31}CD\r\n", f"v=0\r\na=fingerprint:SHA-256 {'01:' * 31}ef\r\n"]
+        vector = [
+            f"v=0\r\na=fingerprint:sha-256 {'AB:' * 31}CD\r\n", f"v=0\r\na=fingerprint:SHA-256 {'01:' * 31}ef\r\n"
+        ]
         assert page.evaluate("([a, b]) => window.EVR.verificationCode(a, b)", vector) == "061911"
         assert python_code(*vector) == "061911"
         # A pair whose 20 bits exceed 999999 (1044164): the modulo keeps it at six digits.

@@ -5,6 +5,7 @@ and microphone), through the app's own loopback rendezvous."""
 from __future__ import annotations
 
 import os
+
 import pytest
 from PySide6.QtCore import Qt
 
@@ -19,7 +20,9 @@ WAIT_MS = 20000
 
 def test_app_and_chromium_victim_call_end_to_end(qtbot, unlocked):
     main = unlocked
-    a = book_and_send_link(qtbot, main, "Eirlys Invented-Browser", "07700 900555", "99CR1234526", OffenceType.BURGLARY_THEFT)
+    a = book_and_send_link(
+        qtbot, main, "Eirlys Invented-Browser", "07700 900555", "99CR1234526", OffenceType.BURGLARY_THEFT
+    )
 
     with playwright() as p, chromium(p) as browser:
         context = browser.new_context(**phone(p))
@@ -35,7 +38,9 @@ def test_app_and_chromium_victim_call_end_to_end(qtbot, unlocked):
 
         # The officer starts the call.
         qtbot.mouseClick(main.queue.detail.call_button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: main.calls.screen is not None and main.calls.screen.appointment is not None, timeout=10000)
+        qtbot.waitUntil(
+            lambda: main.calls.screen is not None and main.calls.screen.appointment is not None, timeout=10000
+        )
         screen = main.calls.screen
         qtbot.waitUntil(lambda: screen.state.text() == "Connected", timeout=WAIT_MS)
         page.locator("#screen-call").wait_for(state="visible", timeout=WAIT_MS)
@@ -51,11 +56,18 @@ def test_app_and_chromium_victim_call_end_to_end(qtbot, unlocked):
         receiver = next(t.receiver for t in session.pc.getTransceivers() if t.kind == "video")
         buffer = getattr(receiver, "_RTCRtpReceiver__jitter_buffer")
         assert buffer.by_marker >= 10 and buffer.by_timestamp <= 1, (buffer.by_marker, buffer.by_timestamp)
-        wait_until(page, "document.getElementById('remote-video').srcObject.getAudioTracks().some(t => t.readyState === 'live' && !t.muted)", timeout=WAIT_MS)
+        wait_until(
+            page,
+            "document.getElementById('remote-video').srcObject.getAudioTracks()"
+            ".some(t => t.readyState === 'live' && !t.muted)",
+            timeout=WAIT_MS,
+        )
         # Chat each way.
         screen.chat_input.setText("Hello from the officer")
         screen.send_chat()
-        page.locator("#chat-log .from-officer >> text=Hello from the officer").wait_for(state="attached", timeout=WAIT_MS)
+        page.locator("#chat-log .from-officer >> text=Hello from the officer").wait_for(
+            state="attached", timeout=WAIT_MS
+        )
         if not page.locator("#chat-input").is_visible():
             page.locator("#btn-chat").click()
         page.locator("#chat-input").fill("Hello from the victim")
@@ -73,8 +85,11 @@ def test_app_and_chromium_victim_call_end_to_end(qtbot, unlocked):
         page.evaluate("window.dispatchEvent(new Event('online'))")
         wait_until(page, "window.EVR.restartAsks() === 1", timeout=WAIT_MS)
         qtbot.waitUntil(lambda: session.auto_restarts == 1, timeout=WAIT_MS)
-        wait_until(page, f"(document.getElementById('verification-code').getAttribute('data-code') || '{code}') !== '{code}'",
-                   timeout=WAIT_MS)
+        wait_until(
+            page,
+            f"(document.getElementById('verification-code').getAttribute('data-code') || '{code}') !== '{code}'",
+            timeout=WAIT_MS,
+        )
         new_code = page.locator("#verification-code").get_attribute("data-code")
         qtbot.waitUntil(lambda: screen.code.text().replace(" ", "").endswith(new_code), timeout=WAIT_MS)
         qtbot.waitUntil(lambda: screen.state.text() == "Connected", timeout=WAIT_MS)

@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from datetime import date, datetime, timedelta
 
 import aiohttp
 import pytest
 from PySide6.QtCore import Qt
-
-from datetime import date, datetime, timedelta
 
 from evr_desktop.domain.appointment import Appointment, OffenceType, Status, VictimDetails
 from evr_desktop.ui.queue_model import APPOINTMENT_ROLE
@@ -74,7 +73,8 @@ def test_officer_calls_a_waiting_victim(qtbot, unlocked, victim_loop, monkeypatc
         qtbot.waitUntil(lambda: main.session.store.get(a.id).status is Status.VICTIM_WAITING, timeout=10000)
         qtbot.waitUntil(
             lambda: any(
-                main.queue.model.appointment(r).id == a.id and main.queue.model.appointment(r).status is Status.VICTIM_WAITING
+                main.queue.model.appointment(r).id == a.id
+                and main.queue.model.appointment(r).status is Status.VICTIM_WAITING
                 for r in range(main.queue.model.rowCount())
             ),
             timeout=5000,
@@ -82,13 +82,18 @@ def test_officer_calls_a_waiting_victim(qtbot, unlocked, victim_loop, monkeypatc
         # Start the call from the detail pane.
         select(main, a.id)
         qtbot.mouseClick(main.queue.detail.call_button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: main.calls.screen is not None and main.calls.screen.appointment is not None, timeout=10000)
+        qtbot.waitUntil(
+            lambda: main.calls.screen is not None and main.calls.screen.appointment is not None, timeout=10000
+        )
         screen = main.calls.screen
         qtbot.waitUntil(lambda: screen.state.text() == "Connected", timeout=20000)
         # The status follows what happened (the session moves it, not the button).
         qtbot.waitUntil(lambda: main.session.store.get(a.id).status is Status.IN_CALL, timeout=5000)
         # The statement is docked beside the call.
-        qtbot.waitUntil(lambda: main._statement_screen is not None and main._statement_screen.parent() is screen.splitter, timeout=10000)
+        qtbot.waitUntil(
+            lambda: main._statement_screen is not None and main._statement_screen.parent() is screen.splitter,
+            timeout=10000,
+        )
         assert main._statement_screen.isVisible() and main._statement_screen.width() > 200
         # Video both ways, painted on the officer's side.
         qtbot.waitUntil(lambda: screen.remote.frames_painted >= 5 and victim.frames["video"] >= 5, timeout=20000)
@@ -174,7 +179,10 @@ def test_choose_camera_and_microphone(qtbot, unlocked):
     main = unlocked
     qtbot.waitUntil(lambda: main.calls.embedded is not None and main.calls.embedded.engine is not None, timeout=10000)
     main.actions.devices.trigger()
-    qtbot.waitUntil(lambda: getattr(main.calls, "devices_dialog", None) is not None and main.calls.devices_dialog.isVisible(), timeout=10000)
+    qtbot.waitUntil(
+        lambda: getattr(main.calls, "devices_dialog", None) is not None and main.calls.devices_dialog.isVisible(),
+        timeout=10000,
+    )
     d = main.calls.devices_dialog
     # This machine has neither: only the automatic (test pattern / tone) choices.
     assert d.camera.count() >= 1 and d.camera.itemData(0) is None
@@ -188,7 +196,10 @@ def test_outbox_shows_the_text_to_copy_and_records_sending(qtbot, unlocked):
     main = unlocked
     a = book_and_send_link(qtbot, main, "Olwen Invented-Outbox", "07700 900321", "99OB1234526", OffenceType.FRAUD)
     main.actions.outbox.trigger()
-    qtbot.waitUntil(lambda: getattr(main.calls, "outbox_dialog", None) is not None and main.calls.outbox_dialog.isVisible(), timeout=5000)
+    qtbot.waitUntil(
+        lambda: getattr(main.calls, "outbox_dialog", None) is not None and main.calls.outbox_dialog.isVisible(),
+        timeout=5000,
+    )
     d = main.calls.outbox_dialog
     assert d.list.count() >= 1 and "+447700900321" in d.to.text()
     assert main.calls.links[a.id] in d.text.toPlainText() and "Olwen" not in d.text.toPlainText()
@@ -219,7 +230,9 @@ def test_an_answer_that_breaks_the_commitment_stops_the_call_and_says_why(qtbot,
         qtbot.waitUntil(lambda: main.session.store.get(a.id).status is Status.VICTIM_WAITING, timeout=10000)
         select(main, a.id)
         qtbot.mouseClick(main.queue.detail.call_button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: main.calls.screen is not None and main.calls.screen.appointment is not None, timeout=10000)
+        qtbot.waitUntil(
+            lambda: main.calls.screen is not None and main.calls.screen.appointment is not None, timeout=10000
+        )
         screen = main.calls.screen
         qtbot.waitUntil(lambda: "did not match what their phone announced" in screen.state.text(), timeout=20000)
         qtbot.wait(300)  # the CallEnded that follows must not replace the reason

@@ -48,7 +48,7 @@ def test_nothing_typed_in_is_on_disk_after_lock(qtbot, isolated_env, app_window)
         qtbot.keyClicks(d.notes, notes)
         d.slot.setDate(QDate.currentDate())
         qtbot.mouseClick(d.buttons.button(d.buttons.StandardButton.Save), Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: not d.isVisible(), timeout=5000)
+        qtbot.waitUntil(lambda d=d: not d.isVisible(), timeout=5000)
     assert main.session.store.count() == 14
     # View one (consultation is audited), then lock.
     main.queue.search.setText("Quillfeather")

@@ -54,6 +54,7 @@ HEAVY = (
     "evr_desktop.statement",
     "evr_desktop.store.sqlite",  # the store opens at unlock
     "sqlite3",
+    "zxcvbn",  # passphrase strength: the first-run page only
     "evr_desktop.domain.appointment",  # queue and dialogs
     "evr_desktop.ui.queue_screen",
     "evr_desktop.ui.setup_page",

@@ -42,7 +42,10 @@ def open_statement_for_row(qtbot, main, status: Status):
     q.table.selectRow(0)
     a = q.selected()
     qtbot.mouseClick(q.detail.statement_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: main._statement_screen is not None and main.stack.currentWidget() is main._statement_screen, timeout=10000)
+    qtbot.waitUntil(
+        lambda: main._statement_screen is not None and main.stack.currentWidget() is main._statement_screen,
+        timeout=10000,
+    )
     screen = main._statement_screen
     screen._timer.setInterval(100)  # autosave quickly in tests
     return a, screen
@@ -73,7 +76,10 @@ def test_draft_autosave_history_and_prefill(qtbot, unlocked):
     assert len(versions(unlocked, screen)) == 3
     # History with a readable diff.
     qtbot.mouseClick(screen.history_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: any(isinstance(w, HistoryDialog) and w.isVisible() for w in QApplication.topLevelWidgets()), timeout=5000)
+    qtbot.waitUntil(
+        lambda: any(isinstance(w, HistoryDialog) and w.isVisible() for w in QApplication.topLevelWidgets()),
+        timeout=5000,
+    )
     dialog = next(w for w in QApplication.topLevelWidgets() if isinstance(w, HistoryDialog) and w.isVisible())
     dialog.old.setCurrentIndex(0)
     dialog.new.setCurrentIndex(1)
@@ -107,7 +113,10 @@ def test_sign_end_to_end_then_locked(qtbot, unlocked, tmp_path):
     screen._changed()
     qtbot.waitUntil(lambda: screen.opened.version_number is not None, timeout=5000)
     qtbot.mouseClick(screen.sign_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: getattr(screen, "signature_dialog", None) is not None and screen.signature_dialog.isVisible(), timeout=3000)
+    qtbot.waitUntil(
+        lambda: getattr(screen, "signature_dialog", None) is not None and screen.signature_dialog.isVisible(),
+        timeout=3000,
+    )
     pad = screen.signature_dialog
     draw(qtbot, pad.canvas)
     qtbot.mouseClick(pad.confirmed, Qt.MouseButton.LeftButton)  # the witness read the declaration
@@ -126,7 +135,8 @@ def test_sign_end_to_end_then_locked(qtbot, unlocked, tmp_path):
     qtbot.mouseClick(screen.back_button, Qt.MouseButton.LeftButton)
     main.open_statement(a.id)
     qtbot.waitUntil(
-        lambda: "statement.view_signed" in [e.action for e in main.session.audit.entries() if e.object_id == statement_id],
+        lambda: "statement.view_signed"
+        in [e.action for e in main.session.audit.entries() if e.object_id == statement_id],
         timeout=10000,
     )
     qtbot.waitUntil(lambda: main.stack.currentWidget() is screen, timeout=5000)
@@ -167,7 +177,10 @@ def test_lock_saves_the_draft_and_clears_the_screen(qtbot, unlocked):
 def test_standalone_statement_and_vps_open(qtbot, unlocked):
     main = unlocked
     qtbot.keyClick(main.window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
-    qtbot.waitUntil(lambda: main._statement_screen is not None and main.stack.currentWidget() is main._statement_screen, timeout=10000)
+    qtbot.waitUntil(
+        lambda: main._statement_screen is not None and main.stack.currentWidget() is main._statement_screen,
+        timeout=10000,
+    )
     screen = main._statement_screen
     assert "no appointment" in screen.title.text()
     assert screen.panel.editors["taken_by_number"].widget.text() == main.session.officer.collar
@@ -244,7 +257,9 @@ def message(qtbot, screen, title: str):
     return screen.message_box
 
 
-def test_save_pdf_writes_the_signed_statement_where_chosen_and_offers_to_open_it(qtbot, unlocked, tmp_path, monkeypatch):
+def test_save_pdf_writes_the_signed_statement_where_chosen_and_offers_to_open_it(
+    qtbot, unlocked, tmp_path, monkeypatch
+):
     from PySide6.QtWidgets import QFileDialog
 
     from evr_desktop.domain.audit import Category

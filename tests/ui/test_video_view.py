@@ -30,7 +30,7 @@ def painted(qtbot, frame: np.ndarray) -> tuple[tuple, tuple]:
 
 
 def close(a, b, tol=12) -> bool:
-    return all(abs(int(x) - int(y)) <= tol for x, y in zip(a, b))
+    return all(abs(int(x) - int(y)) <= tol for x, y in zip(a, b, strict=True))
 
 
 def test_bgra_frames_paint_in_their_true_colours_without_a_copy(qtbot):

@@ -55,14 +55,9 @@ ENC_CHUNK = CHUNK_SIZE + 16
 # --------------------------------------------------------------------------- #
 
 
-def _shared_dir() -> Path:
-    override = os.environ.get("EVR_SHARED_DIR")
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[2].parent / "shared"
-
-
-VECTOR_DIR = _shared_dir() / "testdata" / "cctv-age"
+# The vectors are in the repository (tests/data/README.md says where from and
+# under which terms), so the suite depends on nothing outside it.
+VECTOR_DIR = Path(__file__).resolve().parents[1] / "data" / "cctv-age"
 _NOT_VECTORS = {"README.md", "SOURCE-COMMIT"}
 _MISSING = "<cctv-age vectors missing>"
 
@@ -70,7 +65,7 @@ _MISSING = "<cctv-age vectors missing>"
 def _vector_names() -> list[str]:
     if not VECTOR_DIR.is_dir():
         # Still produce one test so that the run FAILS (below) instead of
-        # silently collecting nothing: CI always has the vectors.
+        # silently collecting nothing.
         return [_MISSING]
     return sorted(
         p.name for p in VECTOR_DIR.iterdir() if p.is_file() and p.name not in _NOT_VECTORS
@@ -156,8 +151,7 @@ def _sha256(data: bytes) -> str:
 def test_cctv_vector(name: str) -> None:
     if name == _MISSING:
         pytest.fail(
-            f"age test vectors not found at {VECTOR_DIR}; set EVR_SHARED_DIR to the "
-            "'shared' folder that contains testdata/cctv-age"
+            f"age test vectors not found at {VECTOR_DIR} (they are part of the repository)"
         )
     v = load_vector(name)
     ids = vector_identities(v)

@@ -1,4 +1,4 @@
-"""The layering rules of ../shared/DESIGN.md, enforced."""
+"""The layering rules of docs/design.md, enforced."""
 
 import ast
 from pathlib import Path

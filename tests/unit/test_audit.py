@@ -119,7 +119,7 @@ def test_append_and_read_back(tmp_path: Path) -> None:
 
     lines = read_lines(folder)
     assert len(lines) == 3
-    for entry, line in zip((first, second, third), lines):
+    for entry, line in zip((first, second, third), lines, strict=True):
         obj = json.loads(line)
         assert line == canon(obj) + b"\n"  # keys sorted, compact
         body = {k: v for k, v in obj.items() if k != "hash"}

@@ -4,9 +4,21 @@ import pytest
 
 from evr_desktop.domain import eligibility
 from evr_desktop.domain.appointment import (
-    ALLOWED_TRANSITIONS, Appointment, Guardian, OffenceType, Status, TransitionError, VictimDetails, validate,
+    ALLOWED_TRANSITIONS,
+    Appointment,
+    Guardian,
+    OffenceType,
+    Status,
+    TransitionError,
+    VictimDetails,
+    validate,
 )
-from evr_desktop.domain.passphrase import assess
+from evr_desktop.domain.officer import OfficerIdentity
+from evr_desktop.domain.passphrase import MAX_ASSESSED, assess, officer_words
+from tests.conftest import OFFICER
+
+# A force whose name has no police word in it, so that rule is tested alone.
+OFFICER_ELSEWHERE = OfficerIdentity("PC Rowan Invented", "RI 2718", "Examplecester Constabulary", "Northgate")
 
 
 def make(offence=OffenceType.ASSAULT, **victim) -> Appointment:
@@ -113,3 +125,57 @@ def test_passphrase_strength_explains_itself():
     assert not weak.acceptable and any("12 characters" in p for p in weak.problems)
     assert not assess("Imogen Testwright rules 2026", ("Imogen Testwright",)).acceptable
     assert not assess("aaaaaaaaaaaaaaaaaa").acceptable
+    assert not assess("").acceptable  # the set-up page asks before anything is typed
+
+
+# What people really choose: a season, a club or a city, the year, a symbol or
+# two. Long enough for a length rule and "complex", yet among the first guesses.
+@pytest.mark.parametrize("weak", ["Summer2024!!", "Liverpool2023", "Chelsea2024!", "Manchester2024!"])
+def test_common_shapes_are_refused_with_a_reason_in_words(weak):
+    s = assess(weak, officer_words(OFFICER))
+    assert not s.acceptable
+    assert len(weak) >= 12 and not any("12 characters" in p for p in s.problems)  # refused on strength
+    assert s.problems and all(p.endswith(".") and " " in p for p in s.problems), s.problems
+    assert s.bits < 33
+
+
+@pytest.mark.parametrize(
+    "strong",
+    ["correct horse battery staple 42", "tangerine lantern gravel orbit", "otter quilt marble saxophone"],
+)
+def test_long_passphrases_of_unrelated_words_are_accepted(strong):
+    s = assess(strong, officer_words(OFFICER))
+    assert s.acceptable, s.problems
+    assert s.bits > 50
+
+
+@pytest.mark.parametrize(
+    "detail",
+    ["Testwright", "imogen", "TW 9001", "tw9001", "9001", "Testshire", "Testford"],
+)
+def test_an_officer_detail_in_the_passphrase_is_refused(detail):
+    # OFFICER: "PC Imogen Testwright", "TW 9001", "Testshire Police", "Testford"
+    s = assess(f"otter quilt {detail} marble saxophone", officer_words(OFFICER))
+    assert not s.acceptable
+    assert "Do not use your own name, number, force or station in the passphrase." in s.problems
+
+
+def test_short_words_of_a_detail_do_not_refuse_everything():
+    # "and" in the force's name must not refuse every passphrase containing "and".
+    officer = OfficerIdentity("PC Al Li", "AL 1", "Devon and Cornwall Police", "Exeter")
+    assert assess("candle otter quilt marble saxophone", officer_words(officer)).acceptable
+
+
+def test_police_words_count_for_little():
+    s = assess("police constable warrant 2024", officer_words(OFFICER_ELSEWHERE))
+    assert not s.acceptable and any("Police words" in p for p in s.problems), s.problems
+    # ...but one among unrelated words does no harm.
+    assert assess("ocean police lamp bicycle", officer_words(OFFICER_ELSEWHERE)).acceptable
+
+
+def test_only_the_first_characters_are_assessed():
+    # zxcvbn's matching grows steeply with length (and it refuses more than 72
+    # characters by default): a pasted wall of text must neither fail nor stall.
+    s = assess("x" * 10_000 + " otter quilt marble saxophone")
+    assert not s.acceptable  # the assessed prefix is all repeats: a lower bound
+    assert MAX_ASSESSED <= 72

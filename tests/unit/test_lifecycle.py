@@ -12,7 +12,12 @@ import pytest
 from evr_desktop import demo
 from evr_desktop.domain import eligibility
 from evr_desktop.domain.appointment import (
-    ALLOWED_TRANSITIONS, MANUAL_MOVES, Happening, OffenceType, Status, status_after,
+    ALLOWED_TRANSITIONS,
+    MANUAL_MOVES,
+    Happening,
+    OffenceType,
+    Status,
+    status_after,
 )
 from evr_desktop.domain.audit import Category
 from evr_desktop.domain.errors import NotEligible

@@ -13,8 +13,19 @@ import pytest
 from evr_desktop.domain import sms
 from evr_desktop.domain.appointment import Appointment, OffenceType, VictimDetails
 from evr_desktop.domain.sms import (
-    GSM7, MAX_SEGMENTS, STRINGS, UCS2, InvalidMobile, SmsInputError, SmsTooLong, check_length,
-    compose, compose_for_appointment, format_when, measure, to_e164,
+    GSM7,
+    MAX_SEGMENTS,
+    STRINGS,
+    UCS2,
+    InvalidMobile,
+    SmsInputError,
+    SmsTooLong,
+    check_length,
+    compose,
+    compose_for_appointment,
+    format_when,
+    measure,
+    to_e164,
 )
 from evr_desktop.notify.base import Notifier, SendStatus
 from evr_desktop.notify.gateway import GatewayConfig, GatewayConfigError, NotifyGateway, make_jwt
@@ -71,7 +82,8 @@ def test_the_text_never_names_the_victim_or_the_offence():
         a = appointment(offence)
         for lang in STRINGS:
             text = compose_for_appointment(a, "Testshire Police", LINK, lang).text.lower()
-            for secret in ("angharad", "pryce", "900456", "99tt1234526", "partner", offence.value, offence.label.lower()):
+            secrets = ("angharad", "pryce", "900456", "99tt1234526", "partner", offence.value, offence.label.lower())
+            for secret in secrets:
                 assert secret.replace("_", " ") not in text, (lang, secret)
             for word in ("victim", "crime", "offence", "abuse", "assault"):
                 assert word not in text
@@ -326,7 +338,9 @@ def test_a_store_failure_is_a_plain_message(store):
     box._con = _DiskFull(store._con)
     r = OutboxNotifier(box).send("appt-1", NUMBER, text())
     assert r.status is SendStatus.FAILED and r.provider_id is None
-    assert r.message == "The text was not queued: The text message could not be put in the outbox (database or disk is full)."
+    assert r.message == (
+        "The text was not queued: The text message could not be put in the outbox (database or disk is full)."
+    )
     assert OutboxNotifier(store).list() == []  # rolled back, and the store still works
     assert OutboxNotifier(store).send("appt-1", NUMBER, text()).ok
 
@@ -399,7 +413,10 @@ def test_jwt_matches_a_known_token():
     # Header and claims as GOV.UK Notify's client library (PyJWT) makes them.
     token = make_jwt(SERVICE, SECRET, 1_700_000_000.9)
     header, claims, signature = token.split(".")
-    import base64, hashlib, hmac, json  # noqa: E401
+    import base64  # noqa: E401
+    import hashlib
+    import hmac
+    import json
 
     pad = lambda s: s + "=" * (-len(s) % 4)  # noqa: E731
     assert json.loads(base64.urlsafe_b64decode(pad(header))) == {"typ": "JWT", "alg": "HS256"}

@@ -36,6 +36,14 @@ def test_weak_passphrase_and_bad_officer_details_are_refused(workspace, paths):
     assert not paths.vault.exists()
 
 
+def test_a_passphrase_with_the_officers_station_or_a_common_shape_is_refused(workspace, paths):
+    for weak in ("Testford otter quilt marble", "Liverpool2023"):
+        with pytest.raises(Refused) as info:
+            workspace.create(OFFICER, weak)
+        assert info.value.reasons
+    assert not paths.vault.exists()
+
+
 def test_ineligible_booking_is_refused_with_reasons_and_not_stored(session):
     with pytest.raises(Refused, match="offender is present"):
         session.save_appointment(make(offender_present=True), new=True)

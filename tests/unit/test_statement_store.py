@@ -196,7 +196,8 @@ def test_summaries(store, repo):
     listed = repo.list_for_appointment(a.id)
     assert [x.id for x in listed] == [s1, s2]
     one, two = listed
-    assert (one.statement_type, one.latest_number, one.signed, one.signed_version) == (StatementType.WITNESS, 2, True, 2)
+    expected = (StatementType.WITNESS, 2, True, 2)
+    assert (one.statement_type, one.latest_number, one.signed, one.signed_version) == expected
     assert one.saved_at is not None and one.appointment_id == a.id
     assert (two.statement_type, two.latest_number, two.saved_at, two.signed) == (StatementType.VPS, None, None, False)
     everything = repo.list_all()

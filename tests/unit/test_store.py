@@ -113,5 +113,5 @@ def test_a_failed_transaction_start_does_not_hang_the_store(tmp_path):
     store = SqliteStore(tmp_path / "s.db", KEY)
     store._con.close()  # as if the file had gone away under the store
     for _ in range(2):  # the second call would hang forever if the lock leaked
-        with pytest.raises(Exception):
+        with pytest.raises(sqlite3.ProgrammingError):  # "Cannot operate on a closed database"
             store.add(appt())

@@ -11,7 +11,10 @@ import pytest
 from evr_desktop.domain.appointment import OffenceType
 from evr_desktop.domain.statement import Field, FieldType, TemplateSet, completeness
 from evr_desktop.statement.templates import (
-    MAX_FILE_BYTES, TemplateError, default_folder, load_templates,
+    MAX_FILE_BYTES,
+    TemplateError,
+    default_folder,
+    load_templates,
 )
 
 SHIPPED = Path(__file__).resolve().parents[2] / "resources" / "templates"
@@ -20,7 +23,7 @@ OFFENCES = {
     "assault", "stalking_harassment", "burglary_theft", "criminal_damage", "fraud", "hate_crime",
     "domestic_abuse",
 }
-# From ../shared/DOMAIN.md, with N pages.
+# From docs/domain.md, with N pages.
 DECLARATION = (
     "This statement (consisting of {n} page(s) each signed by me) is true to the best "
     "of my knowledge and belief and I make it knowing that, if it is tendered in "

@@ -161,7 +161,9 @@ def test_engine_accepts_only_clean_ice_servers():
     from evr_desktop.call.engine import clean_ice_servers
 
     good = {"urls": ["turn:turn.example:3478?transport=udp"], "username": "1:abc", "credential": "x", "extra": 1}
-    assert clean_ice_servers([good]) == [{"urls": ["turn:turn.example:3478?transport=udp"], "username": "1:abc", "credential": "x"}]
+    assert clean_ice_servers([good]) == [
+        {"urls": ["turn:turn.example:3478?transport=udp"], "username": "1:abc", "credential": "x"}
+    ]
     assert clean_ice_servers([{"urls": "javascript:alert(1)"}]) == []
     assert clean_ice_servers("nonsense") == [] and clean_ice_servers([5, None]) == []
     assert clean_ice_servers([{"urls": "stun:s.example"}]) == [{"urls": ["stun:s.example"]}]

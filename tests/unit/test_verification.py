@@ -1,4 +1,4 @@
-"""The commitment to the victim's DTLS fingerprint (evr_desktop/call/verification.py,
+"""The commitment to the victim's DTLS fingerprint (evr_desktop/domain/verification.py,
 docs/victim-page.md "Commitment"): the hash the page sends, and the officer's check."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from evr_desktop.call.verification import (
+from evr_desktop.domain.verification import (
     check_commitment,
     code_from_fingerprints,
     commitment,

@@ -30,6 +30,9 @@ offer is sent, and the officer's app refuses an answer whose fingerprint does
 not open that commitment. Each of the attacker's two certificates is then fixed
 before the honest fingerprint it is paired with is revealed, and grinding buys
 nothing. See docs/victim-page.md ("Commitment").
+
+A pure rule shared by the call engine (``call/``) and the rendezvous, so it
+lives in ``domain/``: the rendezvous must not import the officer's call package.
 """
 
 from __future__ import annotations
