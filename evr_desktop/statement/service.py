@@ -81,12 +81,12 @@ def summarise(report: VerificationReport) -> SignedInfo:
     return SignedInfo(0, report.ok, text)
 
 
-def _undrawable(content: StatementContent, signature: WitnessSignature) -> list[str]:
-    """Why signing is refused when the PDF would show a character as U+FFFD (drafts keep it)."""
+def _undrawable(content: StatementContent) -> list[str]:
+    """Why signing is refused when the PDF would show a typed character as U+FFFD
+    (drafts keep it). The witness's signature is an image, so only the text is checked."""
     from .fonts import undrawable
 
-    texts = [content.narrative, signature.typed_name, signature.reason,
-             *(v for v in content.fields.values() if isinstance(v, str))]
+    texts = [content.narrative, *(v for v in content.fields.values() if isinstance(v, str))]
     odd = undrawable("\n".join(texts))
     if not odd:
         return []
@@ -206,7 +206,7 @@ class StatementService:
             suspect_identified=content.suspect_identified,
         )
         missing += signature.problems()
-        missing += _undrawable(content, signature)
+        missing += _undrawable(content)
         if missing:
             raise Refused(missing)
         self.save(statement_id, content, reason)
