@@ -32,7 +32,8 @@ such characters so that signing can refuse them: a signed statement must show
 every character as the witness gave it.
 
 Text is never parsed as markup: it is measured and drawn with
-``canvas.drawString``, so ``<img src=...>`` or ``&amp;`` are just characters.
+``canvas.drawString`` (shaped scripts: as glyph codes in hex strings), so
+``<img src=...>`` or ``&amp;`` are just characters.
 :func:`sanitize` decides what happens to characters that could hide or reorder
 text (see its docstring).
 
@@ -90,7 +91,7 @@ FONT_FILES: dict[str, str] = {  # name registered with reportlab -> file in reso
 }
 # Scripts whose letters need OpenType shaping (conjuncts, reordered vowels, stacked
 # marks) or that DejaVu lacks: script -> (Noto Sans file stem, the characters the
-# script's font is tried first for). Each is shaped with HarfBuzz (see ShapedFont).
+# script's font is tried first for). Each is shaped with HarfBuzz (see :func:`shaped`).
 SHAPED_SCRIPTS: dict[str, tuple[str, str]] = {
     "Devanagari": ("NotoSansDevanagari", "\u0900-\u097f\ua8e0-\ua8ff\u1cd0-\u1cff"),
     "Bengali": ("NotoSansBengali", "\u0980-\u09ff"),
@@ -319,7 +320,7 @@ def undrawable(text: str) -> list[str]:
     replacement character shows where they are); signing refuses them, so a
     signed statement never differs silently from what the witness gave.
     Newlines, tabs and the invisible characters in ``INVISIBLE`` are fine.
-    Pure: it reads the fonts' character maps and never the text's meaning.
+    No side effects beyond loading the bundled fonts once (their character maps).
     """
     text = _TAG_FLAG.sub("\U0001f3f4", _NEWLINES.sub("\n", text))
     chains = (chain(REGULAR_CHAIN), chain(BOLD_CHAIN))  # a name appears in bold headings too

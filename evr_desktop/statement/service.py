@@ -109,12 +109,12 @@ def summarise(report: VerificationReport) -> SignedInfo:
     return SignedInfo(0, report.ok, text)
 
 
-def _undrawable(content: StatementContent, signature: WitnessSignature) -> list[str]:
-    """Why signing is refused when the PDF would show a character as U+FFFD (drafts keep it)."""
+def _undrawable(content: StatementContent) -> list[str]:
+    """Why signing is refused when the PDF would show a typed character as U+FFFD
+    (drafts keep it). The witness's signature is an image, so only the text is checked."""
     from .fonts import undrawable
 
-    texts = [content.narrative, signature.typed_name, signature.reason,
-             *(v for v in content.fields.values() if isinstance(v, str))]
+    texts = [content.narrative, *(v for v in content.fields.values() if isinstance(v, str))]
     odd = undrawable("\n".join(texts))
     if not odd:
         return []
@@ -264,7 +264,9 @@ class StatementService:
         not change the layout) to count its pages."""
         from .pdf import render_statement_pages
 
-        missing = missing_before_signing(content, self.templates())
+        # Before the witness signs, not after: a character the PDF cannot show
+        # would otherwise only be refused once the pad had been used.
+        missing = missing_before_signing(content, self.templates()) + _undrawable(content)
         if missing:
             raise Refused(missing)
         pages = render_statement_pages(content, self.templates(), self.session.officer).statement_pages
@@ -283,8 +285,7 @@ class StatementService:
         from .verify import verify_statement
 
         templates = self.templates()
-        missing = missing_before_signing(content, templates) + signature.problems()
-        missing += _undrawable(content, signature)
+        missing = missing_before_signing(content, templates) + signature.problems() + _undrawable(content)
         if missing:
             raise Refused(missing)
         rendered = render_statement_pages(content, templates, self.session.officer, signature)

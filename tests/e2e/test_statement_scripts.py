@@ -359,6 +359,14 @@ def test_signing_refuses_a_character_no_font_has_but_drafting_keeps_it(session):
     assert signed.signed is not None and signed.signed.valid
 
 
+def test_the_refusal_comes_before_the_witness_signs(session):
+    """The pad opens only after ``signing_preview``: it refuses first, naming the character."""
+    draft = _complete("He wrote \ue000 on the door.", "Ann EXAMPLE")
+    with pytest.raises(Refused, match="U\\+E000"):
+        session.statements.signing_preview(draft)
+    assert session.statements.signing_preview(_complete("He wrote on the door.", "Ann EXAMPLE")).pages == 1
+
+
 def test_an_undrawable_character_in_a_header_field_is_refused_too(session):
     statements = session.statements
     opened = statements.open_standalone()
