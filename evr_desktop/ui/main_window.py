@@ -82,6 +82,7 @@ class MainWindow:
         self._calls: CallController | None = None
         self._start_calls_after_paint = False
         self._page_filters: list[QObject] = []
+        self._close_guard: QObject | None = None
         self.window.setCentralWidget(self.stack)
         menu = self.window.menuBar().addMenu("&Appointments")
         for a in (self.actions.new_appointment, self.actions.edit_appointment, self.actions.find,
@@ -300,6 +301,11 @@ class MainWindow:
         self.idle.start()
         self.refresh()
         self._start_calls_after_paint = True
+        if self._close_guard is None:  # installed after the first paint: nothing to guard before a call
+            from .widgets import CloseGuard
+
+            self._close_guard = CloseGuard(self._may_quit, self.window)
+            self.window.installEventFilter(self._close_guard)
 
     def refresh(self) -> None:
         session = self.session
@@ -358,6 +364,11 @@ class MainWindow:
             self.idle.start()
             return
         self.lock()
+
+    def _may_quit(self) -> bool:
+        """Closing the window (quitting) with a call open asks first."""
+        screen = self._calls.screen if self._calls is not None else None
+        return screen is None or screen.confirm_leave("Quit EVR Desktop")
 
     def lock_asked(self) -> None:
         """Ctrl+L or the menu: with a call open, ask first (the idle lock does not ask)."""

@@ -36,6 +36,21 @@ class FirstPaint(QObject):
         return False
 
 
+class CloseGuard(QObject):
+    """An event filter that lets a window close only when ``allow()`` says so
+    (quitting with a call open asks first, like End call and Ctrl+L)."""
+
+    def __init__(self, allow: Callable[[], bool], parent: QObject | None = None):
+        super().__init__(parent)
+        self._allow = allow
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if event.type() == QEvent.Type.Close and not self._allow():
+            event.ignore()
+            return True
+        return False
+
+
 class PasswordLineEdit(QLineEdit):
     """A passphrase field that overwrites its buffer before clearing it
     (Electrum's ``PasswordLineEdit.clear``): Python cannot wipe strings, but

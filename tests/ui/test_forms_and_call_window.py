@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
-from PySide6.QtGui import QWheelEvent
+from PySide6.QtGui import QCloseEvent, QWheelEvent
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QApplication,
@@ -312,6 +312,23 @@ def test_manual_lock_with_a_call_open_asks_first_and_the_idle_lock_does_not(qtbo
     monkeypatch.setattr(QMessageBox, "exec", lambda self: pytest.fail("the idle lock asked"))
     main.lock()
     assert main.session is None and engine.ended == ["appt-lock", "appt-idle"]
+
+
+def test_quitting_with_a_call_open_asks_first(qtbot, unlocked, monkeypatch):
+    main = unlocked
+    engine = FakeEngine()
+    screen = CallScreen(engine, main.window)
+    main.calls.screen = screen
+    screen.start("appt-quit")
+    asked = []
+    monkeypatch.setattr(QMessageBox, "exec", lambda self: asked.append(self.text()) or QMessageBox.StandardButton.No)
+    assert not main.window.close()  # the officer said no: the window stays, the call goes on
+    assert asked and "Quit" in asked[0] and main.window.isVisible() and screen.appointment == "appt-quit"
+    screen.end_call()
+    monkeypatch.setattr(QMessageBox, "exec", lambda self: pytest.fail("asked with no call open"))
+    closing = QCloseEvent()  # no call: closing does not ask (sent, not close(), so the fixture's teardown runs)
+    QApplication.sendEvent(main.window, closing)
+    assert closing.isAccepted() and len(asked) == 1
 
 
 def test_no_call_no_question(qtbot, call, monkeypatch):
