@@ -194,7 +194,7 @@ class CallController:
             self.outbox_texts[changed.id] = result.text
             queue = self.host.queue()
             queue.upsert(changed)
-            queue.detail.link_label.setText(f"Text in the outbox (copy it if needed):\n{result.text}")
+            queue.detail.show_outbox_note(changed.id, f"Text in the outbox (copy it if needed):\n{result.text}")
             self._status(f"Link ready for {changed.urn}", 5000)
 
         Operation(self.host.worker, self.host.window, lambda: session.send_link(a.id, calls.issue_link)).success(

@@ -47,6 +47,7 @@ class DetailPane(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setMinimumWidth(300)
         self._appointment: Appointment | None = None
+        self._outbox_notes: dict[str, str] = {}  # appointment id -> the text last queued for it
         self.title = QLabel("Select an appointment", self)
         self.title.setObjectName("detailTitle")
         self.title.setStyleSheet("font-size: 15pt; font-weight: 600;")
@@ -116,7 +117,7 @@ class DetailPane(QFrame):
         for w in (self.edit_button, self.statement_button, self.vps_button, self.next_status, self.apply_status,
                   self.link_button, self.call_button):
             w.setEnabled(a is not None)
-        self.link_label.clear()
+        self.link_label.setText(self._outbox_notes.get(a.id, "") if a is not None else "")
         self.next_status.clear()
         if a is None:
             self.title.setText("Select an appointment")
@@ -141,6 +142,17 @@ class DetailPane(QFrame):
             self.next_status.addItem(s.label, s.value)
         self.next_status.setEnabled(self.next_status.count() > 0)
         self.apply_status.setEnabled(self.next_status.count() > 0)
+
+    def show_outbox_note(self, appointment_id: str, text: str) -> None:
+        """The text just queued for an appointment, shown with that appointment
+        only (never beside another one, or with nothing selected)."""
+        self._outbox_notes[appointment_id] = text
+        if self._appointment is not None and self._appointment.id == appointment_id:
+            self.link_label.setText(text)
+
+    def forget_outbox_notes(self) -> None:
+        self._outbox_notes.clear()
+        self.link_label.clear()
 
     def _apply_status(self) -> None:
         if self._appointment is not None and self.next_status.currentData() is not None:
@@ -259,6 +271,7 @@ class QueueScreen(QWidget):
         self._update_count()
 
     def clear(self) -> None:
+        self.detail.forget_outbox_notes()  # they hold links: gone at lock like the rows
         self.search.clear()
         self.model.clear()
         self.detail.show_appointment(None)

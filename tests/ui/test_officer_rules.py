@@ -14,6 +14,7 @@ from evr_desktop.domain import eligibility
 from evr_desktop.domain.appointment import OffenceType, Status
 from evr_desktop.domain.statement_doc import StatementType
 from evr_desktop.ui.queue_model import APPOINTMENT_ROLE
+from tests.ui.test_call_flow import book_and_send_link
 from tests.ui.test_queue_ui import fill, open_new_dialog
 from tests.ui.test_statement_flow import complete_fields, draw, versions
 
@@ -130,3 +131,17 @@ def test_a_victim_personal_statement_is_drafted_and_signed_end_to_end(qtbot, unl
     qtbot.waitUntil(lambda: screen.status.text().startswith("Signed"), timeout=30000)
     assert "Signature valid" in screen.status.text()
     qtbot.waitUntil(lambda: main.session.store.get(a.id).status is Status.SIGNED, timeout=5000)
+
+
+def test_the_outbox_note_shows_only_with_its_own_appointment(qtbot, ready):
+    main = ready
+    q = main.queue
+    a = book_and_send_link(qtbot, main, "Elin Invented-Note", "07700 900321", "99NT1234526", OffenceType.ASSAULT)
+    other = next(q.model.appointment(r) for r in range(q.model.rowCount()) if q.model.appointment(r).id != a.id)
+    qtbot.waitUntil(lambda: main.calls.links[a.id] in q.detail.link_label.text(), timeout=5000)
+    select(main, other.id)
+    assert q.detail.link_label.text() == ""  # a message that no longer applies goes
+    q.table.clearSelection()
+    assert q.detail.link_label.text() == ""
+    select(main, a.id)
+    assert main.calls.links[a.id] in q.detail.link_label.text()
