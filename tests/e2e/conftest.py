@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.xvfb import start_xvfb
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,19 +25,9 @@ def require(tool: str) -> str:
 def xvfb_display() -> Iterator[str]:
     """Start Xvfb on a free display number (it picks one and tells us)."""
     require("Xvfb")
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1366x800x24", "-nolisten", "tcp"],
-        pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    with os.fdopen(read_fd) as fh:
-        number = fh.readline().strip()
-    if not number:
-        proc.kill()
-        pytest.fail("Xvfb did not start")
+    proc, display = start_xvfb("1366x800")
     try:
-        yield f":{number}"
+        yield display
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -173,7 +173,10 @@ def walk(main: Any, rec: Recorder) -> None:
     # The call window, the statement docked beside the video. The victim
     # never joins: the call waits for their phone, which is enough to see it.
     wait_until(lambda: main.calls.ready, 30, "the call engine")
+    main.calls.send_link(a)  # a call needs a link first
+    wait_until(lambda: a.id in main.calls.links, what="the link")
     main.calls.start_call(a)
+    wait_until(lambda: main.calls.screen is not None and main.calls.screen.appointment == a.id, what="the call")
     call = main.calls.screen
     wait_until(lambda: main._statement_screen.parent() is call.splitter and main._statement_screen.isVisible(),
                what="the docked statement")
@@ -201,8 +204,6 @@ def walk(main: Any, rec: Recorder) -> None:
     wait_until(lambda: call.appointment is None, what="the end of the call")
 
     main._back_to_queue()
-    main.calls.send_link(a)
-    wait_until(lambda: a.id in main.calls.links, what="the link")
     main.actions.outbox.trigger()
     wait_until(lambda: getattr(main.calls, "outbox_dialog", None) is not None
                and main.calls.outbox_dialog.isVisible(), what="the outbox")

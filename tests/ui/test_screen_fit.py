@@ -20,25 +20,10 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import REPO
+from tests.xvfb import start_xvfb
 
 SCREENS = ("1-setup", "2-queue", "3-booking-dialog", "4-statement-missing", "5-history", "6-call-docked",
            "7-devices", "8-outbox")
-
-
-def start_xvfb(size: str) -> tuple[subprocess.Popen, str]:
-    """Xvfb on a free display number (it picks one and tells us)."""
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{size}x24", "-nolisten", "tcp"],
-        pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    with os.fdopen(read_fd) as fh:
-        number = fh.readline().strip()
-    if not number:
-        proc.kill()
-        pytest.fail("Xvfb did not start")
-    return proc, f":{number}"
 
 
 @pytest.fixture(params=[("1366x768", "1"), ("1920x1080", "1.5")], ids=["1366x768", "1920x1080@150%"])
