@@ -113,6 +113,12 @@ class EmbeddedCalls:
             # (immutable) settings object is a single reference assignment.
             self.engine.settings = replace(self.engine.settings, camera=camera, microphone=microphone)
 
+    def list_devices(self) -> tuple[list, list]:
+        """The cameras and microphones this machine has (probes hardware: call it on a worker)."""
+        from ..capture.devices import list_cameras, list_microphones
+
+        return list_cameras(), list_microphones()
+
     def stop(self) -> None:
         if self.engine is None:
             return
