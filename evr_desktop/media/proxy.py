@@ -168,6 +168,7 @@ class MediaCalls:
         self.speaker_note = ""
         self.settings = MediaSettings()
         self.protocol_errors = 0  # messages from the child refused here
+        self.refused_by_child: list[str] = []  # codes of our messages the child refused (newest last, 100 kept)
         self.restarts = 0
         self._child: _Child | None = None
         self._ids = itertools.count(1)
@@ -303,6 +304,7 @@ class MediaCalls:
             self._wake.set()
         elif kind == "protocol-error":
             log.warning("media: the media process refused a message (%s)", m["code"])
+            self.refused_by_child = [*self.refused_by_child[-99:], m["code"]]
 
     def _resolve(self, child: _Child, msg_id: int, exc: BaseException | None, result: Any = None) -> None:
         with self._lock:
