@@ -237,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--remote-frames", required=True)
     p.add_argument("--local-frames", required=True)
     p.add_argument("--host-candidates", default="with-loopback")
+    p.add_argument("--synthetic", metavar="WxHxFPS",
+                   help="benchmarks and tests: always send the test pattern and tone, at this size")
     args = p.parse_args(argv)
     _harden(args.parent)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s[media]: %(message)s")
@@ -250,7 +252,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from ..call.embedded import EmbeddedCalls
 
-    calls = EmbeddedCalls(host_candidates=args.host_candidates)
+    kwargs: dict[str, Any] = {}
+    if args.synthetic:
+        from ..capture.devices import choose_sources
+
+        w, h, fps = (int(v) for v in args.synthetic.lower().split("x"))
+        kwargs["sources"] = lambda: choose_sources(False, width=w, height=h, fps=fps)
+    calls = EmbeddedCalls(host_candidates=args.host_candidates, **kwargs)
     calls.start()
     child = MediaChild(channel, remote, local, calls)
     calls.engine.add_listener(child.on_event)

@@ -161,8 +161,10 @@ class MediaCalls:
     """``EmbeddedCalls``' surface (``start``, ``stop``, ``issue_link``,
     ``choose_devices``, ``speaker_note``, ``engine``) over a media process."""
 
-    def __init__(self, *, host_candidates: str = "with-loopback", hang_timeout: float = HANG_TIMEOUT):
+    def __init__(self, *, host_candidates: str = "with-loopback", hang_timeout: float = HANG_TIMEOUT,
+                 synthetic: tuple[int, int, int] | None = None):
         self.host_candidates = host_candidates
+        self.synthetic = synthetic  # (width, height, fps): always the test pattern (benchmarks)
         self.hang_timeout = hang_timeout
         self.engine = MediaEngine(self)
         self.speaker_note = ""
@@ -326,7 +328,8 @@ class MediaCalls:
             proc = subprocess.Popen(
                 [*media_command(), "--fd", str(theirs.fileno()), "--parent", str(os.getpid()),
                  "--remote-frames", remote.name, "--local-frames", local.name,
-                 "--host-candidates", self.host_candidates],
+                 "--host-candidates", self.host_candidates,
+                 *(["--synthetic", "x".join(map(str, self.synthetic))] if self.synthetic else [])],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, close_fds=True,
             )
         except BaseException:
