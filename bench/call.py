@@ -779,7 +779,7 @@ def matrix(args: Any) -> int:
         p99 = late[min(len(late) - 1, int(len(late) * 0.99))]
         key = args.stall_size
         g2g = [stats(r[key][k])[0] if r[key][k] else float("nan") for k in ("app_o2v", "app_v2o")]
-        rows.append([f"{r['engine']}, {'load on both cores' if r['load'] else 'cores free'}",
+        rows.append([f"{r['engine']}, {'load on both cores' if r['load'] else 'no added load'}",
                      f"{p99:.1f}", f"{late[-1]:.0f}", str(sum(v > 16 for v in late)), str(sum(v > 50 for v in late)),
                      f"{stall['cpu_gui']:.2f}", f"{stall['cpu_media']:.2f}",
                      f"{stall['cpu_gui'] + stall['cpu_media']:.2f}",
