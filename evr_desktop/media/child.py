@@ -261,8 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     calls = EmbeddedCalls(host_candidates=args.host_candidates, **kwargs)
     calls.start()
     child = MediaChild(channel, remote, local, calls)
-    calls.engine.add_listener(child.on_event)
-    calls.engine.frame_listener = child.on_frame
+    engine = calls.engine
+    assert engine is not None  # started
+    engine.add_listener(child.on_event)
+    engine.frame_listener = child.on_frame
     child.send({"type": "ready", "speaker_note": calls.speaker_note})
     log.info("media process ready")
     try:

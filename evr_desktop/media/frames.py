@@ -69,7 +69,7 @@ def _layout(buffer_bytes: int) -> tuple[int, int]:
 def _open(name: str, size: int, create: bool) -> mmap.mmap:
     if sys.platform == "win32":  # pragma: no cover - the media process is POSIX-only for now
         return mmap.mmap(-1, size, tagname=name)
-    import _posixshmem
+    import _posixshmem  # type: ignore[import-not-found]
 
     flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
     fd = _posixshmem.shm_open("/" + name, flags, mode=0o600)
@@ -84,7 +84,7 @@ def _open(name: str, size: int, create: bool) -> mmap.mmap:
 def unlink(name: str) -> None:
     if sys.platform == "win32":  # pragma: no cover
         return
-    import _posixshmem
+    import _posixshmem  # type: ignore[import-not-found]
 
     try:
         _posixshmem.shm_unlink("/" + name)
@@ -136,7 +136,7 @@ class FrameSlot:
     def attach(cls, name: str) -> FrameSlot:
         if sys.platform == "win32":  # pragma: no cover
             raise OSError("shared frames are POSIX-only for now")
-        import _posixshmem
+        import _posixshmem  # type: ignore[import-not-found]
 
         fd = _posixshmem.shm_open("/" + name, os.O_RDWR, mode=0o600)
         try:

@@ -370,45 +370,48 @@ class MediaCalls:
                 log.exception("media: could not start the media process")
                 if first:
                     self._first_error = exc
-                    self._first.set()
-                    return
-                why = "exited"
-                child = None
-            else:
-                self._child = child
-                if self._wait_ready(child):
-                    self.speaker_note = child.speaker_note
-                    if not first:
-                        self.restarts += 1
-                        if self.settings != MediaSettings():
-                            self.command("choose_devices", camera=self.settings.camera,
-                                         microphone=self.settings.microphone)
-                        self.engine._emit(ev.MediaProcessRestarted())
-                    first = False
-                    self._first.set()
-                    log.info("media process %d ready", child.pid)
-                    why = self._watch(child)
-                elif first and not self._closing:
-                    self._first_error = RuntimeError("the video part stopped while starting")
-                    self._end(child)
-                    self._first.set()
-                    return
-                else:
-                    why = "exited"
-            if self._closing:
-                if child is not None:
-                    self._end(child, gracefully=True)
+                    break
+                if not self._again(losses):
+                    self.engine._emit(ev.MediaProcessLost(LOST_FOR_GOOD, "exited", restarting=False))
+                    break
+                time.sleep(RESTART_DELAY)
+                continue
+            self._child = child
+            if self._wait_ready(child):
+                self.speaker_note = child.speaker_note
+                if not first:
+                    self.restarts += 1
+                    if self.settings != MediaSettings():
+                        self.command("choose_devices", camera=self.settings.camera,
+                                     microphone=self.settings.microphone)
+                    self.engine._emit(ev.MediaProcessRestarted())
+                first = False
+                self._first.set()
+                log.info("media process %d ready", child.pid)
+                why = self._watch(child)
+            elif first and not self._closing:
+                self._first_error = RuntimeError("the video part stopped while starting")
+                self._end(child)
                 break
-            now = time.monotonic()
-            losses = [t for t in losses if now - t < LOSS_WINDOW] + [now]
-            again = len(losses) < MAX_LOSSES
-            if child is not None:
-                self._lost(child, why, restarting=again)
+            else:
+                why = "exited"
+            if self._closing:
+                self._end(child, gracefully=True)
+                break
+            again = self._again(losses)
+            self._lost(child, why, restarting=again)
             if not again:
                 log.error("media: the media process was lost %d times: not restarting", len(losses))
                 break
             time.sleep(RESTART_DELAY)
         self._first.set()
+
+    @staticmethod
+    def _again(losses: list[float]) -> bool:
+        """Count a loss; False once there were MAX_LOSSES within LOSS_WINDOW."""
+        now = time.monotonic()
+        losses[:] = [t for t in losses if now - t < LOSS_WINDOW] + [now]
+        return len(losses) < MAX_LOSSES
 
     def _watch(self, child: _Child) -> str:
         """Until the child is lost ("exited", "hung") or the app closes ("closing")."""

@@ -6,6 +6,7 @@ and a new call to the same victim works (issue 9)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import time
@@ -20,7 +21,7 @@ from tests.ui.test_call_flow import _session, book_and_send_link, on_loop, selec
 pytestmark = pytest.mark.slow
 
 
-def call_victim(qtbot, main, a, link: str, victim_loop) -> tuple[Victim, object]:
+def call_victim(qtbot, main, a, link: str, victim_loop) -> tuple[Victim, object]:  # noqa: F811
     """The victim opens ``link`` and waits; the officer starts the call; video flows."""
     base, token = link.split("/j/")
     http = on_loop(victim_loop, _session())
@@ -37,7 +38,7 @@ def call_victim(qtbot, main, a, link: str, victim_loop) -> tuple[Victim, object]
     return victim, http
 
 
-def test_sigkill_of_the_media_process_mid_call(qtbot, unlocked, victim_loop):
+def test_sigkill_of_the_media_process_mid_call(qtbot, unlocked, victim_loop):  # noqa: F811 - the fixture
     main = unlocked
     a = book_and_send_link(qtbot, main, "Morwenna Invented-Crash", "07700 900777", "99MC1234526", OffenceType.ASSAULT)
     first_link = main.calls.links[a.id]
@@ -72,7 +73,7 @@ def test_sigkill_of_the_media_process_mid_call(qtbot, unlocked, victim_loop):
         qtbot.waitUntil(lambda: main.calls.ready and main.calls.embedded.pid not in (None, pid), timeout=60000)
         qtbot.wait(200)
         pulse.stop()
-        gaps = [b - t for t, b in zip(ticks, ticks[1:])]
+        gaps = [b - t for t, b in itertools.pairwise(ticks)]
         print(f"\nGUI pulse while the media process died and restarted: longest gap {max(gaps) * 1000:.0f} ms")
         assert len(ticks) > 20 and max(gaps) < 0.5, f"the GUI stalled {max(gaps) * 1000:.0f} ms"
         assert "working again" in main.window.statusBar().currentMessage() or main.calls.ready
