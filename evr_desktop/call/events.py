@@ -112,8 +112,9 @@ class MediaProcessLost(Event):
     killed, or hung and was stopped by the watchdog. Calls in progress ended
     (each got an ``Error(code="media-lost", fatal=True)`` and a ``CallEnded``
     first); the app goes on, and restarts it when ``restarting``. The demo's
-    rendezvous lived in it, so the links it issued no longer work
-    (``links_lost``): the officer sends a new one."""
+    rendezvous lived in it; the app keeps its address and gives the new one
+    the links not yet spent, so they work again, unclaimed (``links_lost``
+    is True only when no new one is coming)."""
 
     message: str  # a plain sentence for the officer
     why: str  # "exited" (crash, signal, out of memory) | "hung"

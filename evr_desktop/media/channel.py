@@ -59,6 +59,8 @@ PARENT_SENDS: Spec = {
     "set_microphone_muted": {**_ID, "muted": ((bool,), True)},
     "set_camera_enabled": {**_ID, "enabled": ((bool,), True)},
     "issue_link": {**_ID, **_APPT, "slot": ((str,), True), "duration_minutes": ((int,), True)},
+    "restore_link": {**_ID, **_APPT, "slot": ((str,), True), "duration_minutes": ((int,), True),
+                     "token": ((str,), True)},
     "choose_devices": {**_ID, "camera": ((int, None), True), "microphone": ((int, None), True)},
     "list_devices": {**_ID},
     "stop": {**_ID},

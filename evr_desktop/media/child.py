@@ -182,6 +182,12 @@ class MediaChild:
             # On a thread: issue_link waits on the engine's loop, and this one reads the channel.
             threading.Thread(target=self.reply_now, args=(msg_id, lambda: self.calls.issue_link(appointment)),
                              daemon=True).start()
+        elif kind == "restore_link":
+            appointment = SimpleNamespace(id=m["appointment"], slot=datetime.fromisoformat(m["slot"]),
+                                          duration_minutes=m["duration_minutes"])
+            threading.Thread(target=self.reply_now,
+                             args=(msg_id, lambda: self.calls.restore_link(appointment, m["token"])),
+                             daemon=True).start()
         elif kind == "list_devices":
             threading.Thread(target=self.reply_now, args=(msg_id, _list_devices), daemon=True).start()
         elif kind == "stop":
@@ -237,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--remote-frames", required=True)
     p.add_argument("--local-frames", required=True)
     p.add_argument("--host-candidates", default="with-loopback")
+    p.add_argument("--rendezvous-fd", type=int, help="the app's listening socket for the demo's rendezvous")
     p.add_argument("--synthetic", metavar="WxHxFPS",
                    help="benchmarks and tests: always send the test pattern and tone, at this size")
     args = p.parse_args(argv)
@@ -258,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
 
         w, h, fps = (int(v) for v in args.synthetic.lower().split("x"))
         kwargs["sources"] = lambda: choose_sources(False, width=w, height=h, fps=fps)
+    if args.rendezvous_fd is not None:
+        kwargs["listen"] = socket.socket(fileno=args.rendezvous_fd)
     calls = EmbeddedCalls(host_candidates=args.host_candidates, **kwargs)
     calls.start()
     child = MediaChild(channel, remote, local, calls)

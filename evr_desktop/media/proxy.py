@@ -63,7 +63,8 @@ RESTART_DELAY = 0.5
 LOST_IN_CALL = ("The video call stopped because the video part of EVR Desktop stopped unexpectedly. "
                 "Your statement is safe.")
 LOST = ("The video part of EVR Desktop stopped unexpectedly and is being restarted. Your statement is safe. "
-        "Links sent before this no longer work: send the victim a new link to call them again.")
+        "The link you sent still works: when the victim opens it again, they appear as waiting and you can "
+        "call them. If they cannot, send them a new link.")
 LOST_FOR_GOOD = ("The video part of EVR Desktop keeps stopping, so video calls are off. Your statement is "
                  "safe. Save your work and restart EVR Desktop.")
 
@@ -181,6 +182,12 @@ class MediaCalls:
         self._first_error: BaseException | None = None
         self._supervisor: threading.Thread | None = None
         self._active: set[str] = set()  # calls in progress (told of a loss)
+        # The demo rendezvous's address, kept across children: the app holds the
+        # listening socket, each child serves on it.
+        self._listen: socket.socket | None = None
+        # appointment -> (token, slot, minutes): the newest link, while not spent,
+        # to be restored in a new child (the token is in the officer's outbox anyway).
+        self._links: dict[str, tuple[str, str, int]] = {}
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -199,6 +206,7 @@ class MediaCalls:
         """Start the child and wait until its engine and rendezvous are up."""
         if self._supervisor is not None:
             return
+        self._listen = socket.create_server(("127.0.0.1", 0))
         self._supervisor = threading.Thread(target=self._supervise, name="media-supervisor", daemon=True)
         self._supervisor.start()
         if not self._first.wait(timeout):
@@ -215,13 +223,29 @@ class MediaCalls:
         supervisor = self._supervisor
         if supervisor is not None and supervisor is not threading.current_thread():
             supervisor.join(STOP_TIMEOUT + 10)
+        if self._listen is not None and (supervisor is None or not supervisor.is_alive()):
+            self._listen.close()
+            self._listen = None
 
     # -- what the controller calls -------------------------------------------------------
 
     def issue_link(self, appointment: Any, timeout: float = 10.0) -> str:
         """A new one-time join link, from the child's rendezvous (blocking: call it on the worker)."""
-        return str(self.command("issue_link", appointment=appointment.id, slot=appointment.slot.isoformat(),
-                                duration_minutes=int(appointment.duration_minutes)).result(timeout))
+        slot, minutes = appointment.slot.isoformat(), int(appointment.duration_minutes)
+        link = str(self.command("issue_link", appointment=appointment.id, slot=slot,
+                                duration_minutes=minutes).result(timeout))
+        self._links[appointment.id] = (link.rsplit("/j/", 1)[-1], slot, minutes)
+        return link
+
+    def _restore_links(self) -> None:
+        """In a new child: the links the old one issued and that were not spent."""
+        for appointment, (token, slot, minutes) in list(self._links.items()):
+            try:
+                self.command("restore_link", appointment=appointment, token=token, slot=slot,
+                             duration_minutes=minutes).result(10)
+            except Exception as exc:  # noqa: BLE001 - e.g. its slot is over: that link is gone
+                log.info("media: a link for appointment %s was not restored (%s)", appointment, type(exc).__name__)
+                self._links.pop(appointment, None)
 
     def choose_devices(self, camera: int | None, microphone: int | None) -> None:
         self.settings = MediaSettings(camera, microphone)
@@ -289,6 +313,10 @@ class MediaCalls:
         elif kind == "event":
             e = event_from(m["event"], m["fields"])
             appointment = getattr(e, "appointment", None)
+            if isinstance(e, ev.CallEnded):
+                # A call that ended in the engine sent or got a bye (or gave
+                # up): its link may be spent, so it is never restored.
+                self._links.pop(e.appointment, None)
             if isinstance(e, ev.CallEnded) or (isinstance(e, ev.CallStateChanged) and e.state == "closed"):
                 self._active.discard(e.appointment)
             elif isinstance(e, ev.CallStateChanged) and appointment:
@@ -324,13 +352,16 @@ class MediaCalls:
         remote = FrameSlot.create(REMOTE_MAX)
         local = FrameSlot.create(LOCAL_MAX)
         mine, theirs = socket.socketpair()
+        assert self._listen is not None
+        listen = self._listen.fileno()
         try:
             proc = subprocess.Popen(
                 [*media_command(), "--fd", str(theirs.fileno()), "--parent", str(os.getpid()),
+                 "--rendezvous-fd", str(listen),
                  "--remote-frames", remote.name, "--local-frames", local.name,
                  "--host-candidates", self.host_candidates,
                  *(["--synthetic", "x".join(map(str, self.synthetic))] if self.synthetic else [])],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, close_fds=True,
+                pass_fds=(theirs.fileno(), listen), stdin=subprocess.DEVNULL, close_fds=True,
             )
         except BaseException:
             remote.unlink()
@@ -384,6 +415,7 @@ class MediaCalls:
                     if self.settings != MediaSettings():
                         self.command("choose_devices", camera=self.settings.camera,
                                      microphone=self.settings.microphone)
+                    self._restore_links()
                     self.engine._emit(ev.MediaProcessRestarted())
                 first = False
                 self._first.set()
@@ -465,7 +497,7 @@ class MediaCalls:
             self.engine._emit(ev.Error(LOST_IN_CALL, appointment=appointment, code="media-lost", fatal=True))
             self.engine._emit(ev.CallEnded(appointment, by="engine", reason="media-lost"))
         self.engine._emit(ev.MediaProcessLost(LOST if restarting else LOST_FOR_GOOD, why, calls,
-                                              restarting=restarting, links_lost=True))
+                                              restarting=restarting, links_lost=not restarting))
 
 
 class MediaEngine:
