@@ -68,6 +68,10 @@ def test_app_and_chromium_victim_call_end_to_end(qtbot, unlocked):
             lambda: any("Hello from the victim" in screen.chat.item(i).text() for i in range(screen.chat.count())),
             timeout=WAIT_MS,
         )
+        # "I can't talk freely" on the phone: the red banner in the call window.
+        page.locator("#flag").click()
+        qtbot.waitUntil(lambda: screen.flag.isVisible(), timeout=WAIT_MS)
+        assert "cannot talk freely" in screen.flag.text()
         # The same verification code on both sides.
         wait_until(page, "document.getElementById('verification-code').hasAttribute('data-code')", timeout=WAIT_MS)
         code = page.locator("#verification-code").get_attribute("data-code")
