@@ -429,9 +429,7 @@ def main() -> int:
     else:
         from evr_desktop.media.proxy import MediaCalls
 
-        # The child sends one size: the stall call's; the A/B sizes follow it.
-        sizes = [stall_size]
-        calls = MediaCalls(synthetic=(stall_size[0], stall_size[1], FPS))
+        calls = MediaCalls(synthetic=(current["size"][0], current["size"][1], FPS))
     calls.start()
     load = [busy(i % (os.cpu_count() or 1)) for i in range(args.load)]
     screen = CallScreen(calls.engine)
@@ -499,15 +497,20 @@ def main() -> int:
                 results["browser"] = browser.version
                 phone = dict(p.devices["Pixel 7"])
                 phone.pop("default_browser_type", None)
+                def use_size(size: tuple) -> None:
+                    current["size"] = size
+                    if hasattr(calls, "set_synthetic"):  # the media process: tell the child
+                        calls.set_synthetic(size[0], size[1], FPS)
+
                 try:
                     if args.stall_seconds > 0:
-                        current["size"] = stall_size
+                        use_size(stall_size)
                         results["stall"] = stall_run(
                             browser, phone, STAMP_JS % {"w": stall_size[0], "h": stall_size[1], "fps": FPS},
                             args.stall_seconds)
                         results["stall"]["size"] = stall_size
                     for size in sizes:
-                        current["size"] = size
+                        use_size(size)
                         stamp = STAMP_JS % {"w": size[0], "h": size[1], "fps": FPS}
                         key = f"{size[0]}x{size[1]}"
                         res: dict[str, list] = {k: [] for k in (

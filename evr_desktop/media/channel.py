@@ -63,6 +63,7 @@ PARENT_SENDS: Spec = {
                      "token": ((str,), True)},
     "choose_devices": {**_ID, "camera": ((int, None), True), "microphone": ((int, None), True)},
     "list_devices": {**_ID},
+    "set_synthetic": {**_ID, "width": ((int,), True), "height": ((int,), True), "fps": ((int,), True)},
     "stop": {**_ID},
     "protocol-error": {"code": ((str,), True), "detail": ((str,), True)},
 }
@@ -162,6 +163,11 @@ class Channel:
         ``ChannelClosed`` (closed, or the writer is that far behind)."""
         data = encode(message)
         self.send_raw(data)
+
+    @property
+    def backlog(self) -> int:
+        """Messages queued and not yet written (the other side reads slowly)."""
+        return self._outbox.qsize()
 
     def send_raw(self, data: bytes) -> None:
         """Bytes as they are (tests use it to send what ``encode`` would refuse)."""

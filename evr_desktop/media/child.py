@@ -36,6 +36,10 @@ log = logging.getLogger("evr_desktop.media")
 
 PARENT_POLL = 0.5  # s: how often the parent's pid is checked
 LOCAL_POLL = 0.033  # s: how often the self view's newest preview is looked for
+# A wake-up is not queued behind this many messages: the frame is in shared
+# memory anyway and the window's 16 ms poll finds it, so a GUI that stops
+# reading for a while gets no flood of stale wake-ups and the events go first.
+MAX_WAKEUP_BACKLOG = 32
 
 
 def event_message(e: ev.Event) -> dict[str, Any]:
@@ -97,6 +101,7 @@ class MediaChild:
         self.calls = calls
         self.engine = calls.engine
         self._stopping = False
+        self.synthetic: dict[str, int] = {}  # the test pattern's size, when --synthetic
 
     def send(self, message: dict[str, Any]) -> None:
         try:
@@ -113,7 +118,7 @@ class MediaChild:
         """Display thread: the newest remote frame into shared memory, then the wake-up."""
         appointment = key.removeprefix("remote:")
         frame = self.engine.latest_remote_bgra(appointment)
-        if frame is not None and self.remote.publish(key, frame):
+        if frame is not None and self.remote.publish(key, frame) and self.channel.backlog < MAX_WAKEUP_BACKLOG:
             self.send({"type": "frame", "key": key})
 
     def _local_frames(self) -> None:
@@ -188,6 +193,13 @@ class MediaChild:
             threading.Thread(target=self.reply_now,
                              args=(msg_id, lambda: self.calls.restore_link(appointment, m["token"])),
                              daemon=True).start()
+        elif kind == "set_synthetic":
+            def resize() -> None:
+                if not self.synthetic:
+                    raise ValueError("not started with --synthetic")
+                self.synthetic.update(width=m["width"], height=m["height"], fps=m["fps"])  # from the next call
+
+            self.reply_now(msg_id, resize)
         elif kind == "list_devices":
             threading.Thread(target=self.reply_now, args=(msg_id, _list_devices), daemon=True).start()
         elif kind == "stop":
@@ -260,16 +272,19 @@ def main(argv: list[str] | None = None) -> int:
     from ..call.embedded import EmbeddedCalls
 
     kwargs: dict[str, Any] = {}
+    synthetic: dict[str, int] = {}
     if args.synthetic:
         from ..capture.devices import choose_sources
 
         w, h, fps = (int(v) for v in args.synthetic.lower().split("x"))
-        kwargs["sources"] = lambda: choose_sources(False, width=w, height=h, fps=fps)
+        synthetic.update(width=w, height=h, fps=fps)
+        kwargs["sources"] = lambda: choose_sources(False, **synthetic)
     if args.rendezvous_fd is not None:
         kwargs["listen"] = socket.socket(fileno=args.rendezvous_fd)
     calls = EmbeddedCalls(host_candidates=args.host_candidates, **kwargs)
     calls.start()
     child = MediaChild(channel, remote, local, calls)
+    child.synthetic = synthetic
     engine = calls.engine
     assert engine is not None  # started
     engine.add_listener(child.on_event)

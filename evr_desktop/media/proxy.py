@@ -251,6 +251,11 @@ class MediaCalls:
         self.settings = MediaSettings(camera, microphone)
         self.command("choose_devices", camera=camera, microphone=microphone)
 
+    def set_synthetic(self, width: int, height: int, fps: int) -> None:
+        """Benchmarks: the test pattern's size from the next call (started with ``synthetic``)."""
+        self.synthetic = (width, height, fps)
+        self.command("set_synthetic", width=width, height=height, fps=fps).result(10)
+
     def list_devices(self, timeout: float = 20.0) -> tuple[list[Device], list[Device]]:
         """The cameras and microphones, probed in the child (blocking: call it on the worker)."""
         found = self.command("list_devices").result(timeout)
