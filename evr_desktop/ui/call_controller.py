@@ -275,8 +275,9 @@ class CallController:
 
     def _media_lost(self, e: object) -> None:
         """Told in plain words; the statement stays where it is (it lives in
-        this process). The demo's links died with the child, so the way back to
-        the victim is a new link: offered here for the call that was cut."""
+        this process). The links not yet spent are handed to the new child, so
+        the victim can reopen theirs and be called again; a new link is
+        offered as the fallback for the call that was cut."""
         message: str = getattr(e, "message", "")
         self._status(message, 20000)
         box = QMessageBox(QMessageBox.Icon.Warning, "Video stopped", message, QMessageBox.StandardButton.Close,
