@@ -67,7 +67,7 @@ def test_a_call_in_the_app_with_the_modules_written_out(qtbot, unlocked):
         main.actions.devices.trigger()
         qtbot.waitUntil(lambda: getattr(main.calls, "devices_dialog", None) is not None, timeout=WAIT_MS)
         main.calls.devices_dialog.reject()
-        qtbot.mouseClick(screen.end_button, Qt.MouseButton.LeftButton)
+        screen.end_call()  # (End call's button asks first: tests/ui/test_forms_and_call_window.py)
         page.locator("#screen-ended").wait_for(state="visible", timeout=WAIT_MS)
         context.close()
     with open(os.environ["EVR_MODULES_OUT"], "w", encoding="utf-8") as fh:

@@ -13,7 +13,7 @@ import time
 
 import pytest
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QPushButton
+from PySide6.QtWidgets import QMessageBox, QPushButton
 
 from evr_desktop.domain.appointment import OffenceType, Status
 from tests.e2e.test_call_engine import Victim
@@ -39,7 +39,7 @@ def call_victim(qtbot, main, a, link: str, victim_loop) -> tuple[Victim, object]
     return victim, http
 
 
-def test_sigkill_of_the_media_process_mid_call(qtbot, unlocked, victim_loop):  # noqa: F811 - the fixture
+def test_sigkill_of_the_media_process_mid_call(qtbot, unlocked, victim_loop, monkeypatch):  # noqa: F811 - the fixture
     main = unlocked
     a = book_and_send_link(qtbot, main, "Morwenna Invented-Crash", "07700 900777", "99MC1234526", OffenceType.ASSAULT)
     first_link = main.calls.links[a.id]
@@ -96,6 +96,8 @@ def test_sigkill_of_the_media_process_mid_call(qtbot, unlocked, victim_loop):  #
     try:
         screen = main.calls.screen
         qtbot.waitUntil(lambda: victim.codes and victim.codes[-1][:3] in screen.code.text(), timeout=10000)
+        # End call asks first; the officer says yes.
+        monkeypatch.setattr(QMessageBox, "exec", lambda _box: QMessageBox.StandardButton.Yes)
         qtbot.mouseClick(screen.end_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: any(m["type"] == "bye" for m in victim.messages), timeout=10000)
         assert main.calls.embedded.restarts == 1
