@@ -50,3 +50,16 @@ def private_window_settings(tmp_path):
     folder = tmp_path / "qsettings"
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
     yield folder
+
+
+@pytest.fixture(autouse=True)
+def no_unexpected_modal_question(monkeypatch):
+    """A modal question (End call? Quit?) that a test did not answer would wait
+    for a click for ever and hang the whole run: fail at once instead. A test
+    that expects one patches ``QMessageBox.exec`` itself, after this."""
+    from PySide6.QtWidgets import QMessageBox
+
+    def unexpected(box: QMessageBox) -> int:
+        raise AssertionError(f"a modal question was asked that the test did not answer: {box.text()!r}")
+
+    monkeypatch.setattr(QMessageBox, "exec", unexpected)
