@@ -30,7 +30,7 @@ def vp8_stream(n: int, w: int = 320, h: int = 240, fps: int = 30, gop: int = 90,
     cc.width, cc.height, cc.pix_fmt = w, h, "yuv420p"
     cc.time_base = fractions.Fraction(1, fps)
     cc.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
-    cc.bit_rate = 300_000
+    cc.bit_rate = 800_000
     cc.gop_size = gop
     rng = np.random.default_rng(seed)
     noise = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
@@ -78,3 +78,26 @@ def call_frames(seconds: float, *, t0: float = 1000.0, rtp0: dict[str, int] | No
                                    data, True, t0 + i * 0.02 + 0.001 * seed))
     frames.sort(key=lambda f: f.monotonic)
     return frames
+
+
+def record_paced_main() -> None:
+    """Child process for the kill test: ``python -c ... FOLDER OFFICER ESCROW SECONDS``.
+    Records a synthetic call fed at its real pace; prints ``START <monotonic>``."""
+    import dataclasses
+    import sys
+    import time
+
+    from evr_desktop.recording.recorder import Recorder
+
+    folder, officer, escrow, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+    frames = call_frames(seconds, t0=0.0)
+    rec = Recorder(__import__("pathlib").Path(folder), officer_recipient=officer, escrow_recipient=escrow)
+    t0 = time.monotonic()
+    print(f"START {t0}", flush=True)
+    for f in frames:
+        delay = t0 + f.monotonic - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        rec(dataclasses.replace(f, monotonic=t0 + f.monotonic))
+    rec.close()
+    print("DONE", flush=True)

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..vault.age import AgeError, Identity, decrypt_prefix
+from ..vault.age import AgeError, HeaderError, Identity, decrypt_prefix
 from .ebml import ClusterTracker
 from .manifest import MANIFEST_FILE, MANIFEST_FORMAT, START_FILE, read_start, write_manifest
 from .segments import SegmentInfo, segment_name
 
+_HEADER_CUT_LIMIT = 1024  # our headers (two X25519 stanzas) are ~250 bytes
 DEFAULT_REASON = "the app stopped before the recording was closed (recovered at the next unlock)"
 
 
@@ -72,6 +73,20 @@ def recover(folder: Path, identities: Sequence[Identity], *, recipients: Sequenc
                            ciphertext_size=len(blob))
         try:
             plain, finalised = decrypt_prefix(blob, identities)
+        except HeaderError as exc:
+            if expected == len(files) and len(blob) < _HEADER_CUT_LIMIT:
+                # The crash came while the header itself was being written:
+                # nothing of this segment's media had reached the disk.
+                info.plaintext_sha256 = hashlib.sha256(b"").hexdigest()
+                info.note = "unfinished: cut inside its age header, nothing recoverable"
+                infos.append(info)
+                break
+            problems.append(f"{path.name} is damaged: {exc}")
+            info.note = f"damaged, not decryptable: {exc}"
+            info.plaintext_sha256 = None
+            info.plaintext_size = None
+            infos.append(info)
+            break
         except AgeError as exc:
             problems.append(f"{path.name} is damaged: {exc}")
             info.note = f"damaged, not decryptable: {exc}"
