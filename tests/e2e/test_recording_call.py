@@ -1,0 +1,88 @@
+"""A recorded call: the engine's encoded-frame tap, with an aiortc victim on
+loopback (the fixtures of test_call_engine.py), feeding a Recorder for about
+six seconds with an ICE restart in the middle; then decrypt, ffprobe."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from pathlib import Path
+
+from evr_desktop.call import events as ev
+from evr_desktop.recording.manifest import iter_recording, read_manifest
+from evr_desktop.recording.recorder import Recorder
+from evr_desktop.vault.age import X25519Identity
+from tests.e2e.test_call_engine import World, connected_call, run, until
+
+
+class _ToRecorder(list):
+    """Stands in for World.tapped: every tapped frame goes to the recorder."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        super().__init__()
+        self.recorder = recorder
+
+    def append(self, frame) -> None:  # the tap's sink, on the tap's thread
+        self.recorder(frame)
+
+
+def test_a_recorded_call_with_an_ice_restart(tmp_path: Path) -> None:
+    officer, escrow = X25519Identity.generate(), X25519Identity.generate()
+    folder = tmp_path / "recording"
+    wanted: list[str] = []
+    recorder = Recorder(folder, officer_recipient=officer.recipient, escrow_recipient=escrow.recipient,
+                        session="appt-rec", on_keyframe_wanted=wanted.append)
+    first_frame: list[float] = []
+
+    async def main() -> float:
+        async with World() as w:
+            w.tapped = _ToRecorder(recorder)
+            appt = "appt-rec"
+            victim, _ = await connected_call(w, appt)
+            w.engine.add_listener(lambda e: recorder.add_chat("victim", e.text)
+                                  if isinstance(e, ev.ChatReceived) else None)
+            session = w.engine.session(appt)
+            await until(lambda: recorder.state == "recording", what="recording started")
+            first_frame.append(recorder._t0 or 0.0)
+            await asyncio.sleep(2.5)
+            await until(lambda: victim.channel is not None and victim.channel.readyState == "open",
+                        what="data channel")
+            victim.chat("I am recorded")
+            await asyncio.wrap_future(w.engine.restart_ice(appt))
+            await until(lambda: len(w.events.of(ev.VerificationCode)) >= 2, what="second code")
+            await until(lambda: session.state == "connected", what="connected again")
+            remaining = 6.0 - (time.monotonic() - first_frame[0])
+            await asyncio.sleep(max(0.5, remaining))
+            await asyncio.wrap_future(w.engine.end_call(appt, "finished"))
+            await w.events.wait(ev.CallEnded)
+            return time.monotonic() - first_frame[0]
+
+    recorded = run(main(), timeout=60)
+    result = recorder.close("call ended")
+    assert result.finalised and result.error is None
+    manifest = read_manifest(folder, [escrow])
+    assert all(s["complete"] and s["end_s"] - s["start_s"] <= 2.0 for s in manifest.segments)
+    tracks = {t["title"]: t for t in manifest.data["tracks"]}
+    assert all(tracks[t]["frames"] > 0 for t in ("victim video", "victim audio", "officer video", "officer audio"))
+    mkv = tmp_path / "call.mkv"
+    mkv.write_bytes(b"".join(iter_recording(folder, [officer])))
+    probe = json.loads(subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(mkv)],
+                                      capture_output=True, check=True, timeout=60).stdout)
+    kinds = [(s["codec_type"], s["codec_name"]) for s in probe["streams"]]
+    assert kinds[:4] == [("video", "vp8"), ("audio", "opus"), ("video", "vp8"), ("audio", "opus")]
+    times = [float(t) for t in subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "packet=pts_time", "-of", "csv=p=0", str(mkv)],
+        capture_output=True, text=True, check=True, timeout=60).stdout.split() if t and t != "N/A"]
+    span = max(times) - min(times)
+    counts = [(t["title"], t["frames"], t["dropped"]) for t in tracks.values() if "frames" in t]
+    print(f"\nrecorded {recorded:.2f} s; the file spans {span:.2f} s in {len(manifest.segments)} segments; "
+          f"keyframe requests {wanted}; tracks {counts}")
+    assert abs(span - recorded) < 0.5
+    decode = subprocess.run(["ffmpeg", "-v", "error", "-i", str(mkv), "-map", "0:v", "-map", "0:a", "-f", "null",
+                             "-"], capture_output=True, text=True, timeout=60)
+    assert decode.returncode == 0, decode.stderr
+    srt = subprocess.run(["ffmpeg", "-v", "error", "-i", str(mkv), "-map", "0:s", "-f", "srt", "-"],
+                         capture_output=True, text=True, timeout=60).stdout
+    assert "Victim: I am recorded" in srt
