@@ -47,6 +47,21 @@ def vp8_stream(n: int, w: int = 320, h: int = 240, fps: int = 30, gop: int = 90,
     return out
 
 
+def h264_stream(n: int, w: int = 320, h: int = 240, fps: int = 30) -> list[tuple[bytes, bool]]:
+    """Annex-B access units, as the tap delivers H.264 (SPS/PPS before each IDR)."""
+    cc = av.CodecContext.create("libx264", "w")
+    cc.width, cc.height, cc.pix_fmt = w, h, "yuv420p"
+    cc.time_base = fractions.Fraction(1, fps)
+    cc.options = {"preset": "ultrafast", "tune": "zerolatency", "repeat-headers": "1"}
+    out: list[tuple[bytes, bool]] = []
+    for i in range(n):
+        frame = av.VideoFrame.from_ndarray(np.full((h, w, 3), i % 255, np.uint8), format="rgb24")
+        frame = frame.reformat(format="yuv420p")
+        frame.pts = i
+        out.extend((bytes(p), bool(p.is_keyframe)) for p in cc.encode(frame))
+    return out
+
+
 def opus_stream(n: int, freq: float = 440.0) -> list[bytes]:
     cc = av.CodecContext.create("libopus", "w")
     cc.sample_rate, cc.layout, cc.format, cc.bit_rate = 48000, "stereo", "s16", 32000

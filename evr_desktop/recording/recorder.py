@@ -455,7 +455,7 @@ class Recorder:
         self.error = f"recording stopped: {exc}"
         log.error("recorder: %s", self.error)
         if self.writer.error is None:
-            self.writer._fail(exc)
+            self.writer.abandon(exc)
         self._status(RecorderStatus(FAILED, self.error))
 
     def _status(self, status: RecorderStatus) -> None:

@@ -141,7 +141,7 @@ class SegmentWriter:
             if self._tracker.at_boundary and self._tracker.clusters_done > seg.clusters_at_open:
                 self._finish(seg)
         except Exception as exc:  # OSError (disk full, I/O error), or a muxer stream we cannot follow
-            self._fail(exc)
+            self.abandon(exc)
         return n
 
     # -- segments ----------------------------------------------------------------------
@@ -179,7 +179,8 @@ class SegmentWriter:
         if self._on_segment is not None:
             self._on_segment(info)
 
-    def _fail(self, exc: BaseException) -> None:
+    def abandon(self, exc: BaseException) -> None:
+        """Stop for good after an error; the open segment stays without its final chunk."""
         self.error = exc
         seg, self._open = self._open, None
         if seg is not None:
@@ -203,7 +204,7 @@ class SegmentWriter:
             try:
                 self._finish(self._open)
             except Exception as exc:
-                self._fail(exc)
+                self.abandon(exc)
         if self.segments and self.segments[-1].end_ms is None:
             self.segments[-1].end_ms = last_ms
 

@@ -36,7 +36,7 @@ from evr_desktop.vault.age import (
     decrypt_prefix,
     encrypt,
 )
-from tests.recording_media import call_frames
+from tests.recording_media import TapFrame, call_frames, h264_stream
 
 ENC_CHUNK = CHUNK_SIZE + 16
 SECONDS = 6.0
@@ -390,3 +390,20 @@ def test_no_plaintext_in_the_recording_folder(recorded, frames) -> None:
         assert MKV_MAGIC not in blob, path
         assert CHAT.encode() not in blob, path
         assert not any(s in blob for s in samples), path
+
+
+def test_h264_from_the_victim(tmp_path, keys) -> None:
+    """A phone that sends H.264 (Annex B, as the tap delivers it) records too."""
+    frames = [f for f in call_frames(3.0) if not (f.direction == "received" and f.kind == "video")]
+    frames += [TapFrame("received", "video", "video/H264", 90000, 5000 + i * 3000, data, key, 1000.0 + i / 30)
+               for i, (data, key) in enumerate(h264_stream(90))]
+    frames.sort(key=lambda f: f.monotonic)
+    rec, result, statuses, wanted = _record(tmp_path / "r", keys, frames)
+    assert result.finalised
+    mkv = tmp_path / "r.mkv"
+    mkv.write_bytes(b"".join(iter_recording(tmp_path / "r", [keys[0]])))
+    streams = json.loads(_ffprobe(mkv, "-show_streams", "-of", "json"))["streams"]
+    assert [s["codec_name"] for s in streams[:4]] == ["h264", "opus", "vp8", "opus"]
+    assert (streams[0]["width"], streams[0]["height"]) == (320, 240)
+    subprocess.run(["ffmpeg", "-v", "error", "-xerror", "-i", str(mkv), "-map", "0:v", "-f", "null", "-"],
+                   check=True, capture_output=True, timeout=60)
