@@ -44,7 +44,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -137,7 +137,6 @@ class _Counts:
     flags: int = 0
     mux_errors: int = 0
     ignored: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 def _iso(ts: float) -> str:
@@ -225,22 +224,22 @@ class Recorder:
         try:
             with self._lock:
                 self._add_frame(frame)
-        except Exception as exc:  # never into the tap's caller
+        except Exception:  # never into the tap's caller
             log.exception("recorder: a frame could not be recorded")
             self.counts.mux_errors += 1
-            self._check_writer(exc)
+            self._check_writer()
 
     def add_chat(self, sender: str, text: str, at: float | None = None) -> None:
         """A chat line (``sender``: "victim" or "officer"), at ``at`` (monotonic; now by default)."""
         who = "Victim" if sender in ("victim", RECEIVED) else "Officer"
-        self._add_text(f"{who}: {text}", at)
-        self.counts.chat += 1
+        if self._add_text(f"{who}: {text}", at):
+            self.counts.chat += 1
 
     def add_flag(self, kind: str, held: bool, at: float | None = None) -> None:
         """The victim's quiet signal (``kind`` such as "cant-talk"), raised or cleared."""
         what = "can't talk freely" if kind in ("cant-talk", "cant_talk", "cannot-talk") else kind
-        self._add_text(f"[Victim signal: {what} — {'ON' if held else 'cleared'}]", at)
-        self.counts.flags += 1
+        if self._add_text(f"[Victim signal: {what} — {'ON' if held else 'cleared'}]", at):
+            self.counts.flags += 1
 
     def close(self, reason: str = "") -> RecordingResult:
         """End the recording: flush the muxer, finalise the last segment,
@@ -260,7 +259,7 @@ class Recorder:
                     log.exception("recorder: closing the muxer failed")
                     self._fail(exc)
             self.writer.close(last_ms=self._last_ms)
-            self._check_writer(None)
+            self._check_writer()
             finalised = self.state != FAILED and self.writer.error is None
             ended = self._wall()
             duration = self._last_ms / 1000 if self._t0 is not None else 0.0
@@ -272,6 +271,7 @@ class Recorder:
                 log.error("recorder: the manifest could not be written: %s", exc)
                 self.error = self.error or f"the manifest could not be written: {exc}"
             self.state = CLOSED
+            finalised = finalised and manifest_sha is not None  # else the next unlock's recovery closes it
             return RecordingResult(
                 folder=self.folder, recording_id=self.recording_id, manifest_sha256=manifest_sha,
                 started_at=_iso(self._wall0) if self._wall0 is not None else None, ended_at=_iso(ended),
@@ -357,11 +357,11 @@ class Recorder:
         except Exception:
             log.exception("recorder: on_keyframe_wanted failed")
 
-    def _add_text(self, text: str, at: float | None) -> None:
+    def _add_text(self, text: str, at: float | None) -> bool:
         try:
             with self._lock:
                 if self.state in (FAILED, CLOSED):
-                    return
+                    return False
                 now = self._clock() if at is None else at
                 if self._t0 is None:
                     self._t0 = now
@@ -371,9 +371,11 @@ class Recorder:
                 self._text_last_ms = ms
                 self._last_ms = max(self._last_ms, ms)
                 self._emit(_Held(4, ms, text.encode("utf-8"), True))
-        except Exception as exc:
+                return True
+        except Exception:
             log.exception("recorder: a chat line could not be recorded")
-            self._check_writer(exc)
+            self._check_writer()
+            return False
 
     # -- muxing -----------------------------------------------------------------------
 
@@ -440,11 +442,11 @@ class Recorder:
                 self.counts.mux_errors += 1
         if held.track != 4:
             self._tracks[held.track].frames += 1
-        self._check_writer(None)
+        self._check_writer()
 
     # -- state --------------------------------------------------------------------------
 
-    def _check_writer(self, exc: BaseException | None) -> None:
+    def _check_writer(self) -> None:
         if self.writer.error is not None and self.state not in (FAILED, CLOSED):
             self._fail(self.writer.error)
 

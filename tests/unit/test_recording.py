@@ -407,3 +407,39 @@ def test_h264_from_the_victim(tmp_path, keys) -> None:
     assert (streams[0]["width"], streams[0]["height"]) == (320, 240)
     subprocess.run(["ffmpeg", "-v", "error", "-xerror", "-i", str(mkv), "-map", "0:v", "-f", "null", "-"],
                    check=True, capture_output=True, timeout=60)
+
+
+def test_one_clock_rtp_spacing_anchored_to_arrival_keeps_sync_despite_jitter(tmp_path, keys, frames) -> None:
+    """Arrivals jitter by up to +-40 ms; the recording keeps each stream's own
+    cadence (from RTP) and audio and video captured at the same instant stay
+    within 100 ms of each other, on both sides."""
+    import random
+    from dataclasses import replace
+
+    rng = random.Random(7)
+    t0 = frames[0].monotonic
+    last: dict[tuple[str, str], float] = {}
+    jittered = []
+    for f in frames:  # each stream stays in order (a jitter buffer's output), late by 0-40 ms
+        at = max(last.get((f.direction, f.kind), 0.0), f.monotonic + rng.uniform(0, 0.04))
+        last[(f.direction, f.kind)] = at
+        jittered.append(replace(f, monotonic=at))
+    jittered.sort(key=lambda f: f.monotonic)
+    rec, result, _, _ = _record(tmp_path / "r", keys, jittered)
+    mkv = tmp_path / "r.mkv"
+    mkv.write_bytes(b"".join(iter_recording(tmp_path / "r", [keys[0]])))
+
+    def pts(stream: int) -> list[float]:
+        out = _ffprobe(mkv, "-select_streams", str(stream), "-show_entries", "packet=pts_time", "-of", "csv=p=0")
+        return [float(t) for t in out.split()]
+
+    for video, audio, direction in ((0, 1, "received"), (2, 3, "sent")):
+        v, a = pts(video), pts(audio)
+        steps = [y - x for x, y in zip(v, v[1:], strict=False)]
+        assert max(steps) - min(steps) < 0.004  # the sender's 30 fps cadence, not the network's jitter
+        # the capture instant of video frame 60 (2.0 s) against audio packet 100 (2.0 s)
+        src_v = [f for f in frames if f.direction == direction and f.kind == "video"]
+        src_a = [f for f in frames if f.direction == direction and f.kind == "audio"]
+        skew = (v[60] - a[100]) - (src_v[60].monotonic - src_a[100].monotonic)
+        assert abs(skew) < 0.1, skew
+    assert t0 == frames[0].monotonic
