@@ -443,3 +443,37 @@ def test_one_clock_rtp_spacing_anchored_to_arrival_keeps_sync_despite_jitter(tmp
         skew = (v[60] - a[100]) - (src_v[60].monotonic - src_a[100].monotonic)
         assert abs(skew) < 0.1, skew
     assert t0 == frames[0].monotonic
+
+
+def test_router_sends_each_call_its_frames_chat_and_signals(tmp_path, keys, frames) -> None:
+    from dataclasses import replace
+
+    from evr_desktop.call import events as ev
+    from evr_desktop.recording.router import RecordingRouter
+
+    officer, escrow = keys
+    router = RecordingRouter()
+    recs = {s: Recorder(tmp_path / s, officer_recipient=officer.recipient, escrow_recipient=escrow.recipient,
+                        session=s, fsync=False) for s in ("appt-a", "appt-b")}
+    for s, r in recs.items():
+        router.attach(s, r)
+    with pytest.raises(ValueError):
+        router.attach("appt-a", recs["appt-a"])
+    for f in frames[:400]:
+        router(replace(f, session="appt-a"))
+        router(replace(f, session="appt-b"))
+        router(replace(f, session="appt-nobody"))  # no recorder: dropped
+    router.on_event(ev.ChatReceived("appt-a", "only in a"))
+    router.on_event(ev.VictimFlag("appt-b", "cant-talk", True))
+    router.on_event(ev.Stats("appt-a", None, 0, 0, 0, 0, None, None, 0, 0))  # ignored
+    router.officer_chat("appt-b", "only in b")
+    results = {s: router.detach(s).close() for s in recs}  # type: ignore[union-attr]
+    assert router.detach("appt-a") is None
+    assert all(r.finalised for r in results.values())
+    texts = {}
+    for s in recs:
+        plain = b"".join(iter_recording(tmp_path / s, [escrow]))
+        texts[s] = subprocess.run(["ffmpeg", "-v", "error", "-i", "pipe:0", "-map", "0:s", "-f", "srt", "-"],
+                                  input=plain, capture_output=True, check=True, timeout=60).stdout.decode()
+    assert "Victim: only in a" in texts["appt-a"] and "only in b" not in texts["appt-a"]
+    assert "Officer: only in b" in texts["appt-b"] and "can't talk freely — ON" in texts["appt-b"]
