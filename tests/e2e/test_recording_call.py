@@ -11,7 +11,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import pytest
+
+import tests.e2e.test_call_engine as engine_tests
 from evr_desktop.call import events as ev
+from evr_desktop.capture.devices import SourceChoice
+from evr_desktop.capture.synthetic import SyntheticAudioSource, SyntheticVideoSource
 from evr_desktop.recording.manifest import iter_recording, read_manifest
 from evr_desktop.recording.recorder import Recorder
 from evr_desktop.vault.age import X25519Identity
@@ -105,3 +111,83 @@ def test_a_recorded_call_with_an_ice_restart(tmp_path: Path) -> None:
                 assert b"I am recorded" not in path.read_bytes(), path
         except (PermissionError, FileNotFoundError):
             continue
+
+
+# --- audio/video sync: both sides flash and beep at the same instant -----------------------
+
+FLASH_MS = 150  # flash and beep for the first 150 ms of every second (wall clock)
+
+
+class _FlashVideo(SyntheticVideoSource):
+    def render(self, n: int, ms: int) -> np.ndarray:
+        value = 255 if ms % 1000 < FLASH_MS else 0
+        return np.full((self.height, self.width, 3), value, np.uint8)
+
+
+class _BeepAudio(SyntheticAudioSource):
+    def read(self) -> np.ndarray:
+        self._pacer.wait(self._stop)
+        n = self.count
+        self.count += 1
+        # the 20 ms frame that starts now: a tone while the flash is on
+        on = int(time.time() * 1000) % 1000 < FLASH_MS
+        return self.samples(n) if on else np.zeros(self.samples_per_frame, np.int16)
+
+
+def _onsets(plain: bytes) -> dict[int, list[float]]:
+    """Per stream, the times (s) where a flash (video) or a beep (audio) begins."""
+    import io
+
+    import av
+
+    out: dict[int, list[float]] = {i: [] for i in range(4)}
+    was_on = dict.fromkeys(range(4), False)
+    with av.open(io.BytesIO(plain)) as container:
+        streams = list(container.streams)[:4]
+        for packet in container.demux(streams):
+            stream = packet.stream
+            for frame in packet.decode():
+                if frame.pts is None:
+                    continue
+                t = float(frame.pts * stream.time_base)
+                if stream.type == "video":
+                    on = float(frame.to_ndarray(format="gray").mean()) > 128
+                else:
+                    samples = frame.to_ndarray()
+                    on = float(np.abs(samples).max()) > (1600 if samples.dtype == np.int16 else 0.05)
+                if on and not was_on[stream.index]:
+                    out[stream.index].append(t)
+                was_on[stream.index] = on
+    return out
+
+
+def test_audio_and_video_stay_in_sync_on_each_side(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine_tests, "SyntheticVideoSource", _FlashVideo)
+    monkeypatch.setattr(engine_tests, "SyntheticAudioSource", _BeepAudio)
+    monkeypatch.setattr(engine_tests, "small_sources",
+                        lambda: SourceChoice(_FlashVideo(320, 240, 30), _BeepAudio(), []))
+    officer, escrow = X25519Identity.generate(), X25519Identity.generate()
+    folder = tmp_path / "recording"
+    recorder = Recorder(folder, officer_recipient=officer.recipient, escrow_recipient=escrow.recipient,
+                        session="appt-sync")
+
+    async def main() -> None:
+        async with World() as w:
+            w.tapped = _ToRecorder(recorder)
+            await connected_call(w, "appt-sync")
+            await until(lambda: recorder.state == "recording", what="recording started")
+            await asyncio.sleep(5.5)
+            await asyncio.wrap_future(w.engine.end_call("appt-sync", "finished"))
+            await w.events.wait(ev.CallEnded)
+
+    run(main(), timeout=60)
+    assert recorder.close().finalised
+    onsets = _onsets(b"".join(iter_recording(folder, [officer])))
+    for side, (video, audio) in (("victim", (0, 1)), ("officer", (2, 3))):
+        flashes, beeps = onsets[video], onsets[audio]
+        assert len(flashes) >= 3 and len(beeps) >= 3, (side, onsets)
+        skews = [min(beeps, key=lambda b, f=f: abs(b - f)) - f for f in flashes]
+        skews = [s for s in skews if abs(s) < 0.5]  # pairs of the same second
+        median = sorted(skews)[len(skews) // 2]
+        print(f"\n{side}: {len(flashes)} flashes, beep - flash = {[round(s * 1000) for s in skews]} ms")
+        assert len(skews) >= 3 and abs(median) < 0.1, (side, skews)
