@@ -109,10 +109,14 @@ def record_paced_main() -> None:
     rec = Recorder(__import__("pathlib").Path(folder), officer_recipient=officer, escrow_recipient=escrow)
     t0 = time.monotonic()
     print(f"START {t0}", flush=True)
+    reported = 0.0
     for f in frames:
         delay = t0 + f.monotonic - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         rec(dataclasses.replace(f, monotonic=t0 + f.monotonic))
+        if f.monotonic - reported >= 0.05:  # what the recorder has been given (a loaded machine may lag)
+            reported = f.monotonic
+            print(f"FED {f.monotonic:.3f}", flush=True)
     rec.close()
     print("DONE", flush=True)
