@@ -477,3 +477,28 @@ def test_router_sends_each_call_its_frames_chat_and_signals(tmp_path, keys, fram
                                   input=plain, capture_output=True, check=True, timeout=60).stdout.decode()
     assert "Victim: only in a" in texts["appt-a"] and "only in b" not in texts["appt-a"]
     assert "Officer: only in b" in texts["appt-b"] and "can't talk freely — ON" in texts["appt-b"]
+
+
+def test_a_resolution_change_continues_the_same_recording(tmp_path, keys) -> None:
+    """The phone rotates: the victim's video goes from 320x240 to 240x320 and
+    then 640x480 (each new size starts on a keyframe, as encoders do)."""
+    from dataclasses import replace
+
+    from tests.recording_media import vp8_stream
+
+    frames = call_frames(6.0)
+    victim = [f for f in frames if f.direction == "received" and f.kind == "video"]
+    others = [f for f in frames if not (f.direction == "received" and f.kind == "video")]
+    rotated = vp8_stream(60, w=240, h=320, seed=3) + vp8_stream(60, w=640, h=480, seed=4)
+    changed = victim[:60] + [replace(f, data=data, keyframe=key)
+                             for f, (data, key) in zip(victim[60:], rotated, strict=False)]
+    rec, result, _, _ = _record(tmp_path / "r", keys, sorted(others + changed, key=lambda f: f.monotonic))
+    assert result.finalised and rec._tracks[0].dropped == 0
+    plain = b"".join(iter_recording(tmp_path / "r", [keys[0]]))
+    sizes = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                            "frame=width,height", "-of", "csv=p=0", "-i", "pipe:0"], input=plain,
+                           capture_output=True, check=True, timeout=60).stdout.decode().split()
+    assert {"320,240", "240,320", "640,480"} <= set(sizes)
+    assert len(sizes) >= 170
+    subprocess.run(["ffmpeg", "-v", "error", "-xerror", "-i", "pipe:0", "-map", "0:v", "-f", "null", "-"],
+                   input=plain, check=True, capture_output=True, timeout=60)
