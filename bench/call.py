@@ -31,6 +31,17 @@ C. GUI responsiveness: a 5 ms precise QTimer on the GUI thread records how
    camera default; 1280x720 is the stress case: both ends' codecs at 720p
    on this machine's 2 cores). Goal: the longest stall under 50 ms.
 
+D. In process vs media process (``--matrix``, issue 9): the stall meter of C
+   (and A/B at the stall size) for the engine in the GUI's process
+   (``--engine in-process``, ``EmbeddedCalls``) and in the media process
+   (``--engine media``, the app's default: ``MediaCalls``), each with the
+   victim's Chromium confined to one core (``taskset``, so it stands in for the
+   phone instead of competing like a second app on the laptop) and again with
+   a co-located CPU load (one busy process pinned to each core); each
+   configuration a run of this script in a process of its own. Also the CPU
+   per second of call of the officer's side (GUI process, plus the media
+   process when there is one; Chromium not counted).
+
 Simplified: Chromium's fake camera carries no timestamp, so on every Chromium
 sender the video track is replaced (an init script wrapping ``getUserMedia``)
 by a ``canvas.captureStream`` drawing a moving pattern and the strip at the
@@ -343,7 +354,16 @@ def main() -> int:
                     help="length of the call whose Qt event-loop stalls are measured (0: skip)")
     ap.add_argument("--stall-size", default="640x480",
                     help="video size both ways for that call (default: the app's camera default)")
+    ap.add_argument("--engine", choices=("media", "in-process"), default="media",
+                    help="where the officer's call engine runs (media: its own process, as the app does)")
+    ap.add_argument("--chromium-cores", default="", help="confine Chromium to these cores (taskset -c), e.g. 1")
+    ap.add_argument("--load", type=int, default=0, help="busy processes alongside (one pinned per core)")
+    ap.add_argument("--json", default="", help="also write the results to this file")
+    ap.add_argument("--matrix", action="store_true",
+                    help="D: in-process vs media process, Chromium on one core, without and with a CPU load")
     args = ap.parse_args()
+    if args.matrix:
+        return matrix(args)
     sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes.split(",") if s]
     stall_size = tuple(int(v) for v in args.stall_size.lower().split("x"))
 
@@ -351,8 +371,6 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     from evr_desktop.call import events as ev
-    from evr_desktop.call.embedded import EmbeddedCalls
-    from evr_desktop.capture.devices import choose_sources
     from evr_desktop.capture.synthetic import read_timestamp
     from evr_desktop.domain.appointment import Appointment, OffenceType, VictimDetails
     from evr_desktop.ui.call_screen import CallScreen
@@ -402,9 +420,18 @@ def main() -> int:
     default_handler = qInstallMessageHandler(quiet)
     app = QApplication.instance() or QApplication(sys.argv)
     current = {"size": sizes[0]}
-    calls = EmbeddedCalls(sources=lambda: choose_sources(
-        False, width=current["size"][0], height=current["size"][1], fps=FPS))
+    if args.engine == "in-process":
+        from evr_desktop.call.embedded import EmbeddedCalls
+        from evr_desktop.capture.devices import choose_sources
+
+        calls = EmbeddedCalls(sources=lambda: choose_sources(
+            False, width=current["size"][0], height=current["size"][1], fps=FPS))
+    else:
+        from evr_desktop.media.proxy import MediaCalls
+
+        calls = MediaCalls(synthetic=(current["size"][0], current["size"][1], FPS))
     calls.start()
+    load = [busy(i % (os.cpu_count() or 1)) for i in range(args.load)]
     screen = CallScreen(calls.engine)
     screen.resize(1280, 800)
     screen.show()
@@ -464,21 +491,26 @@ def main() -> int:
         tmp = tempfile.mkdtemp(prefix="evr-bench-call-")
         try:
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                browser = p.chromium.launch(executable_path=chromium_path(args.chromium_cores, tmp), headless=True,
                                             args=list(CHROMIUM_FLAGS),
                                             env={**os.environ, "TMPDIR": tmp})
                 results["browser"] = browser.version
                 phone = dict(p.devices["Pixel 7"])
                 phone.pop("default_browser_type", None)
+                def use_size(size: tuple) -> None:
+                    current["size"] = size
+                    if hasattr(calls, "set_synthetic"):  # the media process: tell the child
+                        calls.set_synthetic(size[0], size[1], FPS)
+
                 try:
                     if args.stall_seconds > 0:
-                        current["size"] = stall_size
+                        use_size(stall_size)
                         results["stall"] = stall_run(
                             browser, phone, STAMP_JS % {"w": stall_size[0], "h": stall_size[1], "fps": FPS},
                             args.stall_seconds)
                         results["stall"]["size"] = stall_size
                     for size in sizes:
-                        current["size"] = size
+                        use_size(size)
                         stamp = STAMP_JS % {"w": size[0], "h": size[1], "fps": FPS}
                         key = f"{size[0]}x{size[1]}"
                         res: dict[str, list] = {k: [] for k in (
@@ -530,14 +562,17 @@ def main() -> int:
         ctx, page = start_app_call(browser, phone, stamp)[:2]
         try:
             painted0 = on_gui(lambda: screen.remote.frames_painted)
+            cpu0 = cpu_seconds(getattr(calls, "pid", None))
             on_gui(meter.start)
             time.sleep(seconds)
             during = on_gui(meter.stop)
+            cpu1 = cpu_seconds(getattr(calls, "pid", None))
             painted = on_gui(lambda: screen.remote.frames_painted) - painted0
         finally:
             end_app_call(ctx)
         print(f"  stalls: idle {idle_s:.0f} s, call {seconds:.0f} s measured", file=sys.stderr, flush=True)
-        return {"idle": idle, "idle_s": idle_s, "call": during, "call_s": seconds, "painted": painted}
+        return {"idle": idle, "idle_s": idle_s, "call": during, "call_s": seconds, "painted": painted,
+                "cpu_gui": (cpu1[0] - cpu0[0]) / seconds, "cpu_media": (cpu1[1] - cpu0[1]) / seconds}
 
     def start_app_call(browser: Any, phone: dict, stamp: str) -> tuple[Any, Any, float]:
         """Book, open the link in Chromium, consent: returns once the first
@@ -668,7 +703,13 @@ def main() -> int:
     thread.join(10)
     screen.close()
     calls.stop()
+    for proc in load:
+        proc.kill()
+        proc.wait()
     total = time.monotonic() - started
+    if args.json and not failure:
+        Path(args.json).write_text(json.dumps({"engine": args.engine, "load": args.load,
+                                               "chromium_cores": args.chromium_cores, **results}))
     if failure:
         print("benchmark failed:\n" + failure[0], file=sys.stderr)
         return 1
@@ -679,6 +720,82 @@ def main() -> int:
 
 def ms(v: float) -> str:
     return f"{v:.0f}"
+
+
+def busy(core: int) -> Any:
+    """One process spinning on one core: the co-located load of D."""
+    import subprocess
+
+    return subprocess.Popen(["taskset", "-c", str(core), sys.executable, "-c", "while True: pass"])
+
+
+def chromium_path(cores: str, tmp: str) -> str:
+    """Chromium, or a wrapper confining it (and every process it starts) to ``cores``."""
+    if not cores:
+        return "/usr/bin/chromium"
+    wrapper = Path(tmp) / "chromium-taskset"
+    wrapper.write_text(f'#!/bin/sh\nexec taskset -c {cores} /usr/bin/chromium "$@"\n')
+    wrapper.chmod(0o700)
+    return str(wrapper)
+
+
+def cpu_seconds(media_pid: int | None) -> tuple[float, float]:
+    """CPU time so far of this process and of the media process (0 when in process)."""
+    child = 0.0
+    if media_pid:
+        try:
+            fields = Path(f"/proc/{media_pid}/stat").read_text().rsplit(")", 1)[1].split()
+            child = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return time.process_time(), child
+
+
+def matrix(args: Any) -> int:
+    """D: each configuration in a process of its own, then one table."""
+    import subprocess
+
+    configs = [(engine, load) for load in (0, 2) for engine in ("in-process", "media")]
+    out: list[dict] = []
+    tmp = Path(tempfile.mkdtemp(prefix="evr-bench-matrix-"))
+    started = time.monotonic()
+    try:
+        for engine, load in configs:
+            result = tmp / f"{engine}-{load}.json"
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--engine", engine, "--load", str(load),
+                   "--chromium-cores", "1", "--runs", str(args.runs), "--sizes", args.stall_size,
+                   "--stall-size", args.stall_size, "--stall-seconds", str(args.stall_seconds),
+                   "--json", str(result)] + (["--no-warmup"] if args.no_warmup else [])
+            print(f"D: {engine}, load {load} ...", file=sys.stderr, flush=True)
+            proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, timeout=900)
+            if proc.returncode != 0 or not result.exists():
+                print(f"  failed (exit {proc.returncode})", file=sys.stderr)
+                continue
+            out.append(json.loads(result.read_text()))
+    finally:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    rows = []
+    for r in out:
+        stall = r["stall"]
+        late = sorted(stall["call"]) or [0.0]
+        p99 = late[min(len(late) - 1, int(len(late) * 0.99))]
+        key = args.stall_size
+        g2g = [stats(r[key][k])[0] if r[key][k] else float("nan") for k in ("app_o2v", "app_v2o")]
+        rows.append([f"{r['engine']}, {'load on both cores' if r['load'] else 'no added load'}",
+                     f"{p99:.1f}", f"{late[-1]:.0f}", str(sum(v > 16 for v in late)), str(sum(v > 50 for v in late)),
+                     f"{stall['cpu_gui']:.2f}", f"{stall['cpu_media']:.2f}",
+                     f"{stall['cpu_gui'] + stall['cpu_media']:.2f}",
+                     f"{stall['painted'] / stall['call_s']:.1f}", ms(g2g[0]), ms(g2g[1])])
+    print(f"\nD. In process vs media process at {args.stall_size} both ways, the victim's Chromium on core 1 "
+          f"(taskset); {args.stall_seconds:.0f} s call per row; total {time.monotonic() - started:.0f} s")
+    print(f"Load: one busy Python process pinned to each core. Load average at the end: {os.getloadavg()[0]:.1f}.")
+    print(table(["engine, load", "p99 ms", "longest ms", "> 16 ms", "> 50 ms", "CPU GUI", "CPU media",
+                 "CPU total", "fps", "g2g o->v", "g2g v->o"], rows))
+    print("CPU = cores used per second of call by the officer's side (Chromium not counted); g2g = glass-to-glass")
+    print(f"median ms over {args.runs} run(s) at the same size (A/B of this script).")
+    return 0 if len(out) == len(configs) else 1
 
 
 def report(results: dict, sizes: list, runs: int, total: float, info: str) -> None:

@@ -87,6 +87,13 @@ def _harden_process() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["__media__"]:
+        # The media process of the frozen app (evr_desktop/media/proxy.py
+        # media_command); unfrozen, it is `python -m evr_desktop.media`.
+        from .media.child import main as media_main
+
+        return media_main(argv[1:])
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "evidence":

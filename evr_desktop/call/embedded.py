@@ -29,8 +29,13 @@ class EmbeddedCalls:
     I/O; constructing is cheap. Thread-safe: links are issued on the engine's
     loop (the token registry belongs to that loop)."""
 
-    def __init__(self, *, sources: Callable[[], Any] | None = None, host_candidates: str = "with-loopback"):
+    def __init__(self, *, sources: Callable[[], Any] | None = None, host_candidates: str = "with-loopback",
+                 listen: socket.socket | None = None):
+        """``listen``: a listening loopback socket to serve the rendezvous on
+        (the media process gets the app's, so links keep their address when
+        it is restarted); None: a free port of its own."""
         self._sources = sources
+        self._listen = listen
         self._host_candidates = host_candidates
         self.engine: CallEngine | None = None
         self.base_url = ""
@@ -44,7 +49,7 @@ class EmbeddedCalls:
         from ..rendezvous.tokens import TokenRegistry
 
         secret = secrets.token_urlsafe(32)
-        port = _free_port()
+        port = self._listen.getsockname()[1] if self._listen is not None else _free_port()
         self.base_url = f"http://127.0.0.1:{port}"
         kwargs: dict[str, Any] = {}
         if self._sources is not None:
@@ -59,7 +64,7 @@ class EmbeddedCalls:
         self._registry = TokenRegistry()
 
         async def serve() -> Any:
-            runner, _port = await start(create_app(self._registry, secret), "127.0.0.1", port)
+            runner, _port = await start(create_app(self._registry, secret), "127.0.0.1", port, sock=self._listen)
             return runner
 
         # The engine's signalling client retries until this is up (a few 100 ms).
@@ -104,6 +109,19 @@ class EmbeddedCalls:
 
         return self.engine.submit(issue()).result(timeout)
 
+    def restore_link(self, appointment: Appointment, token: str, timeout: float = 5.0) -> str:
+        """Make a link issued by an earlier media process work again (unclaimed);
+        see ``TokenRegistry.restore``. Returns the link."""
+        assert self.engine is not None and self._registry is not None, "start() first"
+        start = appointment.slot.astimezone(timezone.utc)
+        end = start + timedelta(minutes=appointment.duration_minutes)
+
+        async def restore() -> str:
+            self._registry.restore(token, appointment.id, start, end, datetime.now(timezone.utc))
+            return f"{self.base_url}/j/{token}"
+
+        return self.engine.submit(restore()).result(timeout)
+
     def choose_devices(self, camera: int | None, microphone: int | None) -> None:
         """Use these devices from the next call on (None: automatic)."""
         from dataclasses import replace
@@ -112,6 +130,12 @@ class EmbeddedCalls:
             # The engine reads its settings when a call starts; swapping the
             # (immutable) settings object is a single reference assignment.
             self.engine.settings = replace(self.engine.settings, camera=camera, microphone=microphone)
+
+    def list_devices(self) -> tuple[list, list]:
+        """The cameras and microphones this machine has (probes hardware: call it on a worker)."""
+        from ..capture.devices import list_cameras, list_microphones
+
+        return list_cameras(), list_microphones()
 
     def stop(self) -> None:
         if self.engine is None:

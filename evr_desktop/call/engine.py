@@ -991,6 +991,26 @@ class CallEngine:
     def session(self, appointment: str) -> CallSession | None:
         return self.sessions.get(appointment)
 
+    def call_info(self, appointment: str) -> concurrent.futures.Future:
+        """A call's counters as plain data (the media process answers this for
+        tests and diagnostics): state, frames received per kind, automatic
+        restarts, the video jitter buffer's ``by_marker``/``by_timestamp``."""
+
+        async def info() -> dict[str, Any]:
+            session = self.sessions.get(appointment)
+            if session is None:
+                raise LookupError(f"no call for appointment {appointment}")
+            jitter: dict[str, int] = {}
+            pc = session.pc
+            for t in pc.getTransceivers() if pc is not None else ():
+                buffer = getattr(t.receiver, "_RTCRtpReceiver__jitter_buffer", None) if t.kind == "video" else None
+                if buffer is not None and hasattr(buffer, "by_marker"):
+                    jitter = {"by_marker": buffer.by_marker, "by_timestamp": buffer.by_timestamp}
+            return {"state": session.state, "frames_in": dict(session.frames_in),
+                    "auto_restarts": session.auto_restarts, "jitter": jitter}
+
+        return self.submit(info())
+
     # -- engine-loop side -------------------------------------------------------
 
     async def _with_session(self, appointment: str, fn):

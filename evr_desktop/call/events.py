@@ -104,3 +104,25 @@ class Error(Event):
     # stopped before any media and no code shown (docs/victim-page.md, "Commitment").
     code: str | None = None
     fatal: bool = False  # True: the engine will not retry by itself
+
+
+@dataclass(frozen=True)
+class MediaProcessLost(Event):
+    """The media process (the engine's own process) stopped: it crashed, was
+    killed, or hung and was stopped by the watchdog. Calls in progress ended
+    (each got an ``Error(code="media-lost", fatal=True)`` and a ``CallEnded``
+    first); the app goes on, and restarts it when ``restarting``. The demo's
+    rendezvous lived in it; the app keeps its address and gives the new one
+    the links not yet spent, so they work again, unclaimed (``links_lost``
+    is True only when no new one is coming)."""
+
+    message: str  # a plain sentence for the officer
+    why: str  # "exited" (crash, signal, out of memory) | "hung"
+    appointments: tuple[str, ...] = ()  # the calls that were in progress
+    restarting: bool = True
+    links_lost: bool = True
+
+
+@dataclass(frozen=True)
+class MediaProcessRestarted(Event):
+    """A new media process is ready after ``MediaProcessLost``: calls work again."""

@@ -765,14 +765,21 @@ def create_app(
 
 
 async def start(
-    app: web.Application, host: str = "127.0.0.1", port: int = 0, ssl_context: Any = None
+    app: web.Application, host: str = "127.0.0.1", port: int = 0, ssl_context: Any = None,
+    sock: Any = None,
 ) -> tuple[web.AppRunner, int]:
     """Serve ``app`` from the running loop (the embedded default); returns the
     runner (``await runner.cleanup()`` to stop) and the port actually bound.
-    There is no access log: request paths carry join tokens."""
+    ``sock``: a listening socket to serve on instead of binding ``host:port``
+    (the app keeps one across media processes so the demo's links keep their
+    address). There is no access log: request paths carry join tokens."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+    site: web.BaseSite
+    if sock is not None:
+        site = web.SockSite(runner, sock, ssl_context=ssl_context)
+    else:
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     await site.start()
     return runner, runner.addresses[0][1]
 

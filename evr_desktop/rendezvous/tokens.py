@@ -284,6 +284,24 @@ class TokenRegistry:
         """A new link for the appointment: ``(token, link_id)``. The token is
         returned once and never stored; any earlier link for the appointment
         is revoked. ``link_id`` is a short public name for logs and the officer."""
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        return token, self._add(token, appointment_id, slot_start, slot_end, now)
+
+    def restore(
+        self, token: str, appointment_id: str, slot_start: datetime, slot_end: datetime, now: datetime
+    ) -> str:
+        """Take back a link issued by a registry that is gone (the app's media
+        process, which held the demo's, crashed): the same token works again,
+        **unclaimed** (the first device to open it now holds it). Only for a
+        link its caller knows was not spent; any other link for the
+        appointment is revoked, as by ``issue``. Returns the link_id."""
+        if not _WELL_FORMED.fullmatch(token):
+            raise ValueError("not a join token")
+        if digest(token) in self._by_hash:
+            raise ValueError("this link is already known")
+        return self._add(token, appointment_id, slot_start, slot_end, now)
+
+    def _add(self, token: str, appointment_id: str, slot_start: datetime, slot_end: datetime, now: datetime) -> str:
         if not appointment_id or len(appointment_id) > 64:
             raise ValueError("appointment_id must be 1-64 characters")
         if slot_end < slot_start:
@@ -294,7 +312,6 @@ class TokenRegistry:
         old = self._current.get(appointment_id)
         if old is not None:
             old.revoked = True
-        token = secrets.token_urlsafe(TOKEN_BYTES)
         entry = _Entry(
             token_hash=digest(token),
             link_id=secrets.token_hex(6),
@@ -304,7 +321,7 @@ class TokenRegistry:
         )
         self._by_hash[entry.token_hash] = entry
         self._current[appointment_id] = entry
-        return token, entry.link_id
+        return entry.link_id
 
     def claim(self, token: str, device_secret: str | None, now: datetime) -> Claim | Refusal:
         """The link at ``token`` was opened by the device holding ``device_secret``

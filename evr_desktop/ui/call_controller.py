@@ -1,5 +1,7 @@
-"""Calls in the main window: the embedded engine and rendezvous, sending the
-link (outbox), 'victim waiting', the call screen, devices.
+"""Calls in the main window: the media process (the call engine and the demo's
+rendezvous, in a child process the app supervises), sending the link
+(outbox), 'victim waiting', the call screen, devices, and what the officer is
+told if the media process is lost.
 
 Kept apart from ``main_window`` so the window stays a thin shell. It is given
 what it needs (``CallHost``) rather than the window itself, and every rule and
@@ -23,6 +25,7 @@ from .operations import Operation, Worker
 
 if TYPE_CHECKING:
     from ..call.embedded import EmbeddedCalls
+    from ..media.proxy import MediaCalls
     from ..services import LinkSent, Session
     from .call_screen import CallScreen
     from .desktop_notify import DesktopNotifier
@@ -52,7 +55,9 @@ class CallController:
     def __init__(self, host: CallHost):
         self.host = host
         self.screen: CallScreen | None = None
-        self.embedded: EmbeddedCalls | None = None  # engine + loopback rendezvous, after start()
+        # The media process's proxy (or, with EVR_MEDIA_IN_PROCESS=1, the engine
+        # in this process): engine + loopback rendezvous, after start().
+        self.embedded: MediaCalls | EmbeddedCalls | None = None
         self._bridge: QObject | None = None
         self.links: dict[str, str] = {}  # appointment id -> last link issued (shown to the officer)
         self.outbox_texts: dict[str, str] = {}
@@ -62,6 +67,9 @@ class CallController:
         self._closed = False
         self._notifier: DesktopNotifier | None = None  # made on the first "victim waiting"
         self._notify_unavailable_told = False
+        self._calling: dict[str, Appointment] = {}  # appointment id -> as the call started (for "Send a new link")
+        self._resend_when_back: Appointment | None = None
+        self.media_lost_box: QMessageBox | None = None
 
     def _status(self, text: str, ms: int) -> None:
         self.host.window.statusBar().showMessage(text, ms)
@@ -73,9 +81,9 @@ class CallController:
         self.host.show_error(exc)
 
     def start(self) -> None:
-        """Start the engine and the loopback rendezvous once, all of it on the
-        worker: importing the engine (aiortc, PyAV, OpenCV; ~1 s here) on the
-        GUI thread froze the window just after the queue appeared."""
+        """Start the media process (engine and loopback rendezvous) once, from
+        the worker, after the queue's first paint. The GUI's process never
+        imports the engine (aiortc, PyAV, OpenCV): it runs in the child."""
         if self.embedded is not None or self._starting:
             return
         self._starting = True
@@ -85,17 +93,17 @@ class CallController:
         bridge.event.connect(self._call_event)
         self._bridge = bridge
 
-        def make() -> EmbeddedCalls | None:
-            from ..call.embedded import EmbeddedCalls
+        def make() -> MediaCalls | EmbeddedCalls | None:
+            from ..media import make_calls
 
-            calls = EmbeddedCalls()
+            calls = make_calls()
             calls.start()
             if self._closed:  # the app quit while it started: stop it here, on the worker
                 calls.stop()
                 return None
             return calls
 
-        def started(calls: EmbeddedCalls | None) -> None:
+        def started(calls: MediaCalls | EmbeddedCalls | None) -> None:
             self._starting = False
             if calls is None or calls.engine is None:
                 return
@@ -113,8 +121,10 @@ class CallController:
 
     @property
     def ready(self) -> bool:
-        """The engine and rendezvous are up (they start after the queue's first paint)."""
-        return self.embedded is not None and self.embedded.engine is not None
+        """The engine and rendezvous are up (they start after the queue's first
+        paint; after a lost media process, until the new one is ready they are not)."""
+        calls = self.embedded
+        return calls is not None and calls.engine is not None and calls.engine.running
 
     def _not_ready(self) -> bool:
         """True (and the officer told so) while the engine is still starting."""
@@ -163,9 +173,7 @@ class CallController:
             return
 
         def probe() -> tuple[list, list]:
-            from ..capture.devices import list_cameras, list_microphones
-
-            return list_cameras(), list_microphones()
+            return calls.list_devices()  # probed where the engine runs (the media process)
 
         def show(found: tuple[list, list]) -> None:
             from .devices_dialog import DevicesDialog
@@ -257,6 +265,39 @@ class CallController:
             self._status(f"A join link was refused ({e.reason}): {e.note}", 15000)
         elif isinstance(e, ev.Error):
             self._status(e.message, 10000)
+        elif isinstance(e, ev.MediaProcessLost):
+            self._media_lost(e)
+        elif isinstance(e, ev.MediaProcessRestarted):
+            self._status("Video calls are working again.", 10000)
+            again, self._resend_when_back = self._resend_when_back, None
+            if again is not None:
+                self.send_link(again)
+
+    def _media_lost(self, e: object) -> None:
+        """Told in plain words; the statement stays where it is (it lives in
+        this process). The links not yet spent are handed to the new child, so
+        the victim can reopen theirs and be called again; a new link is
+        offered as the fallback for the call that was cut."""
+        message: str = getattr(e, "message", "")
+        self._status(message, 20000)
+        box = QMessageBox(QMessageBox.Icon.Warning, "Video stopped", message, QMessageBox.StandardButton.Close,
+                          self.host.window)
+        box.setObjectName("mediaLostBox")
+        cut = [self._calling[a] for a in getattr(e, "appointments", ()) if a in self._calling]
+        if cut and getattr(e, "restarting", False):
+            again = box.addButton("Send a new link", QMessageBox.ButtonRole.AcceptRole)
+            again.setObjectName("sendNewLink")
+            box.buttonClicked.connect(lambda b: b is again and self._send_new_link(cut[0]))
+        self.host.keep_dialog(box)
+        self.media_lost_box = box
+        box.open()
+
+    def _send_new_link(self, a: Appointment) -> None:
+        if self.ready:
+            self.send_link(a)
+        else:  # the media process is still restarting: as soon as it is back
+            self._resend_when_back = a
+            self._status("A new link will be made as soon as video calls are back.", 8000)
 
     def _notify_desktop(self, title: str, text: str) -> None:
         """Fixed texts only: never a victim's name or number (see DesktopNotifier)."""
@@ -307,6 +348,7 @@ class CallController:
     def _open_call(self, a: Appointment) -> None:
         calls = self.embedded
         assert calls is not None and calls.engine is not None
+        self._calling[a.id] = a
         from .call_screen import CallScreen
 
         if self.screen is None:

@@ -160,7 +160,9 @@ def test_demo_starts_and_shows_the_queue(built, tmp_path):
     try:
         proc.stdin.write(PASSPHRASE)
         proc.stdin.close()
-        ready, lines = wait_for_line(proc.stderr, READY, START_TIMEOUT)
+        # After the queue, the media process (the frozen app started as
+        # `evr-desktop __media__`) comes up: the call engine is ready.
+        engine_ready, lines = wait_for_line(proc.stderr, "call engine ready", START_TIMEOUT)
         seconds = time.monotonic() - started
     finally:
         proc.terminate()
@@ -169,8 +171,17 @@ def test_demo_starts_and_shows_the_queue(built, tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    ready = any(READY in line for line in lines)
     assert ready, f"no {READY!r} within {START_TIMEOUT} s; stderr:\n{''.join(lines)[-6000:]}"
-    print(f"\nfrozen app: queue shown {seconds:.1f} s after start (first run, with demo set-up)")
+    assert engine_ready, f"the media process did not start; stderr:\n{''.join(lines)[-6000:]}"
+    print(f"\nfrozen app: queue shown and media process ready {seconds:.1f} s after start"
+          " (first run, with demo set-up)")
+    media_pid = next(int(line.split("media process ")[1].split()[0]) for line in lines
+                     if "media process" in line and line.rstrip().endswith("ready") and "[media]" not in line)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{media_pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{media_pid}").exists() or "Z" in Path(f"/proc/{media_pid}/stat").read_text().split()[2]
     assert not [line for line in lines if "Traceback" in line], "".join(lines)
     assert (tmp_path / "profile" / "vault.json").is_file()
 

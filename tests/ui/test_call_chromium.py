@@ -49,13 +49,17 @@ def test_app_and_chromium_victim_call_end_to_end(qtbot, unlocked):
         wait_until(page, "document.getElementById('remote-video').videoWidth > 0", timeout=WAIT_MS)
         # Audio too: the victim's fake microphone reaches the engine, and the
         # officer's tone plays in the page (its audio track is live and unmuted).
-        session = main.calls.embedded.engine.session(a.id)
-        qtbot.waitUntil(lambda: session.frames_in["audio"] > 25, timeout=WAIT_MS)
+        # (The engine runs in the media process: its counters come back through call_info.)
+        engine = main.calls.embedded.engine
+
+        def info() -> dict:
+            return engine.call_info(a.id).result(10)
+
+        qtbot.waitUntil(lambda: info()["frames_in"]["audio"] > 25, timeout=WAIT_MS)
         # Chromium marks the last packet of each video frame, so the officer's
         # jitter buffer completes frames on it, not one frame interval later.
-        receiver = next(t.receiver for t in session.pc.getTransceivers() if t.kind == "video")
-        buffer = getattr(receiver, "_RTCRtpReceiver__jitter_buffer")
-        assert buffer.by_marker >= 10 and buffer.by_timestamp <= 1, (buffer.by_marker, buffer.by_timestamp)
+        jitter = info()["jitter"]
+        assert jitter["by_marker"] >= 10 and jitter["by_timestamp"] <= 1, jitter
         wait_until(
             page,
             "document.getElementById('remote-video').srcObject.getAudioTracks()"
@@ -76,6 +80,10 @@ def test_app_and_chromium_victim_call_end_to_end(qtbot, unlocked):
             lambda: any("Hello from the victim" in screen.chat.item(i).text() for i in range(screen.chat.count())),
             timeout=WAIT_MS,
         )
+        # "I can't talk freely" on the phone: the red banner in the call window.
+        page.locator("#flag").click()
+        qtbot.waitUntil(lambda: screen.flag.isVisible(), timeout=WAIT_MS)
+        assert "cannot talk freely" in screen.flag.text()
         # The same verification code on both sides.
         wait_until(page, "document.getElementById('verification-code').hasAttribute('data-code')", timeout=WAIT_MS)
         code = page.locator("#verification-code").get_attribute("data-code")
@@ -84,7 +92,7 @@ def test_app_and_chromium_victim_call_end_to_end(qtbot, unlocked):
         # restart, the app rebuilds the connection, and both show the new code.
         page.evaluate("window.dispatchEvent(new Event('online'))")
         wait_until(page, "window.EVR.restartAsks() === 1", timeout=WAIT_MS)
-        qtbot.waitUntil(lambda: session.auto_restarts == 1, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: info()["auto_restarts"] == 1, timeout=WAIT_MS)
         wait_until(
             page,
             f"(document.getElementById('verification-code').getAttribute('data-code') || '{code}') !== '{code}'",

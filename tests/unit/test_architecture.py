@@ -44,3 +44,15 @@ def test_domain_imports_nothing_of_the_project_outside_domain():
     for p in (PACKAGE / "domain").rglob("*.py"):
         for name in imports_of(p):
             assert not name.startswith(("evr_desktop", "..")), f"{p.name} imports {name}"
+
+
+def test_the_gui_side_of_the_media_process_imports_no_engine():
+    """proxy, channel and frames run in the GUI's process: no codec, aiortc,
+    capture or engine module, even inside a function (issue 9; the runtime
+    check is tests/ui/test_media_imports.py)."""
+    banned = ("aiortc", "aioice", "av", "cv2", "sounddevice", "aiohttp")
+    for name in ("proxy.py", "channel.py", "frames.py"):
+        names = imports_of(PACKAGE / "media" / name)
+        bad = sorted(n for n in names if n.split(".")[0] in banned
+                     or n.lstrip(".").startswith(("call.engine", "call.embedded", "capture", "child")))
+        assert bad == [], f"media/{name} imports {bad}"

@@ -211,3 +211,34 @@ def test_every_reason_has_kind_texts_in_every_language_and_an_officer_note():
 )
 def test_language_choice(header, wanted, expected):
     assert pick_language(header, wanted) == expected
+
+
+def test_a_link_restored_after_its_registry_is_gone_works_again_unclaimed():
+    """The media process that held the demo's registry crashed: the app gives
+    the new one the link back (evr_desktop/media/proxy.py)."""
+    from datetime import datetime, timedelta, timezone
+
+    from evr_desktop.rendezvous.tokens import Claim, Reason, Refusal, TokenRegistry
+
+    now = datetime(2026, 12, 4, 10, 0, tzinfo=timezone.utc)
+    start, end = now + timedelta(minutes=5), now + timedelta(minutes=35)
+    old = TokenRegistry()
+    token, _ = old.issue("appt-1", start, end, now)
+    first = old.claim(token, None, now)
+    assert isinstance(first, Claim)
+    new = TokenRegistry()  # the new media process
+    new.restore(token, "appt-1", start, end, now)
+    again = new.claim(token, first.device_secret, now)  # the same phone, its cookie unknown here
+    assert isinstance(again, Claim) and again.first and again.appointment_id == "appt-1"
+    other = new.claim(token, None, now)  # and from then on, first device only again
+    assert isinstance(other, Refusal) and other.reason is Reason.SECOND_DEVICE
+    with pytest.raises(ValueError):
+        new.restore(token, "appt-1", start, end, now)  # known already
+    with pytest.raises(ValueError):
+        new.restore("not a token!", "appt-2", start, end, now)
+    with pytest.raises(ValueError):
+        new.restore(old.issue("appt-3", start, end, now)[0], "appt-3", start - timedelta(days=1),
+                    end - timedelta(days=1), now)  # its slot is over
+    # A new link for the appointment still revokes the restored one.
+    new.issue("appt-1", start, end, now)
+    assert isinstance(new.claim(token, again.device_secret, now), Refusal)

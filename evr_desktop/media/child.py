@@ -1,0 +1,304 @@
+"""The media process itself: ``python -m evr_desktop.media --fd N ...``.
+
+It hosts ``EmbeddedCalls`` (the call engine and the demo's loopback
+rendezvous), answers the GUI's commands, forwards the engine's events, copies
+display frames into the shared slots and watches its parent: it exits when
+the parent dies (``PR_SET_PDEATHSIG`` on Linux, a poll of the parent's pid and
+the channel's end everywhere), so no media process outlives the app.
+
+It is given no vault secret: the officer secret it uses is the one-off
+secret between it and its own loopback rendezvous (or, in a force, what the
+call needs: public data and the session's TURN credentials). It writes no
+media to disk; its log lines carry appointment IDs only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import asdict, fields, is_dataclass
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+from ..call import events as ev
+from .channel import PARENT_SENDS, Channel, ChannelClosed, ProtocolError
+from .frames import FrameSlot
+
+log = logging.getLogger("evr_desktop.media")
+
+PARENT_POLL = 0.5  # s: how often the parent's pid is checked
+LOCAL_POLL = 0.033  # s: how often the self view's newest preview is looked for
+# A wake-up is not queued behind this many messages: the frame is in shared
+# memory anyway and the window's 16 ms poll finds it, so a GUI that stops
+# reading for a while gets no flood of stale wake-ups and the events go first.
+MAX_WAKEUP_BACKLOG = 32
+
+
+def event_message(e: ev.Event) -> dict[str, Any]:
+    return {"type": "event", "event": type(e).__name__, "fields": asdict(e)}
+
+
+def _watch_parent(parent: int) -> None:
+    """The portable fallback to PR_SET_PDEATHSIG: a parent gone means exit now
+    (no bye: as after a crash, the links are not spent)."""
+    while True:
+        if os.getppid() != parent:
+            os._exit(0)
+        time.sleep(PARENT_POLL)
+
+
+def _harden(parent: int) -> None:
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None)
+            PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # decoded video of the victim: no core dumps
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the death signal was armed
+        os._exit(0)
+    threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _plain(value: Any) -> Any:
+    """A command's result as JSON (a call session object becomes None)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    return None
+
+
+def error_fields(exc: BaseException) -> dict[str, Any]:
+    """An exception as the reply carries it: its kind and its sentence (the
+    engine's messages are plain sentences and IDs, never victim data)."""
+    kind = type(exc).__name__
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        kind = "TimeoutError"
+    return {"type": kind, "message": str(exc)[:2000]}
+
+
+class MediaChild:
+    def __init__(self, channel: Channel, remote: FrameSlot, local: FrameSlot, calls: Any):
+        self.channel = channel
+        self.remote = remote
+        self.local = local
+        self.calls = calls
+        self.engine = calls.engine
+        self._stopping = False
+        self.synthetic: dict[str, int] = {}  # the test pattern's size, when --synthetic
+
+    def send(self, message: dict[str, Any]) -> None:
+        try:
+            self.channel.send(message)
+        except (ChannelClosed, ProtocolError):
+            log.warning("media: could not send a %s message", message.get("type"))
+
+    # -- engine side --------------------------------------------------------------
+
+    def on_event(self, e: ev.Event) -> None:
+        self.send(event_message(e))
+
+    def on_frame(self, key: str) -> None:
+        """Display thread: the newest remote frame into shared memory, then the wake-up."""
+        appointment = key.removeprefix("remote:")
+        frame = self.engine.latest_remote_bgra(appointment)
+        if frame is not None and self.remote.publish(key, frame) and self.channel.backlog < MAX_WAKEUP_BACKLOG:
+            self.send({"type": "frame", "key": key})
+
+    def _local_frames(self) -> None:
+        last = None
+        while not self._stopping:
+            preview = self.engine.latest_local_preview()
+            if preview is not None and preview is not last:
+                last = preview
+                if preview.ndim == 3 and preview.shape[2] == 3:
+                    import numpy as np
+
+                    h, w = preview.shape[:2]
+                    bgra = np.empty((h, w, 4), np.uint8)
+                    bgra[:, :, 0] = preview[:, :, 2]
+                    bgra[:, :, 1] = preview[:, :, 1]
+                    bgra[:, :, 2] = preview[:, :, 0]
+                    bgra[:, :, 3] = 255
+                    preview = bgra
+                self.local.publish("local", preview)
+            time.sleep(LOCAL_POLL)
+
+    # -- commands -----------------------------------------------------------------
+
+    def reply_when_done(self, msg_id: int, future: Any) -> None:
+        def done(f: Any) -> None:
+            exc = f.exception()
+            if exc is None:
+                self.send({"type": "reply", "id": msg_id, "ok": True, "result": _plain(f.result())})
+            else:
+                self.send({"type": "reply", "id": msg_id, "ok": False, "error": error_fields(exc)})
+
+        future.add_done_callback(done)
+
+    def reply_now(self, msg_id: int, fn: Any) -> None:
+        try:
+            result = fn()
+        except Exception as exc:  # noqa: BLE001 - every failure goes back to the GUI
+            self.send({"type": "reply", "id": msg_id, "ok": False, "error": error_fields(exc)})
+        else:
+            self.send({"type": "reply", "id": msg_id, "ok": True, "result": _plain(result)})
+
+    def handle(self, m: dict[str, Any]) -> None:
+        kind, msg_id, engine = m["type"], m.get("id", 0), self.engine
+        if kind == "ping":
+            # Answered through the engine's loop: a loop that hangs gets no pong.
+            self.reply_when_done_pong(msg_id)
+        elif kind == "start_call":
+            self.reply_when_done(msg_id, engine.start_call(m["appointment"]))
+        elif kind == "end_call":
+            self.reply_when_done(msg_id, engine.end_call(m["appointment"], m.get("reason")))
+        elif kind == "send_chat":
+            self.reply_when_done(msg_id, engine.send_chat(m["appointment"], m["text"], m.get("mid")))
+        elif kind == "restart_ice":
+            self.reply_when_done(msg_id, engine.restart_ice(m["appointment"]))
+        elif kind == "call_info":
+            self.reply_when_done(msg_id, engine.call_info(m["appointment"]))
+        elif kind == "set_microphone_muted":
+            self.reply_now(msg_id, lambda: engine.set_microphone_muted(m["muted"]))
+        elif kind == "set_camera_enabled":
+            self.reply_now(msg_id, lambda: engine.set_camera_enabled(m["enabled"]))
+        elif kind == "choose_devices":
+            self.reply_now(msg_id, lambda: self.calls.choose_devices(m["camera"], m["microphone"]))
+        elif kind == "issue_link":
+            appointment = SimpleNamespace(id=m["appointment"], slot=datetime.fromisoformat(m["slot"]),
+                                          duration_minutes=m["duration_minutes"])
+            # On a thread: issue_link waits on the engine's loop, and this one reads the channel.
+            threading.Thread(target=self.reply_now, args=(msg_id, lambda: self.calls.issue_link(appointment)),
+                             daemon=True).start()
+        elif kind == "restore_link":
+            appointment = SimpleNamespace(id=m["appointment"], slot=datetime.fromisoformat(m["slot"]),
+                                          duration_minutes=m["duration_minutes"])
+            threading.Thread(target=self.reply_now,
+                             args=(msg_id, lambda: self.calls.restore_link(appointment, m["token"])),
+                             daemon=True).start()
+        elif kind == "set_synthetic":
+            def resize() -> None:
+                if not self.synthetic:
+                    raise ValueError("not started with --synthetic")
+                self.synthetic.update(width=m["width"], height=m["height"], fps=m["fps"])  # from the next call
+
+            self.reply_now(msg_id, resize)
+        elif kind == "list_devices":
+            threading.Thread(target=self.reply_now, args=(msg_id, _list_devices), daemon=True).start()
+        elif kind == "stop":
+            self._stopping = True
+            self.reply_now(msg_id, self.calls.stop)
+            raise SystemExit(0)
+        elif kind == "protocol-error":
+            log.warning("media: the app refused a message (%s)", m["code"])
+
+    def reply_when_done_pong(self, msg_id: int) -> None:
+        async def nothing() -> None:
+            return None
+
+        try:
+            future = self.engine.submit(nothing())
+        except RuntimeError:
+            return  # the engine is not running: no pong, the watchdog decides
+        future.add_done_callback(lambda f: self.send({"type": "pong", "id": msg_id}))
+
+    def serve(self) -> None:
+        threading.Thread(target=self._local_frames, name="local-frames", daemon=True).start()
+        while True:
+            try:
+                m = self.channel.recv()
+            except ProtocolError as exc:
+                log.warning("media: refused a message from the app (%s)", exc.code)
+                self.send({"type": "protocol-error", "code": exc.code, "detail": exc.detail[:200]})
+                if exc.id is not None:
+                    self.send({"type": "reply", "id": exc.id, "ok": False,
+                               "error": {"type": "ProtocolError", "message": f"refused: {exc.code}"}})
+                continue
+            except ChannelClosed:
+                return  # the app is gone or closed the channel
+            try:
+                self.handle(m)
+            except SystemExit:
+                raise
+            except Exception:  # noqa: BLE001 - one bad command must not end the process
+                log.exception("media: the %s command failed", m.get("type"))
+
+
+def _list_devices() -> dict[str, list[dict[str, Any]]]:
+    from ..capture.devices import list_cameras, list_microphones
+
+    return {"cameras": [{"index": c.index, "name": c.name} for c in list_cameras()],
+            "microphones": [{"index": m.index, "name": m.name} for m in list_microphones()]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="evr_desktop.media")
+    p.add_argument("--fd", type=int, required=True)
+    p.add_argument("--parent", type=int, required=True)
+    p.add_argument("--remote-frames", required=True)
+    p.add_argument("--local-frames", required=True)
+    p.add_argument("--host-candidates", default="with-loopback")
+    p.add_argument("--rendezvous-fd", type=int, help="the app's listening socket for the demo's rendezvous")
+    p.add_argument("--synthetic", metavar="WxHxFPS",
+                   help="benchmarks and tests: always send the test pattern and tone, at this size")
+    args = p.parse_args(argv)
+    _harden(args.parent)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s[media]: %(message)s")
+    sock = socket.socket(fileno=args.fd)
+    channel = Channel(sock, PARENT_SENDS, name="media-child")
+    remote = FrameSlot.attach(args.remote_frames)
+    local = FrameSlot.attach(args.local_frames)
+    # Both are mapped here and in the app now: the names can go.
+    remote.unlink()
+    local.unlink()
+
+    from ..call.embedded import EmbeddedCalls
+
+    kwargs: dict[str, Any] = {}
+    synthetic: dict[str, int] = {}
+    if args.synthetic:
+        from ..capture.devices import choose_sources
+
+        w, h, fps = (int(v) for v in args.synthetic.lower().split("x"))
+        synthetic.update(width=w, height=h, fps=fps)
+        kwargs["sources"] = lambda: choose_sources(False, **synthetic)
+    if args.rendezvous_fd is not None:
+        kwargs["listen"] = socket.socket(fileno=args.rendezvous_fd)
+    calls = EmbeddedCalls(host_candidates=args.host_candidates, **kwargs)
+    calls.start()
+    child = MediaChild(channel, remote, local, calls)
+    child.synthetic = synthetic
+    engine = calls.engine
+    assert engine is not None  # started
+    engine.add_listener(child.on_event)
+    engine.frame_listener = child.on_frame
+    child.send({"type": "ready", "speaker_note": calls.speaker_note})
+    log.info("media process ready")
+    try:
+        child.serve()
+    except SystemExit:
+        channel.flush()
+        return 0
+    # The channel ended without a stop: the app is gone. Stop quickly, no bye.
+    child._stopping = True
+    stopper = threading.Thread(target=calls.stop, daemon=True)
+    stopper.start()
+    stopper.join(5)
+    return 0
