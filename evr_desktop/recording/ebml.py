@@ -66,8 +66,10 @@ class ClusterTracker:
         """True between two top-level elements (nothing half-written)."""
         return self._skip == 0 and not self._header
 
-    def feed(self, data: bytes | bytearray | memoryview) -> None:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[int]:
+        """Follow ``data``; return the offsets in it where a Cluster ended."""
         data = bytes(data)
+        ends: list[int] = []
         pos, n = 0, len(data)
         while pos < n:
             if self._skip:
@@ -80,6 +82,7 @@ class ClusterTracker:
                 if self._skip == 0 and self._in_cluster:
                     self._in_cluster = False
                     self.clusters_done += 1
+                    ends.append(pos)
                 continue
             self._header.append(data[pos])
             pos += 1
@@ -104,6 +107,8 @@ class ClusterTracker:
                     self._ts = None
                     self._in_cluster = False
                     self.clusters_done += 1
+                    ends.append(pos)
+        return ends
 
     def _read_timestamp(self, final: bool) -> None:
         whole = self._ts

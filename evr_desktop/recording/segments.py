@@ -4,10 +4,11 @@
 the Matroska stream into. Every byte goes straight into ``vault.age``'s
 streaming :class:`~evr_desktop.vault.age.Encryptor` over a segment file
 (mode 0600, created exclusively): no plaintext ever reaches the disk. After
-a write that leaves the stream between two top-level elements, once the open
-segment holds a whole Cluster, the segment is finalised: the age final
-chunk is written, the file fsynced and closed, and the folder fsynced. The
-next write opens the next segment. Decrypting the segments in order and
+the last byte of each Cluster (found by following the EBML structure, even
+in the middle of a write), the segment is finalised: the age final chunk is
+written, the file fsynced and closed, and the folder fsynced. The next byte
+opens the next segment, so each segment holds exactly one Cluster (the first
+also the Matroska header). Decrypting the segments in order and
 concatenating them gives the muxer's output byte for byte.
 
 A write error (a full disk, say) puts the writer in the failed state: the
@@ -89,7 +90,6 @@ class _Open:
     file: _HashingFile
     enc: Encryptor
     plain: hashlib._Hash = field(default_factory=hashlib.sha256)
-    clusters_at_open: int = 0
 
 
 class SegmentWriter:
@@ -130,16 +130,20 @@ class SegmentWriter:
         if self.error is not None or self._closed or not n:
             return n  # failed: swallowed, so the muxer never sees an error
         try:
-            seg = self._open or self._start()
-            seg.enc.write(data)
-            seg.plain.update(data)
-            seg.info.plaintext_size = (seg.info.plaintext_size or 0) + n
-            before = len(self._tracker.cluster_timestamps)
-            self._tracker.feed(data)
-            if seg.info.start_ms is None and len(self._tracker.cluster_timestamps) > before:
-                seg.info.start_ms = self._tracker.cluster_timestamps[before]
-            if self._tracker.at_boundary and self._tracker.clusters_done > seg.clusters_at_open:
-                self._finish(seg)
+            data = bytes(data)
+            # Cut exactly where each Cluster ends, even inside one write.
+            ends = self._tracker.feed(data)
+            start = 0
+            for end in [*ends, n]:
+                if end > start:
+                    seg = self._open or self._start()
+                    piece = data[start:end]
+                    seg.enc.write(piece)
+                    seg.plain.update(piece)
+                    seg.info.plaintext_size = (seg.info.plaintext_size or 0) + len(piece)
+                    if end in ends:
+                        self._finish(seg)
+                start = end
         except Exception as exc:  # OSError (disk full, I/O error), or a muxer stream we cannot follow
             self.abandon(exc)
         return n
@@ -156,7 +160,7 @@ class SegmentWriter:
         except BaseException:
             file.close()
             raise
-        seg = _Open(info, file, enc, clusters_at_open=self._tracker.clusters_done)
+        seg = _Open(info, file, enc)
         self._open = seg
         return seg
 
@@ -169,6 +173,7 @@ class SegmentWriter:
         if self._fsync:
             fsync_dir(self.folder)
         info = seg.info
+        self._note_start(info)
         info.ciphertext_sha256 = seg.file.sha.hexdigest()
         info.ciphertext_size = seg.file.size
         info.plaintext_sha256 = seg.plain.hexdigest()
@@ -178,6 +183,13 @@ class SegmentWriter:
             prev.end_ms = info.start_ms
         if self._on_segment is not None:
             self._on_segment(info)
+
+    def _note_start(self, info: SegmentInfo) -> None:
+        # Every segment ends where a Cluster ends, so segment k (from 1) holds
+        # the header (k == 1) and Cluster k-1, from its first byte.
+        stamps = self._tracker.cluster_timestamps
+        if info.start_ms is None and info.index - 1 < len(stamps):
+            info.start_ms = stamps[info.index - 1]
 
     def abandon(self, exc: BaseException) -> None:
         """Stop for good after an error; the open segment stays without its final chunk."""
@@ -190,6 +202,7 @@ class SegmentWriter:
             seg.info.plaintext_sha256 = None  # its authenticated prefix is known only to a key holder
             seg.info.plaintext_size = None
             seg.info.note = f"abandoned after a write error: {exc}"
+            self._note_start(seg.info)
             try:
                 seg.file.close()
             except OSError:

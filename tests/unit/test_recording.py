@@ -502,3 +502,37 @@ def test_a_resolution_change_continues_the_same_recording(tmp_path, keys) -> Non
     assert len(sizes) >= 170
     subprocess.run(["ffmpeg", "-v", "error", "-xerror", "-i", "pipe:0", "-map", "0:v", "-f", "null", "-"],
                    input=plain, check=True, capture_output=True, timeout=60)
+
+
+def test_segments_cut_exactly_at_cluster_ends_however_the_muxer_writes(recorded, keys, tmp_path) -> None:
+    """The muxer usually writes a Cluster in one call; if it wrote two at once,
+    or one in pieces, every segment must still hold exactly one Cluster."""
+    import random
+
+    from evr_desktop.recording.ebml import ClusterTracker
+    from evr_desktop.recording.segments import SegmentWriter
+
+    plain = recorded[4]
+    reference = ClusterTracker()
+    reference.feed(plain)
+    clusters = reference.clusters_done
+    rng = random.Random(3)
+    for how in ("all at once", "bytes", "random"):
+        folder = tmp_path / how.replace(" ", "-")
+        folder.mkdir()
+        writer = SegmentWriter(folder, [k.recipient for k in keys], fsync=False)
+        if how == "all at once":
+            writer.write(plain)
+        else:
+            pos = 0
+            while pos < len(plain):
+                step = rng.randint(1, 7) if how == "bytes" and pos < 20_000 else rng.randint(1, 150_000)
+                writer.write(memoryview(plain)[pos:pos + step])
+                pos += step
+        writer.close()
+        segs = writer.segments
+        assert len(segs) == clusters and all(s.complete for s in segs), how
+        parts = [decrypt((folder / s.file).read_bytes(), [keys[0]]) for s in segs]
+        assert b"".join(parts) == plain, how
+        assert all(p.startswith(b"\x1f\x43\xb6\x75") for p in parts[1:]), how
+        assert [s.start_ms for s in segs] == reference.cluster_timestamps, how
