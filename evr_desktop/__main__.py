@@ -49,6 +49,23 @@ def _parser() -> argparse.ArgumentParser:
     statement_verify.add_argument(
         "--ca", metavar="CA.pem", help="the force CA certificate, PEM or DER (default: the profile's force CA)"
     )
+    evidence = sub.add_parser("evidence", help="recordings, for the evidence team")
+    evidence_sub = evidence.add_subparsers(dest="evidence_command", required=True)
+    decrypt = evidence_sub.add_parser(
+        "decrypt",
+        help="decrypt an age file, or a recording folder into one Matroska file (checked against its manifest)",
+    )
+    decrypt.add_argument("-i", "--identity", action="append", required=True, metavar="IDENTITY_FILE",
+                         help="an age identity file (AGE-SECRET-KEY-1...), as for `age -d -i`")
+    decrypt.add_argument("-o", "--output", required=True, metavar="OUT",
+                         help="where to write the plaintext (- for stdout)")
+    decrypt.add_argument("file", metavar="FILE", help="a segment or other age file, or a recording folder")
+    recover_p = evidence_sub.add_parser(
+        "recover", help="recover the authenticated part of a segment or recording left unfinished by a crash"
+    )
+    recover_p.add_argument("-i", "--identity", action="append", required=True, metavar="IDENTITY_FILE")
+    recover_p.add_argument("-o", "--output", metavar="OUT", help="also write the recovered plaintext here")
+    recover_p.add_argument("file", metavar="FILE", help="an unfinished segment, or an unfinished recording folder")
     return p
 
 
@@ -79,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         return media_main(argv[1:])
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "evidence":
+        from .recording import cli as evidence_cli
+
+        if args.evidence_command == "decrypt":
+            return evidence_cli.run_decrypt(args.identity, args.file, args.output)
+        return evidence_cli.run_recover(args.identity, args.file, args.output)
     from .config import resolve_paths
 
     paths = resolve_paths(args.profile, args.demo)

@@ -651,3 +651,20 @@ def test_key_parsing_rejects_malformed() -> None:
         X25519Identity.from_private_bytes(b"\x01" * 31)
     with pytest.raises(ValueError):
         encrypt(b"x", [bad_checksum])
+
+
+def test_the_chunk_counter_stops_at_its_limit_and_never_wraps() -> None:
+    """STREAM's 11-byte counter: the last usable chunk is 2**88 - 1; the next
+    one is refused (a wrapped nonce would reuse a key stream), and the file
+    is left without a final chunk rather than finalised."""
+    ident = X25519Identity.generate()
+    sink = io.BytesIO()
+    enc = Encryptor(sink, [ident.recipient])
+    enc._counter = (1 << 88) - 2
+    enc.write(os.urandom(2 * CHUNK_SIZE))  # seals chunk 2**88 - 2, holds the next
+    with pytest.raises(PayloadError, match="overflow"):
+        enc.write(os.urandom(2 * CHUNK_SIZE))  # chunk 2**88 - 1 seals; 2**88 is refused
+    assert enc.closed
+    assert age._chunk_nonce((1 << 88) - 1, True) == b"\xff" * 11 + b"\x01"
+    with pytest.raises(PayloadError):
+        age._chunk_nonce(1 << 88, False)
