@@ -794,8 +794,7 @@ class CallEngine:
         self.remote_audio_sink: Callable[[str, Any], None] | None = None  # (appointment, AudioFrame)
         self._sources = sources
         self.turn_servers: dict[str, list[dict[str, Any]]] = {}  # appointment -> iceServers from the rendezvous
-        self._listeners: list[Listener] = []
-        self._listeners_lock = threading.Lock()
+        self._listeners = ev.Listeners(log)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._signalling_task: asyncio.Task | None = None
@@ -823,24 +822,13 @@ class CallEngine:
     def add_listener(self, listener: Listener | Any) -> None:
         """``listener(event)`` or ``listener.on_event(event)``, called on the
         engine thread."""
-        fn = getattr(listener, "on_event", listener)
-        with self._listeners_lock:
-            self._listeners.append(fn)
+        self._listeners.add(listener)
 
     def remove_listener(self, listener: Listener | Any) -> None:
-        fn = getattr(listener, "on_event", listener)
-        with self._listeners_lock:
-            if fn in self._listeners:
-                self._listeners.remove(fn)
+        self._listeners.remove(listener)
 
     def _emit(self, event: ev.Event) -> None:
-        with self._listeners_lock:
-            listeners = list(self._listeners)
-        for fn in listeners:
-            try:
-                fn(event)
-            except Exception:
-                log.exception("a call-engine listener failed on %s", type(event).__name__)
+        self._listeners.emit(event)
 
     def _frame_ready(self, key: str) -> None:
         fn = self.frame_listener

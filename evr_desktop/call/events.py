@@ -4,7 +4,11 @@ officer, never a traceback."""
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -126,3 +130,35 @@ class MediaProcessLost(Event):
 @dataclass(frozen=True)
 class MediaProcessRestarted(Event):
     """A new media process is ready after ``MediaProcessLost``: calls work again."""
+
+
+class Listeners:
+    """The listeners of an event source (the engine, or its proxy in the app's
+    process): thread-safe to change while events are delivered; a listener
+    that raises is logged and skipped, never propagated into the source."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        self._log = log
+        self._items: list[Callable[[Event], None]] = []
+        self._lock = threading.Lock()
+
+    def add(self, listener: Any) -> None:
+        """``listener(event)`` or ``listener.on_event(event)``."""
+        fn = getattr(listener, "on_event", listener)
+        with self._lock:
+            self._items.append(fn)
+
+    def remove(self, listener: Any) -> None:
+        fn = getattr(listener, "on_event", listener)
+        with self._lock:
+            if fn in self._items:
+                self._items.remove(fn)
+
+    def emit(self, event: Event) -> None:
+        with self._lock:
+            items = list(self._items)
+        for fn in items:
+            try:
+                fn(event)
+            except Exception:
+                self._log.exception("a call listener failed on %s", type(event).__name__)

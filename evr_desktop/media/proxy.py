@@ -510,8 +510,7 @@ class MediaEngine:
 
     def __init__(self, calls: MediaCalls):
         self._calls = calls
-        self._listeners: list[Callable[[ev.Event], None]] = []
-        self._listeners_lock = threading.Lock()
+        self._listeners = ev.Listeners(log)
         # Called on the channel's reader thread with "remote:<appointment>" for each new frame.
         self.frame_listener: Callable[[str], None] | None = None
 
@@ -526,24 +525,13 @@ class MediaEngine:
     # -- listeners ----------------------------------------------------------------
 
     def add_listener(self, listener: Any) -> None:
-        fn = getattr(listener, "on_event", listener)
-        with self._listeners_lock:
-            self._listeners.append(fn)
+        self._listeners.add(listener)
 
     def remove_listener(self, listener: Any) -> None:
-        fn = getattr(listener, "on_event", listener)
-        with self._listeners_lock:
-            if fn in self._listeners:
-                self._listeners.remove(fn)
+        self._listeners.remove(listener)
 
     def _emit(self, event: ev.Event) -> None:
-        with self._listeners_lock:
-            listeners = list(self._listeners)
-        for fn in listeners:
-            try:
-                fn(event)
-            except Exception:  # noqa: BLE001 - as the engine: a listener that raises is logged and skipped
-                log.exception("a call listener failed on %s", type(event).__name__)
+        self._listeners.emit(event)
 
     # -- commands (each returns a Future at once) -------------------------------------
 

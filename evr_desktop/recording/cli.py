@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -69,7 +69,10 @@ def _stream(fh: BinaryIO, identities: list[Identity]) -> Iterable[bytes]:
     yield from Decryptor(fh, identities)
 
 
-def run_decrypt(identity_files: list[str], path: str, out: str) -> int:
+def _refusals(run: Callable[[list[Identity], Path], int], identity_files: list[str], path: str) -> int:
+    """Run a command on ``path`` with the identities read, turning what the
+    evidence team can meet (a bad identity, a refused manifest or chunk, a
+    file that cannot be read) into a message and an exit code."""
     try:
         identities = load_identities(identity_files)
     except (OSError, ValueError) as exc:
@@ -77,24 +80,7 @@ def run_decrypt(identity_files: list[str], path: str, out: str) -> int:
         return EXIT_INPUT
     src = Path(path)
     try:
-        if src.is_dir():
-            if not (src / MANIFEST_FILE).exists():
-                if (src / START_FILE).exists():
-                    _err("this recording was never closed (no manifest): run `evidence recover` on the folder first")
-                    return EXIT_REFUSED
-                _err(f"{src} is not a recording folder")
-                return EXIT_INPUT
-            manifest = read_manifest(src, identities)
-            n = _write_out(out, iter_recording(src, identities))
-            print(f"decrypted {len(manifest.segments)} segment(s), {n} bytes; manifest SHA-256 {manifest.sha256}",
-                  file=sys.stderr)
-            if not manifest.finalised:
-                _err(f"UNFINALISED recording: {manifest.data.get('reason')}")
-                return EXIT_UNFINALISED
-            return EXIT_OK
-        with open(src, "rb") as fh:
-            _write_out(out, _stream(fh, identities))
-        return EXIT_OK
+        return run(identities, src)
     except ManifestError as exc:
         _err(str(exc))
         return EXIT_REFUSED
@@ -104,42 +90,55 @@ def run_decrypt(identity_files: list[str], path: str, out: str) -> int:
     except OSError as exc:
         _err(str(exc))
         return EXIT_INPUT
+
+
+def run_decrypt(identity_files: list[str], path: str, out: str) -> int:
+    return _refusals(lambda identities, src: _decrypt(identities, src, out), identity_files, path)
+
+
+def _decrypt(identities: list[Identity], src: Path, out: str) -> int:
+    if src.is_dir():
+        if not (src / MANIFEST_FILE).exists():
+            if (src / START_FILE).exists():
+                _err("this recording was never closed (no manifest): run `evidence recover` on the folder first")
+                return EXIT_REFUSED
+            _err(f"{src} is not a recording folder")
+            return EXIT_INPUT
+        manifest = read_manifest(src, identities)
+        n = _write_out(out, iter_recording(src, identities))
+        print(f"decrypted {len(manifest.segments)} segment(s), {n} bytes; manifest SHA-256 {manifest.sha256}",
+              file=sys.stderr)
+        if not manifest.finalised:
+            _err(f"UNFINALISED recording: {manifest.data.get('reason')}")
+            return EXIT_UNFINALISED
+        return EXIT_OK
+    with open(src, "rb") as fh:
+        _write_out(out, _stream(fh, identities))
+    return EXIT_OK
 
 
 def run_recover(identity_files: list[str], path: str, out: str | None) -> int:
-    try:
-        identities = load_identities(identity_files)
-    except (OSError, ValueError) as exc:
-        _err(f"cannot read the identity: {exc}")
-        return EXIT_INPUT
-    src = Path(path)
-    try:
-        if src.is_dir():
-            if not (src / MANIFEST_FILE).exists():
-                result = recover(src, identities)
-                print(f"recovered {result.segments} segment(s) ({result.complete} complete, "
-                      f"{result.recovered_bytes} bytes from the unfinished one); "
-                      f"manifest SHA-256 {result.manifest_sha256}", file=sys.stderr)
-                for p in result.problems:
-                    _err(p)
-            if out:
-                return run_decrypt(identity_files, path, out)
-            return EXIT_UNFINALISED if not read_manifest(src, identities).finalised else EXIT_OK
-        with open(src, "rb") as fh:
-            plain, finalised = decrypt_prefix(fh, identities)
+    return _refusals(lambda identities, src: _recover(identities, src, identity_files, out), identity_files, path)
+
+
+def _recover(identities: list[Identity], src: Path, identity_files: list[str], out: str | None) -> int:
+    if src.is_dir():
+        if not (src / MANIFEST_FILE).exists():
+            result = recover(src, identities)
+            print(f"recovered {result.segments} segment(s) ({result.complete} complete, "
+                  f"{result.recovered_bytes} bytes from the unfinished one); "
+                  f"manifest SHA-256 {result.manifest_sha256}", file=sys.stderr)
+            for p in result.problems:
+                _err(p)
         if out:
-            _write_out(out, [plain])
-        if finalised:
-            print(f"{src.name}: complete ({len(plain)} bytes)", file=sys.stderr)
-            return EXIT_OK
-        _err(f"{src.name}: UNFINALISED: {len(plain)} bytes authenticated; the unfinished tail was dropped")
-        return EXIT_UNFINALISED
-    except ManifestError as exc:
-        _err(str(exc))
-        return EXIT_REFUSED
-    except AgeError as exc:
-        _err(f"{src}: {exc}")
-        return EXIT_REFUSED
-    except OSError as exc:
-        _err(str(exc))
-        return EXIT_INPUT
+            return run_decrypt(identity_files, str(src), out)
+        return EXIT_UNFINALISED if not read_manifest(src, identities).finalised else EXIT_OK
+    with open(src, "rb") as fh:
+        plain, finalised = decrypt_prefix(fh, identities)
+    if out:
+        _write_out(out, [plain])
+    if finalised:
+        print(f"{src.name}: complete ({len(plain)} bytes)", file=sys.stderr)
+        return EXIT_OK
+    _err(f"{src.name}: UNFINALISED: {len(plain)} bytes authenticated; the unfinished tail was dropped")
+    return EXIT_UNFINALISED
