@@ -331,6 +331,9 @@ class SqliteStatementRepository:
         number, blob = row
         return number, self._cipher.open(blob, _rear_pdf_where(statement_id, number))
 
+    # Listed in the order made: ``created`` has millisecond resolution, so two
+    # statements made in the same millisecond are ordered by rowid (the order
+    # of insertion), not by their random ids (which made the order flaky).
     _SUMMARY = (
         "SELECT s.id, s.statement_type, s.appointment_id, s.created, s.signed_version, v.number, v.saved_at"
         " FROM statement s LEFT JOIN statement_version v ON v.statement_id = s.id"
@@ -354,11 +357,11 @@ class SqliteStatementRepository:
     def list_for_appointment(self, appointment_id: str) -> list[StatementSummary]:
         with self._lock:
             rows = self._con.execute(
-                f"{self._SUMMARY} WHERE s.appointment_id = ? ORDER BY s.created, s.id", (appointment_id,)
+                f"{self._SUMMARY} WHERE s.appointment_id = ? ORDER BY s.created, s.rowid", (appointment_id,)
             ).fetchall()
         return [self._summary(r) for r in rows]
 
     def list_all(self) -> list[StatementSummary]:
         with self._lock:
-            rows = self._con.execute(f"{self._SUMMARY} ORDER BY s.created, s.id").fetchall()
+            rows = self._con.execute(f"{self._SUMMARY} ORDER BY s.created, s.rowid").fetchall()
         return [self._summary(r) for r in rows]

@@ -389,3 +389,14 @@ def test_a_statement_signed_before_migration_4_has_no_rear_page(tmp_path, monkey
     assert repo.signed(sid) == (1, PDF)
     assert repo.signed_rear_page(sid) is None
     store.close()
+
+
+def test_statements_made_in_the_same_millisecond_list_in_the_order_made(store, repo, monkeypatch):
+    import evr_desktop.store.statements as statements_module
+
+    monkeypatch.setattr(statements_module, "_now", lambda: "2026-12-04T10:00:00.000+00:00")
+    a = appt("Same Millisecond Invented")
+    store.add(a)
+    made = [repo.create(StatementType.WITNESS, a.id) for _ in range(12)]
+    assert [x.id for x in repo.list_for_appointment(a.id)] == made
+    assert [x.id for x in repo.list_all()] == made
