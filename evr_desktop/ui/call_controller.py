@@ -71,6 +71,9 @@ class CallController:
         self._resend_when_back: Appointment | None = None
         self.media_lost_box: QMessageBox | None = None
         self.recording_box: QMessageBox | None = None  # "Recording stopped": go on without, or end the call
+        # appointment id -> the session the call's recording started under: its end is audited
+        # even when it arrives after a lock (locking ends the call; the audit log stays open).
+        self._recording_sessions: dict[str, Session] = {}
 
     def _status(self, text: str, ms: int) -> None:
         self.host.window.statusBar().showMessage(text, ms)
@@ -368,6 +371,9 @@ class CallController:
 
         calls, bridge = self.embedded, self._bridge
         assert calls is not None and calls.engine is not None and bridge is not None
+        session = self.host.session()
+        if session is not None:
+            self._recording_sessions[appointment_id] = session
 
         def refused(reason: str) -> None:
             bridge(ev.RecordingStatus(appointment_id, "failed", reason))  # type: ignore[operator]
@@ -391,8 +397,8 @@ class CallController:
     def _recording_status(self, e: object) -> None:
         from ..domain.recording import when_recording_cannot_run
 
-        session = self.host.session()
         appointment: str = getattr(e, "appointment", "")
+        session = self._recording_sessions.get(appointment) or self.host.session()
         if session is None:
             return
         if getattr(e, "state", "") == "recording":
@@ -441,13 +447,14 @@ class CallController:
     def _recording_ended(self, e: object) -> None:
         from ..domain.recording import RecordingOutcome
 
-        session = self.host.session()
+        appointment: str = getattr(e, "appointment", "")
+        session = self._recording_sessions.pop(appointment, None) or self.host.session()
         if session is None:
-            return  # locked meanwhile: the folder has its manifest; its hash is in the manifest
+            log.warning("a recording ended with no session to audit it")
+            return
         outcome = RecordingOutcome(getattr(e, "manifest_sha256", None), getattr(e, "started_at", None),
                                    getattr(e, "ended_at", None), float(getattr(e, "duration_s", 0.0)),
                                    bool(getattr(e, "finalised", False)))
-        appointment: str = getattr(e, "appointment", "")
         self._run(lambda: session.record_recording_ended(appointment, outcome), lambda _r: None)
         if not outcome.finalised:
             self._status("The recording was closed unfinalised; what was recorded is kept.", 15000)

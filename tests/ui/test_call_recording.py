@@ -149,3 +149,49 @@ def test_a_recording_that_cannot_start_warns_and_the_officer_chooses(qtbot, unlo
     finally:
         on_loop(victim_loop, victim.close())
         on_loop(victim_loop, http.close())
+
+
+def test_locking_mid_call_still_audits_the_recordings_end(qtbot, unlocked, victim_loop, monkeypatch):
+    """Locking ends the call; the recording's end arrives after the lock and is still audited."""
+    main = unlocked
+    a, victim, http = _call(qtbot, main, victim_loop, "99VC1234529")
+    screen = main.calls.screen
+    audit = main.workspace.audit
+    try:
+        qtbot.waitUntil(lambda: screen.recording.isVisible(), timeout=20000)
+        monkeypatch.setattr(QMessageBox, "exec", lambda _box: QMessageBox.StandardButton.Yes)
+        main.lock()
+        qtbot.waitUntil(lambda: main.session is None, timeout=5000)
+        qtbot.waitUntil(lambda: any(e.object_id == a.id and e.action.startswith("recording.end.duration_ms")
+                                    for e in audit.entries()), timeout=15000)
+        actions = [e.action for e in audit.entries() if e.object_id == a.id]
+        assert "recording.start" in actions and manifest_sha256_from(actions) is not None
+    finally:
+        on_loop(victim_loop, victim.close())
+        on_loop(victim_loop, http.close())
+
+
+def test_the_officer_may_go_on_without_recording(qtbot, unlocked, victim_loop):
+    main = unlocked
+    calls = main.calls
+    original = calls._start_recording
+
+    def blocked(appointment_id, plan):
+        original(appointment_id, RuntimeError("no recipients in this test"))
+
+    calls._start_recording = blocked
+    a, victim, http = _call(qtbot, main, victim_loop, "99VC1234530")
+    screen = main.calls.screen
+    try:
+        qtbot.waitUntil(lambda: calls.recording_box is not None and calls.recording_box.isVisible(), timeout=10000)
+        assert "no recipients in this test" in screen.warnings.text()
+        qtbot.mouseClick(calls.recording_box.findChild(object, "recordingContinue"), Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: "recording.continue_without" in _actions(main, a.id), timeout=5000)
+        qtbot.waitUntil(lambda: screen.state.text() == "Connected", timeout=20000)
+        assert screen.appointment == a.id  # the call goes on
+        assert not screen.recording.isVisible()
+    finally:
+        if screen.appointment is not None:
+            screen.end_call()
+        on_loop(victim_loop, victim.close())
+        on_loop(victim_loop, http.close())
