@@ -139,8 +139,14 @@ class MediaChild:
             self.send({"type": "recording_status", "appointment": appointment, "state": s.state,
                        "message": s.message})
 
+        def keyframe(direction: str) -> None:  # on the tap's thread: hand it to the engine's loop
+            try:
+                self.engine.request_keyframe(appointment, direction)
+            except RuntimeError:  # the engine is stopping
+                pass
+
         recorder = Recorder(Path(folder), officer_recipient=officer_recipient, escrow_recipient=escrow_recipient,
-                            session=appointment, on_status=status)
+                            session=appointment, on_status=status, on_keyframe_wanted=keyframe)
         self.router.attach(appointment, recorder)
         log.info("media: recording %s", appointment)
 
