@@ -341,7 +341,7 @@ class Session:
         if self.recordings is None:
             raise Refused(["This profile has no folder for recordings."])
         current = self.store.get(appointment_id)
-        ensure_private_dir(self.recordings)
+        ensure_private_dir(self.recordings / current.id)  # owner-only, as the recording's own folder
         header = self.vault.header
         return RecordingPlan(current.id, self.recordings / current.id / uuid.uuid4().hex,
                              header.age_recipient, header.escrow_recipient)

@@ -119,7 +119,7 @@ def test_a_recording_that_cannot_start_warns_and_the_officer_chooses(qtbot, unlo
 
     def blocked(appointment_id, plan):
         root = main.workspace.paths.recordings
-        root.mkdir(parents=True, exist_ok=True)
+        (root / appointment_id).rmdir()  # made (empty) by the plan; a file in its place now
         (root / appointment_id).write_bytes(b"not a folder")
         original(appointment_id, plan)
 

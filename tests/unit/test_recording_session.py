@@ -57,7 +57,8 @@ def test_end_actions_fit_the_audit_log_and_give_the_hash_back():
 def test_plan_start_choice_and_end_are_audited_by_appointment_id(session):
     a = session.save_appointment(make(), new=True)
     plan = session.recording_plan(a.id)
-    assert plan.folder.parent == session.recordings / a.id
+    assert plan.folder.parent == session.recordings / a.id and not plan.folder.exists()
+    assert (plan.folder.parent.stat().st_mode & 0o777) == 0o700
     assert plan.officer_recipient == session.vault.header.age_recipient
     assert plan.escrow_recipient == session.vault.header.escrow_recipient
     assert not plan.officer_recipient.startswith("AGE-SECRET-KEY")
