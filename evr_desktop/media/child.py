@@ -132,8 +132,8 @@ class MediaChild:
 
         if self.router is None:
             raise RuntimeError("recording is not available in this media process")
-        if self.router.get(appointment) is not None:
-            raise ValueError("this call is already being recorded")
+        if self.router.get(appointment) is not None:  # left by a call that never ended here
+            self.close_recording(appointment, "a new call started")
 
         def status(s: Any) -> None:
             self.send({"type": "recording_status", "appointment": appointment, "state": s.state,
@@ -233,7 +233,15 @@ class MediaChild:
             # Answered through the engine's loop: a loop that hangs gets no pong.
             self.reply_when_done_pong(msg_id)
         elif kind == "start_call":
-            self.reply_when_done(msg_id, engine.start_call(m["appointment"]))
+            future = engine.start_call(m["appointment"])
+            self.reply_when_done(msg_id, future)
+
+            def not_started(f: Any, appointment: str = m["appointment"]) -> None:
+                # A call that never started may end with no CallEnded: its recorder is closed here.
+                if f.cancelled() or f.exception() is not None:
+                    self.close_recording(appointment, "the call did not start")
+
+            future.add_done_callback(not_started)
         elif kind == "end_call":
             self.reply_when_done(msg_id, engine.end_call(m["appointment"], m.get("reason")))
         elif kind == "send_chat":
