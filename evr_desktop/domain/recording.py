@@ -58,7 +58,7 @@ class RecordingProblem:
 
     @property
     def warning(self) -> str:
-        return WARNING.format(reason=self.reason.strip().rstrip(".") or "an unknown error")
+        return WARNING.format(reason=plain_reason(self.reason) or "an unknown error")
 
     @property
     def question(self) -> str:
@@ -68,6 +68,14 @@ class RecordingProblem:
     def choices(self) -> tuple[RecordingChoice, ...]:
         # Nothing decides for the officer: no default that silently goes on.
         return (RecordingChoice.CONTINUE_WITHOUT, RecordingChoice.END_CALL)
+
+
+def plain_reason(reason: str) -> str:
+    """The recorder's sentence for the officer: without a repeated "recording
+    stopped:" and without the operating system's error number."""
+    text = re.sub(r"^\s*recording (stopped|refused)\s*:\s*", "", reason, flags=re.IGNORECASE)
+    text = re.sub(r"\[Errno \d+\]\s*", "", text).strip().rstrip(".")
+    return text
 
 
 def when_recording_cannot_run(reason: str) -> RecordingProblem:

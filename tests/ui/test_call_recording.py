@@ -195,3 +195,45 @@ def test_the_officer_may_go_on_without_recording(qtbot, unlocked, victim_loop):
             screen.end_call()
         on_loop(victim_loop, victim.close())
         on_loop(victim_loop, http.close())
+
+
+def test_a_full_disk_mid_call_warns_loudly_and_the_call_goes_on(qtbot, unlocked, victim_loop):
+    """The appointment's recordings folder is a 1 MiB tmpfs: the recording fills it
+    mid-call; the window says so, the officer goes on, the end is audited unfinalised."""
+    main = unlocked
+    calls = main.calls
+    original = calls._start_recording
+    mounted: list[Path] = []
+
+    def small_disk(appointment_id, plan):
+        target = main.workspace.paths.recordings / appointment_id
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(target)],
+                              capture_output=True, text=True)
+        if done.returncode == 0:
+            mounted.append(target)
+        original(appointment_id, plan)
+
+    calls._start_recording = small_disk
+    a, victim, http = _call(qtbot, main, victim_loop, "99VC1234531")
+    screen = main.calls.screen
+    try:
+        if not mounted:
+            pytest.skip("cannot mount a size-limited tmpfs here (needs root)")
+        qtbot.waitUntil(lambda: calls.recording_box is not None and calls.recording_box.isVisible(), timeout=40000)
+        assert "Recording stopped: No space left on device" in screen.warnings.text()
+        assert not screen.recording.isVisible()
+        qtbot.mouseClick(calls.recording_box.findChild(object, "recordingContinue"), Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: "recording.continue_without" in _actions(main, a.id), timeout=5000)
+        assert screen.appointment == a.id  # the call goes on
+        actions = _actions(main, a.id)
+        assert actions.index("recording.start") < actions.index("recording.failed")
+        screen.end_call()
+        qtbot.waitUntil(lambda: "recording.end.unfinalised" in _actions(main, a.id), timeout=15000)
+    finally:
+        if screen.appointment is not None:
+            screen.end_call()
+        on_loop(victim_loop, victim.close())
+        on_loop(victim_loop, http.close())
+        qtbot.wait(500)
+        for target in mounted:
+            subprocess.run(["umount", "-l", str(target)], check=False)

@@ -40,6 +40,8 @@ def test_the_rule_when_recording_cannot_run():
                                "recorded so far is kept.")
     assert problem.choices == (RecordingChoice.CONTINUE_WITHOUT, RecordingChoice.END_CALL)
     assert [c.audit_action for c in problem.choices] == ["recording.continue_without", "recording.end_call"]
+    assert when_recording_cannot_run("recording stopped: [Errno 28] No space left on device").warning.startswith(
+        "Recording stopped: No space left on device. The call")
 
 
 def test_end_actions_fit_the_audit_log_and_give_the_hash_back():
