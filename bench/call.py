@@ -66,6 +66,7 @@ import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
+import uuid  # noqa: E402
 from datetime import date, datetime, timedelta, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -348,6 +349,8 @@ class RefRendezvous:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--record", action="store_true",
+                    help="record every app call as the app does (media process; throw-away keys, a temp folder)")
     ap.add_argument("--sizes", default="1280x720", help="comma-separated WxH, e.g. 640x480,1280x720")
     ap.add_argument("--no-warmup", action="store_true")
     ap.add_argument("--stall-seconds", type=float, default=60.0,
@@ -374,6 +377,7 @@ def main() -> int:
     from evr_desktop.capture.synthetic import read_timestamp
     from evr_desktop.domain.appointment import Appointment, OffenceType, VictimDetails
     from evr_desktop.ui.call_screen import CallScreen
+    from evr_desktop.vault.age import X25519Identity
 
     class Bridge(QObject):
         call = Signal(object)  # a callable, run on the GUI thread
@@ -456,8 +460,22 @@ def main() -> int:
     def on_event(e: Any) -> None:  # GUI thread
         if isinstance(e, ev.VictimWaiting) and e.appointment == st["appt"] and screen.appointment is None:
             st["call_start"] = time.time() * 1000
+            if args.record:  # as the app does: record_start before start_call (media process only)
+                record_start(e.appointment)
             screen.start(e.appointment)
         screen.on_event(e)
+
+    record_root = Path(tempfile.mkdtemp(prefix="evr-bench-rec-"))
+    record_keys = [X25519Identity.generate().recipient, X25519Identity.generate().recipient]
+    recorded: list[Any] = []
+
+    def record_start(appointment: str) -> None:
+        engine = calls.engine
+        if not hasattr(engine, "record_start"):
+            raise SystemExit("--record needs --engine media")
+        folder = record_root / uuid.uuid4().hex
+        engine.record_start(appointment, str(folder), *record_keys).result(10)
+        recorded.append(folder)
 
     bridge.event.connect(on_event)
     calls.engine.add_listener(lambda e: bridge.event.emit(e))

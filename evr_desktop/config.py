@@ -43,6 +43,11 @@ class Paths:
         return self.profile / SETTINGS_FILE
 
     @property
+    def recordings(self) -> Path:
+        """Call recordings: ``recordings/<appointment id>/<recording id>/`` (age segments, manifest)."""
+        return self.profile / "recordings"
+
+    @property
     def evidence_office(self) -> Path:
         """Demo only: stands in for the force's evidence office, deliberately
         *outside* the officer's profile (the officer's laptop would never hold

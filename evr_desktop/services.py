@@ -8,9 +8,12 @@ skipped by a screen that forgets them. Nothing here imports Qt.
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import Paths, Settings, load_settings
@@ -26,13 +29,17 @@ if TYPE_CHECKING:
     from .audit.log import AuditLog
     from .domain import appointment as appt
     from .domain.officer import OfficerIdentity
+    from .domain.recording import RecordingChoice, RecordingOutcome
     from .notify.outbox import OutboxNotifier
+    from .recording.recover import RecoveryResult
     from .statement.service import StatementService
     from .store.base import AppointmentRepository
     from .store.outbox import OutboxMessage
     from .vault.vault import ForceProvisioning, UnlockedVault, VaultHeader
 
-__all__ = ["LinkSent", "NotEligible", "Refused", "Session", "Workspace"]
+__all__ = ["LinkSent", "NotEligible", "Refused", "RecordingPlan", "Session", "Workspace"]
+
+log = logging.getLogger(__name__)
 
 
 def _refuse(a: appt.Appointment, reasons: list[str]) -> None:
@@ -60,6 +67,17 @@ class LinkSent:
     appointment: appt.Appointment
     link: str
     text: str
+
+
+@dataclass(frozen=True)
+class RecordingPlan:
+    """Where and to whom a call's recording goes: a new folder under the
+    profile and the two *public* age recipients (never a key)."""
+
+    appointment_id: str
+    folder: Path
+    officer_recipient: str
+    escrow_recipient: str
 
 
 @dataclass
@@ -136,6 +154,10 @@ class Workspace:
             self.audit = _open_audit(self.paths)
         session = self._open_session(unlocked)
         session.audit_event(Category.CONSULTATION, "vault", "session.unlock")
+        try:
+            session.recover_recordings()
+        except Exception:  # noqa: BLE001 - a damaged recording must not keep the officer out; retried next unlock
+            log.exception("recovering unfinished recordings failed")
         if not self.reconciled:
             session.reconcile_presence()
             self.reconciled = True
@@ -151,16 +173,18 @@ class Workspace:
         except StoreError:
             unlocked.close()
             raise
-        return Session(unlocked, store, self.audit, self.settings)
+        return Session(unlocked, store, self.audit, self.settings, recordings=self.paths.recordings)
 
 
 class Session:
     """An unlocked officer session. ``lock()`` drops keys and closes the store."""
 
     def __init__(
-        self, unlocked: UnlockedVault, store: AppointmentRepository, audit: AuditLog, settings: Settings | None = None
+        self, unlocked: UnlockedVault, store: AppointmentRepository, audit: AuditLog, settings: Settings | None = None,
+        recordings: Path | None = None,
     ):
         self.settings = settings or Settings()
+        self.recordings = recordings  # the profile's recordings folder (None: recording off)
         self.vault = unlocked
         self.store = store
         self.audit = audit
@@ -306,6 +330,74 @@ class Session:
         current = self.store.get(appointment_id)
         _refuse(current, eligibility.call_refusals(current))
         return current
+
+    # -- the call's recording ---------------------------------------------------
+    def recording_plan(self, appointment_id: str) -> RecordingPlan:
+        """A new recording folder for the call and the unlocked vault's public
+        recipients (the officer's and the force escrow's). Nothing is audited
+        yet: ``record_recording_started`` does, once the media process records."""
+        from .fsutil import ensure_private_dir
+
+        if self.recordings is None:
+            raise Refused(["This profile has no folder for recordings."])
+        current = self.store.get(appointment_id)
+        ensure_private_dir(self.recordings / current.id)  # owner-only, as the recording's own folder
+        header = self.vault.header
+        return RecordingPlan(current.id, self.recordings / current.id / uuid.uuid4().hex,
+                             header.age_recipient, header.escrow_recipient)
+
+    def record_recording_started(self, appointment_id: str) -> None:
+        from .domain.recording import START_ACTION
+
+        self.audit_event(Category.COLLECTION, appointment_id, START_ACTION)
+
+    def record_recording_failed(self, appointment_id: str) -> None:
+        """Recording could not start or stopped (the reason is told to the officer, not logged: it may name paths)."""
+        from .domain.recording import FAILED_ACTION
+
+        self.audit_event(Category.COLLECTION, appointment_id, FAILED_ACTION)
+
+    def record_recording_choice(self, appointment_id: str, choice: RecordingChoice) -> None:
+        """What the officer chose when recording could not run (``domain.recording``)."""
+        self.audit_event(Category.COLLECTION, appointment_id, choice.audit_action)
+
+    def record_recording_ended(self, appointment_id: str, result: RecordingOutcome) -> None:
+        """The end of a recording: the manifest's hash, start, end and duration (``domain.recording.ended_actions``)."""
+        from .domain.recording import ended_actions
+
+        for action in ended_actions(result):
+            self.audit_event(Category.COLLECTION, appointment_id, action)
+
+    def recover_recordings(self) -> list[RecoveryResult]:
+        """At unlock: every recording the app did not close (killed, crashed)
+        gets its unfinalised manifest, with the authenticated prefix of the
+        open segment, and is audited. Needs the officer's identity, which only
+        this process holds."""
+        if self.recordings is None:
+            return []
+        from .domain.recording import recovered_actions
+        from .recording.manifest import read_start
+        from .recording.recover import find_unfinished, recover
+        from .vault.age import X25519Identity
+
+        folders = find_unfinished(self.recordings)
+        if not folders:
+            return []
+        identity = X25519Identity.from_string(self.vault.age_identity)
+        header = self.vault.header
+        results = []
+        for folder in folders:
+            try:
+                # recordings/<appointment id>/<recording id>/: audited against the appointment
+                appointment_id = str(read_start(folder).get("session") or folder.parent.name)
+                result = recover(folder, [identity], recipients=[header.age_recipient, header.escrow_recipient])
+                for action in recovered_actions(result.manifest_sha256):
+                    self.audit_event(Category.COLLECTION, appointment_id, action)
+            except Exception:  # noqa: BLE001 - one damaged folder must not stop the others
+                log.exception("a recording could not be recovered")
+                continue
+            results.append(result)
+        return results
 
     @property
     def outbox(self) -> OutboxNotifier:

@@ -30,11 +30,13 @@ class EmbeddedCalls:
     loop (the token registry belongs to that loop)."""
 
     def __init__(self, *, sources: Callable[[], Any] | None = None, host_candidates: str = "with-loopback",
-                 listen: socket.socket | None = None):
+                 listen: socket.socket | None = None, tap_sink: Callable[[Any], None] | None = None):
         """``listen``: a listening loopback socket to serve the rendezvous on
         (the media process gets the app's, so links keep their address when
-        it is restarted); None: a free port of its own."""
+        it is restarted); None: a free port of its own. ``tap_sink``: the
+        engine's encoded-frame sink (the media process's recording router)."""
         self._sources = sources
+        self._tap_sink = tap_sink
         self._listen = listen
         self._host_candidates = host_candidates
         self.engine: CallEngine | None = None
@@ -54,6 +56,8 @@ class EmbeddedCalls:
         kwargs: dict[str, Any] = {}
         if self._sources is not None:
             kwargs["sources"] = self._sources
+        if self._tap_sink is not None:
+            kwargs["tap_sink"] = self._tap_sink
         self.engine = CallEngine(
             CallSettings(rendezvous_url=self.base_url, officer_secret=secret, ice_servers=[],
                          host_candidates=self._host_candidates),

@@ -940,6 +940,18 @@ class CallEngine:
     def restart_ice(self, appointment: str) -> concurrent.futures.Future:
         return self.submit(self._with_session(appointment, lambda s: s.restart()))
 
+    def request_keyframe(self, appointment: str, direction: str) -> concurrent.futures.Future:
+        """A video keyframe, for the recorder: "received" (a PLI to the victim) or
+        "sent" (our encoder's next frame). See ``tap.request_keyframe``."""
+        from .tap import request_keyframe
+
+        async def ask() -> int:
+            session = self.sessions.get(appointment)
+            pc = session.pc if session is not None else None
+            return 0 if pc is None else await request_keyframe(pc, direction)
+
+        return self.submit(ask())
+
     def set_microphone_muted(self, muted: bool) -> None:
         self._muted = muted
         if self._media is not None:

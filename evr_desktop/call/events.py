@@ -111,6 +111,33 @@ class Error(Event):
 
 
 @dataclass(frozen=True)
+class RecordingStatus(Event):
+    """The call's recording (in the media process): ``state`` "recording"
+    (the first frames are in) or "failed" (``message``: a plain reason; the
+    call goes on, what was recorded so far is kept)."""
+
+    appointment: str
+    state: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class RecordingEnded(Event):
+    """The call's recording was closed: what the app audits (the manifest's
+    SHA-256 as stored, start, end, duration)."""
+
+    appointment: str
+    recording_id: str
+    manifest_sha256: str | None  # None only if the manifest could not be written (recovered at the next unlock)
+    started_at: str | None  # ISO 8601 UTC
+    ended_at: str
+    duration_s: float
+    segments: int
+    finalised: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class MediaProcessLost(Event):
     """The media process (the engine's own process) stopped: it crashed, was
     killed, or hung and was stopped by the watchdog. Calls in progress ended

@@ -43,6 +43,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger("evr_desktop.call.tap")
 
@@ -230,3 +231,37 @@ def tap_receiver(receiver, tap: EncodedFrameTap, session: str, kind: str) -> Non
     if isinstance(old, _TapQueue):
         return
     setattr(receiver, _RECEIVER_QUEUE, _TapQueue(tap, session, kind))
+
+
+# --- keyframe requests (for the recorder's start; aiortc 1.16.0 internals) ------------
+
+
+async def request_keyframe(pc: Any, direction: str) -> int:
+    """Ask for a video keyframe on ``pc``: "received" sends a PLI to the victim
+    for each video stream heard (``RTCRtpReceiver._send_rtcp_pli(ssrc)``, the
+    SSRCs from ``_RTCRtpReceiver__remote_streams``); "sent" makes our
+    encoder's next frame a keyframe (``_RTCRtpSender__force_keyframe``, what
+    aiortc does itself on a PLI). Returns how many requests went out; an
+    internal that is not there is skipped (logged), never raised."""
+    done = 0
+    for transceiver in pc.getTransceivers():
+        if getattr(transceiver, "kind", None) != "video":
+            continue
+        if direction == "received":
+            receiver = transceiver.receiver
+            send_pli = getattr(receiver, "_send_rtcp_pli", None)
+            streams = getattr(receiver, "_RTCRtpReceiver__remote_streams", None)
+            if send_pli is None or streams is None:
+                log.warning("keyframe request: this aiortc has no PLI hook on the receiver")
+                continue
+            for ssrc in list(streams):
+                await send_pli(ssrc)
+                done += 1
+        else:
+            sender = transceiver.sender
+            if not hasattr(sender, "_RTCRtpSender__force_keyframe"):
+                log.warning("keyframe request: this aiortc has no forced keyframe on the sender")
+                continue
+            sender._RTCRtpSender__force_keyframe = True
+            done += 1
+    return done

@@ -65,6 +65,10 @@ PARENT_SENDS: Spec = {
     "list_devices": {**_ID},
     "set_synthetic": {**_ID, "width": ((int,), True), "height": ((int,), True), "fps": ((int,), True)},
     "stop": {**_ID},
+    # Record this call (sent before start_call, once the victim consented): the
+    # two public age recipients, never a key. The reply fails when recording is refused.
+    "record_start": {**_ID, **_APPT, "folder": ((str,), True), "officer_recipient": ((str,), True),
+                     "escrow_recipient": ((str,), True)},
     "protocol-error": {"code": ((str,), True), "detail": ((str,), True)},
 }
 
@@ -74,6 +78,8 @@ CHILD_SENDS: Spec = {
     "event": {"event": ((str,), True), "fields": ((dict,), True)},
     "frame": {"key": ((str,), True)},
     "pong": {**_ID},
+    "recording_status": {**_APPT, "state": ((str,), True), "message": ((str,), True)},
+    "recording_ended": {**_APPT, "result": ((dict,), True)},
     "protocol-error": {"code": ((str,), True), "detail": ((str,), True)},
 }
 

@@ -8,8 +8,11 @@ the channel's end everywhere), so no media process outlives the app.
 
 It is given no vault secret: the officer secret it uses is the one-off
 secret between it and its own loopback rendezvous (or, in a force, what the
-call needs: public data and the session's TURN credentials). It writes no
-media to disk; its log lines carry appointment IDs only.
+call needs: public data and the session's TURN credentials). The only media
+it writes is the call's recording, encrypted as it is written to the two
+public age recipients the app sends with ``record_start`` (one
+``RecordingRouter`` is the engine's tap sink and listener; one ``Recorder``
+per call); its log lines carry appointment IDs only.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ import threading
 import time
 from dataclasses import asdict, fields, is_dataclass
 from datetime import datetime
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from ..call import events as ev
+from ..recording.router import RecordingRouter
 from .channel import PARENT_SENDS, Channel, ChannelClosed, ProtocolError
 from .frames import FrameSlot
 
@@ -102,6 +107,8 @@ class MediaChild:
         self.engine = calls.engine
         self._stopping = False
         self.synthetic: dict[str, int] = {}  # the test pattern's size, when --synthetic
+        self.router: RecordingRouter | None = None  # set by main(): the engine's tap sink
+        self._closing: list[threading.Thread] = []
 
     def send(self, message: dict[str, Any]) -> None:
         try:
@@ -113,6 +120,66 @@ class MediaChild:
 
     def on_event(self, e: ev.Event) -> None:
         self.send(event_message(e))
+        if isinstance(e, ev.CallEnded) or (isinstance(e, ev.CallStateChanged) and e.state == "closed"):
+            reason = getattr(e, "reason", None) or f"call ended ({getattr(e, 'by', 'closed')})"
+            self.close_recording(e.appointment, reason)
+
+    # -- recording ------------------------------------------------------------------
+
+    def record_start(self, appointment: str, folder: str, officer_recipient: str, escrow_recipient: str) -> None:
+        """Attach a recorder for the call (raises ``RecordingRefused``, ``OSError``: the failed reply)."""
+        from ..recording.recorder import Recorder
+
+        if self.router is None:
+            raise RuntimeError("recording is not available in this media process")
+        if self.router.get(appointment) is not None:  # left by a call that never ended here
+            self.close_recording(appointment, "a new call started")
+
+        def status(s: Any) -> None:
+            self.send({"type": "recording_status", "appointment": appointment, "state": s.state,
+                       "message": s.message})
+
+        def keyframe(direction: str) -> None:  # on the tap's thread: hand it to the engine's loop
+            try:
+                self.engine.request_keyframe(appointment, direction)
+            except RuntimeError:  # the engine is stopping
+                pass
+
+        recorder = Recorder(Path(folder), officer_recipient=officer_recipient, escrow_recipient=escrow_recipient,
+                            session=appointment, on_status=status, on_keyframe_wanted=keyframe)
+        self.router.attach(appointment, recorder)
+        log.info("media: recording %s", appointment)
+
+    def close_recording(self, appointment: str, reason: str) -> None:
+        """Detach and close the call's recorder on a thread of its own (the muxer's
+        flush and the fsyncs stay off the engine's loop), then tell the app."""
+        recorder = self.router.detach(appointment) if self.router is not None else None
+        if recorder is None:
+            return
+
+        def close() -> None:
+            try:
+                result = recorder.close(reason)
+            except Exception as exc:  # noqa: BLE001 - told to the app, never raised into the engine
+                log.exception("media: closing the recording of %s failed", appointment)
+                self.send({"type": "recording_status", "appointment": appointment, "state": "failed",
+                           "message": f"the recording could not be closed ({type(exc).__name__})"})
+                return
+            self.send({"type": "recording_ended", "appointment": appointment, "result": {
+                "recording_id": result.recording_id, "manifest_sha256": result.manifest_sha256,
+                "started_at": result.started_at, "ended_at": result.ended_at, "duration_s": result.duration_s,
+                "segments": result.segments, "finalised": result.finalised, "error": result.error}})
+
+        thread = threading.Thread(target=close, name="recording-close", daemon=False)
+        thread.start()
+        self._closing.append(thread)
+
+    def close_all_recordings(self, reason: str, timeout: float = 10.0) -> None:
+        if self.router is not None:
+            for appointment in self.router.sessions():
+                self.close_recording(appointment, reason)
+        for thread in self._closing:
+            thread.join(timeout)
 
     def on_frame(self, key: str) -> None:
         """Display thread: the newest remote frame into shared memory, then the wake-up."""
@@ -166,11 +233,24 @@ class MediaChild:
             # Answered through the engine's loop: a loop that hangs gets no pong.
             self.reply_when_done_pong(msg_id)
         elif kind == "start_call":
-            self.reply_when_done(msg_id, engine.start_call(m["appointment"]))
+            future = engine.start_call(m["appointment"])
+            self.reply_when_done(msg_id, future)
+
+            def not_started(f: Any, appointment: str = m["appointment"]) -> None:
+                # A call that never started may end with no CallEnded: its recorder is closed here.
+                if f.cancelled() or f.exception() is not None:
+                    self.close_recording(appointment, "the call did not start")
+
+            future.add_done_callback(not_started)
         elif kind == "end_call":
             self.reply_when_done(msg_id, engine.end_call(m["appointment"], m.get("reason")))
         elif kind == "send_chat":
             self.reply_when_done(msg_id, engine.send_chat(m["appointment"], m["text"], m.get("mid")))
+            if self.router is not None:
+                self.router.officer_chat(m["appointment"], m["text"])
+        elif kind == "record_start":
+            self.reply_now(msg_id, lambda: self.record_start(m["appointment"], m["folder"], m["officer_recipient"],
+                                                             m["escrow_recipient"]))
         elif kind == "restart_ice":
             self.reply_when_done(msg_id, engine.restart_ice(m["appointment"]))
         elif kind == "call_info":
@@ -204,7 +284,12 @@ class MediaChild:
             threading.Thread(target=self.reply_now, args=(msg_id, _list_devices), daemon=True).start()
         elif kind == "stop":
             self._stopping = True
-            self.reply_now(msg_id, self.calls.stop)
+
+            def stop() -> None:
+                self.calls.stop()
+                self.close_all_recordings("the app stopped video calls")
+
+            self.reply_now(msg_id, stop)
             raise SystemExit(0)
         elif kind == "protocol-error":
             log.warning("media: the app refused a message (%s)", m["code"])
@@ -281,12 +366,17 @@ def main(argv: list[str] | None = None) -> int:
         kwargs["sources"] = lambda: choose_sources(False, **synthetic)
     if args.rendezvous_fd is not None:
         kwargs["listen"] = socket.socket(fileno=args.rendezvous_fd)
-    calls = EmbeddedCalls(host_candidates=args.host_candidates, **kwargs)
+    # One router for every call: the engine's tap sink and one of its listeners;
+    # a recorder is attached per call by record_start.
+    router = RecordingRouter()
+    calls = EmbeddedCalls(host_candidates=args.host_candidates, tap_sink=router, **kwargs)
     calls.start()
     child = MediaChild(channel, remote, local, calls)
+    child.router = router
     child.synthetic = synthetic
     engine = calls.engine
     assert engine is not None  # started
+    engine.add_listener(router.on_event)
     engine.add_listener(child.on_event)
     engine.frame_listener = child.on_frame
     child.send({"type": "ready", "speaker_note": calls.speaker_note})
@@ -298,7 +388,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     # The channel ended without a stop: the app is gone. Stop quickly, no bye.
     child._stopping = True
-    stopper = threading.Thread(target=calls.stop, daemon=True)
+    def stop() -> None:
+        calls.stop()
+        child.close_all_recordings("the app stopped before the recording was closed", timeout=3)
+
+    stopper = threading.Thread(target=stop, daemon=True)
     stopper.start()
     stopper.join(5)
     return 0

@@ -100,8 +100,34 @@ def _error(fields: dict[str, Any] | None) -> Exception:
 _FROM_CHILD = {
     name: cls for name, cls in vars(ev).items()
     if isinstance(cls, type) and issubclass(cls, ev.Event) and cls is not ev.Event
-    and cls not in (ev.MediaProcessLost, ev.MediaProcessRestarted)  # the app's own, never the child's
+    # the app's own, never the child's; the recording's come as messages of their own
+    and cls not in (ev.MediaProcessLost, ev.MediaProcessRestarted, ev.RecordingStatus, ev.RecordingEnded)
 }
+
+RECORDING_STATES = ("recording", "failed")
+_RESULT_FIELDS: dict[str, tuple[type | None, ...]] = {
+    "recording_id": (str,), "manifest_sha256": (str, type(None)), "started_at": (str, type(None)),
+    "ended_at": (str,), "duration_s": (float, int), "segments": (int,), "finalised": (bool,),
+    "error": (str, type(None)),
+}
+
+
+def recording_status_from(m: dict[str, Any]) -> ev.RecordingStatus:
+    if m["state"] not in RECORDING_STATES:
+        raise ProtocolError("bad-fields", f"recording_status: state {str(m['state'])[:20]!r}")
+    return ev.RecordingStatus(m["appointment"], m["state"], m["message"][:2000])
+
+
+def recording_ended_from(m: dict[str, Any]) -> ev.RecordingEnded:
+    """``recording_ended``'s result, checked field by field (a bool is not a number here)."""
+    result = m["result"]
+    if set(result) != set(_RESULT_FIELDS):
+        raise ProtocolError("bad-fields", "recording_ended: result fields missing or unexpected")
+    for name, types in _RESULT_FIELDS.items():
+        value = result[name]
+        if isinstance(value, bool) and bool not in types or not isinstance(value, tuple(t for t in types if t)):
+            raise ProtocolError("bad-fields", f"recording_ended: result {name} has the wrong type")
+    return ev.RecordingEnded(appointment=m["appointment"], **{**result, "duration_s": float(result["duration_s"])})
 
 
 def event_from(name: str, fields: dict[str, Any]) -> ev.Event:
@@ -327,6 +353,10 @@ class MediaCalls:
             elif isinstance(e, ev.CallStateChanged) and appointment:
                 self._active.add(appointment)
             self.engine._emit(e)
+        elif kind == "recording_status":
+            self.engine._emit(recording_status_from(m))
+        elif kind == "recording_ended":
+            self.engine._emit(recording_ended_from(m))
         elif kind == "reply":
             self._resolve(child, m["id"], None if m["ok"] else _error(m.get("error")), m.get("result"))
         elif kind == "pong":
@@ -546,6 +576,14 @@ class MediaEngine:
 
     def send_chat(self, appointment: str, text: str, mid: str | None = None) -> concurrent.futures.Future:
         return self._calls.command("send_chat", appointment=appointment, text=text, mid=mid)
+
+    def record_start(self, appointment: str, folder: str, officer_recipient: str,
+                     escrow_recipient: str) -> concurrent.futures.Future:
+        """Record this call in the child (send before ``start_call``); the future
+        fails when recording is refused (``CommandFailed`` kind ``RecordingRefused``,
+        or an ``OSError``'s kind and sentence)."""
+        return self._calls.command("record_start", appointment=appointment, folder=folder,
+                                  officer_recipient=officer_recipient, escrow_recipient=escrow_recipient)
 
     def restart_ice(self, appointment: str) -> concurrent.futures.Future:
         return self._calls.command("restart_ice", appointment=appointment)

@@ -38,6 +38,10 @@ class RecordingRouter:
         with self._lock:
             return self._recorders.pop(session, None)
 
+    def sessions(self) -> list[str]:
+        with self._lock:
+            return list(self._recorders)
+
     def get(self, session: str) -> Recorder | None:
         with self._lock:
             return self._recorders.get(session)

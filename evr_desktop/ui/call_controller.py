@@ -26,7 +26,7 @@ from .operations import Operation, Worker
 if TYPE_CHECKING:
     from ..call.embedded import EmbeddedCalls
     from ..media.proxy import MediaCalls
-    from ..services import LinkSent, Session
+    from ..services import LinkSent, RecordingPlan, Session
     from .call_screen import CallScreen
     from .desktop_notify import DesktopNotifier
     from .queue_screen import QueueScreen
@@ -70,6 +70,10 @@ class CallController:
         self._calling: dict[str, Appointment] = {}  # appointment id -> as the call started (for "Send a new link")
         self._resend_when_back: Appointment | None = None
         self.media_lost_box: QMessageBox | None = None
+        self.recording_box: QMessageBox | None = None  # "Recording stopped": go on without, or end the call
+        # appointment id -> the session the call's recording started under: its end is audited
+        # even when it arrives after a lock (locking ends the call; the audit log stays open).
+        self._recording_sessions: dict[str, Session] = {}
 
     def _status(self, text: str, ms: int) -> None:
         self.host.window.statusBar().showMessage(text, ms)
@@ -254,6 +258,10 @@ class CallController:
             self._notify_desktop("A victim is waiting", "Open EVR Desktop to start the call.")
         elif isinstance(e, ev.VictimLeft):
             self._record(e.appointment, Happening.VICTIM_LEFT)
+        elif isinstance(e, ev.RecordingStatus):
+            self._recording_status(e)
+        elif isinstance(e, ev.RecordingEnded):
+            self._recording_ended(e)
         elif isinstance(e, ev.CallStateChanged) and e.state == "connected":
             self._record(e.appointment, Happening.CALL_CONNECTED)
         elif isinstance(e, ev.CallEnded):
@@ -338,14 +346,120 @@ class CallController:
         if session is None or self._not_ready():
             return
 
-        def allowed(current: Appointment) -> None:
-            if self.host.session() is session:
-                self._open_call(current)
+        def check() -> tuple[Appointment, RecordingPlan | BaseException]:
+            current = session.check_call(a.id)
+            try:  # where the recording goes; a failure here is told in the call, not a refusal of it
+                plan: RecordingPlan | BaseException = session.recording_plan(current.id)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("no recording plan for %s: %s", current.id, type(exc).__name__)
+                plan = exc
+            return current, plan
 
-        Operation(self.host.worker, self.host.window, lambda: session.check_call(a.id)).success(allowed).failure(
+        def allowed(checked: tuple[Appointment, RecordingPlan | BaseException]) -> None:
+            if self.host.session() is session:
+                self._open_call(*checked)
+
+        Operation(self.host.worker, self.host.window, check).success(allowed).failure(
             lambda exc: self._refused(a, exc)).run()
 
-    def _open_call(self, a: Appointment) -> None:
+    # -- the call's recording ----------------------------------------------------------
+    def _start_recording(self, appointment_id: str, plan: RecordingPlan | BaseException) -> None:
+        """``record_start`` to the media process, before ``start_call`` (the victim has
+        consented on their page before they can be called). A refusal comes back
+        through the bridge as ``RecordingStatus("failed")``, as a failure mid-call does."""
+        from ..call import events as ev
+
+        calls, bridge = self.embedded, self._bridge
+        assert calls is not None and calls.engine is not None and bridge is not None
+        session = self.host.session()
+        if session is not None:
+            self._recording_sessions[appointment_id] = session
+
+        def refused(reason: str) -> None:
+            bridge(ev.RecordingStatus(appointment_id, "failed", reason))  # type: ignore[operator]
+
+        record = getattr(calls.engine, "record_start", None)
+        if isinstance(plan, BaseException):
+            refused(_recording_reason(plan))
+            return
+        if record is None:
+            refused("recording needs the separate video process, and video runs inside the app")
+            return
+        future = record(appointment_id, str(plan.folder), plan.officer_recipient, plan.escrow_recipient)
+
+        def done(f: object) -> None:  # on the channel's reader thread: only the bridge from here
+            exc = f.exception()  # type: ignore[attr-defined]
+            if exc is not None:
+                refused(_recording_reason(exc))
+
+        future.add_done_callback(done)
+
+    def _recording_status(self, e: object) -> None:
+        from ..domain.recording import when_recording_cannot_run
+
+        appointment: str = getattr(e, "appointment", "")
+        session = self._recording_sessions.get(appointment) or self.host.session()
+        if session is None:
+            return
+        if getattr(e, "state", "") == "recording":
+            self._run(lambda: session.record_recording_started(appointment), lambda _r: None)
+            return
+        self._run(lambda: session.record_recording_failed(appointment), lambda _r: None)
+        problem = when_recording_cannot_run(getattr(e, "message", ""))
+        self._status(problem.warning, 20000)
+        if self.screen is None or self.screen.appointment != appointment:
+            return  # the call is over: nothing to decide
+        self._ask_recording_choice(session, appointment, problem)
+
+    def _ask_recording_choice(self, session: Session, appointment: str, problem: object) -> None:
+        """The domain rule: the officer decides whether the call goes on without recording; audited."""
+        from ..domain.recording import RecordingChoice
+
+        if self.recording_box is not None and self.recording_box.isVisible():
+            self.recording_box.close()
+        box = QMessageBox(QMessageBox.Icon.Warning, "Recording stopped",
+                          f"{getattr(problem, 'warning', '')}\n\n{getattr(problem, 'question', '')}",
+                          QMessageBox.StandardButton.NoButton, self.host.window)
+        box.setObjectName("recordingProblemBox")
+        buttons = {}
+        for choice in getattr(problem, "choices", ()):
+            role = (QMessageBox.ButtonRole.AcceptRole if choice is RecordingChoice.CONTINUE_WITHOUT
+                    else QMessageBox.ButtonRole.DestructiveRole)
+            button = box.addButton(choice.label, role)
+            button.setObjectName("recordingContinue" if choice is RecordingChoice.CONTINUE_WITHOUT
+                                 else "recordingEndCall")
+            buttons[button] = choice
+
+        def chosen(button: object) -> None:
+            choice = buttons.get(button)  # type: ignore[call-overload]
+            if choice is None or self.host.session() is not session:
+                return
+            self._run(lambda: session.record_recording_choice(appointment, choice), lambda _r: None)
+            screen = self.screen
+            if choice is RecordingChoice.END_CALL and screen is not None and screen.appointment == appointment:
+                screen.end_call()
+
+        box.buttonClicked.connect(chosen)
+        self.host.keep_dialog(box)
+        self.recording_box = box
+        box.open()
+
+    def _recording_ended(self, e: object) -> None:
+        from ..domain.recording import RecordingOutcome
+
+        appointment: str = getattr(e, "appointment", "")
+        session = self._recording_sessions.pop(appointment, None) or self.host.session()
+        if session is None:
+            log.warning("a recording ended with no session to audit it")
+            return
+        outcome = RecordingOutcome(getattr(e, "manifest_sha256", None), getattr(e, "started_at", None),
+                                   getattr(e, "ended_at", None), float(getattr(e, "duration_s", 0.0)),
+                                   bool(getattr(e, "finalised", False)))
+        self._run(lambda: session.record_recording_ended(appointment, outcome), lambda _r: None)
+        if not outcome.finalised:
+            self._status("The recording was closed unfinalised; what was recorded is kept.", 15000)
+
+    def _open_call(self, a: Appointment, plan: RecordingPlan | BaseException | None = None) -> None:
         calls = self.embedded
         assert calls is not None and calls.engine is not None
         self._calling[a.id] = a
@@ -358,6 +472,8 @@ class CallController:
             self.host.stack.addWidget(self.screen)
         screen = self.screen
         self.host.stack.setCurrentWidget(screen)
+        if plan is not None:
+            self._start_recording(a.id, plan)  # before start_call: the channel keeps the order
         screen.start(a.id)
         # The statement, docked beside the video.
         self.host.open_statement(a.id, screen.dock)
@@ -369,3 +485,16 @@ class CallController:
         if screen is not None and self.screen is not None and screen.parent() is not stack:
             stack.addWidget(screen)  # undock: go on with the statement after the call
             stack.setCurrentWidget(screen)
+
+
+def _recording_reason(exc: BaseException) -> str:
+    """Why recording could not start, in plain words (no path, no traceback)."""
+    kind = getattr(exc, "kind", type(exc).__name__)
+    if kind in ("PermissionError", "FileExistsError", "NotADirectoryError", "FileNotFoundError", "OSError",
+                "IsADirectoryError") or isinstance(exc, OSError):
+        return "the recordings folder could not be written"
+    if kind == "RecordingRefused":
+        return str(exc)
+    if type(exc).__name__ == "MediaUnavailable":
+        return "the video part of the app is restarting"
+    return str(exc).strip() or kind

@@ -128,6 +128,14 @@ class CallScreen(QWidget):
         )
         self.flag = QLabel("", self)
         self.flag.setObjectName("victimFlag")
+        # The call's recording: a red dot and its elapsed time while it records.
+        self.recording = QLabel("", self)
+        self.recording.setObjectName("recordingIndicator")
+        self.recording.setStyleSheet("color: #c1121f; font-weight: 700;")
+        self.recording.setToolTip("This call is being recorded (encrypted as it is written).")
+        self.recording.hide()
+        self._recording_since: float | None = None
+        self._recording_note = ""
         self.flag.setStyleSheet("background: #a4161a; color: white; padding: 6px; font-weight: 600;")
         self.flag.hide()
         self.mute_button = QPushButton("&Mute", self)
@@ -167,6 +175,7 @@ class CallScreen(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.code)
         top.addStretch(1)
+        top.addWidget(self.recording)
         top.addWidget(self.state)
         top.addWidget(self.quality)
         top.addWidget(self.timer_label)
@@ -240,6 +249,9 @@ class CallScreen(QWidget):
         self.chat.clear()
         self._pending_chat.clear()
         self._device_notes = []
+        self._recording_since = None
+        self._recording_note = ""
+        self.recording.hide()
         self._show_warnings()
         self.flag.hide()
         self.code.setText("Verification code: …")
@@ -281,6 +293,8 @@ class CallScreen(QWidget):
 
     def _finish(self, appointment: str, text: str) -> None:
         self.engine.frame_listener = None
+        self._recording_since = None
+        self.recording.hide()
         self._frames.stop()
         self._clock.stop()
         self.state.setText(text)
@@ -348,9 +362,30 @@ class CallScreen(QWidget):
         self._show_warnings()
 
     def _show_warnings(self) -> None:
-        notes = [n for n in (self._speaker_note, *self._device_notes) if n]
+        notes = [n for n in (self._recording_note, self._speaker_note, *self._device_notes) if n]
         self.warnings.setText("⚠ " + "  ".join(notes) if notes else "")
         self.warnings.setVisible(bool(notes))
+        # A recording that stopped is loud: white on red, not the usual amber.
+        self.warnings.setStyleSheet(
+            "background: #a4161a; color: white; font-weight: 700; padding: 6px; border: 2px solid #660708;"
+            if self._recording_note else
+            "background: #fff3bf; color: #5c3c00; padding: 4px; border: 1px solid #e0b000;")
+
+    def recording_failed(self, reason: str) -> None:
+        """Recording could not start or stopped: the loud warning (domain.recording's sentence)."""
+        from ..domain.recording import when_recording_cannot_run
+
+        self._recording_since = None
+        self.recording.hide()
+        self._recording_note = when_recording_cannot_run(reason).warning
+        self._show_warnings()
+
+    def _show_recording(self) -> None:
+        if self._recording_since is None:
+            return
+        s = int(time.monotonic() - self._recording_since)
+        self.recording.setText(f"● Recording {s // 60:02d}:{s % 60:02d}")
+        self.recording.show()
 
     def _pull_frames(self) -> None:
         if self.appointment is None:
@@ -367,6 +402,7 @@ class CallScreen(QWidget):
     def _tick(self) -> None:
         s = int(time.monotonic() - self._started)
         self.timer_label.setText(f"{s // 60:02d}:{s % 60:02d}")
+        self._show_recording()
 
     # -- engine events (GUI thread, via the bridge) ---------------------------
     def on_event(self, e: ev.Event) -> None:
@@ -379,7 +415,13 @@ class CallScreen(QWidget):
             return
         if getattr(e, "appointment", None) != self.appointment or self.appointment is None:
             return
-        if isinstance(e, ev.CallStateChanged):
+        if isinstance(e, ev.RecordingStatus):
+            if e.state == "recording":
+                self._recording_since = time.monotonic()
+                self._show_recording()
+            else:
+                self.recording_failed(e.message)
+        elif isinstance(e, ev.CallStateChanged):
             self.state.setText({
                 "connected": "Connected",
                 "waiting": "Waiting for the victim's phone to get ready…",

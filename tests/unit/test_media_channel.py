@@ -46,6 +46,17 @@ BAD = [
     ({"v": 1, "type": "start_call", "id": 1, "appointment": 7}, "bad-fields"),
     ({"v": 1, "type": "start_call", "id": True, "appointment": "a"}, "bad-fields"),  # a bool is no id
     ({"v": 1, "type": "start_call", "id": 1, "appointment": "a", "extra": 1}, "bad-fields"),
+    # record_start: every field, each a string (the recipients are public age recipients, never keys)
+    ({"v": 1, "type": "record_start", "id": 1, "appointment": "a", "folder": "/f", "officer_recipient": "age1x"},
+     "bad-fields"),  # no escrow recipient
+    ({"v": 1, "type": "record_start", "id": 1, "appointment": "a", "folder": 3, "officer_recipient": "age1x",
+      "escrow_recipient": "age1y"}, "bad-fields"),
+    ({"v": 1, "type": "record_start", "id": 1, "appointment": "a", "folder": "/f", "officer_recipient": "age1x",
+      "escrow_recipient": None}, "bad-fields"),
+    ({"v": 1, "type": "record_start", "id": 1, "appointment": "a", "folder": "/f", "officer_recipient": "age1x",
+      "escrow_recipient": "age1y", "identity": "AGE-SECRET-KEY-1"}, "bad-fields"),  # no room for a key
+    ({"v": 1, "type": "recording_status", "appointment": "a", "state": "failed", "message": "x"},
+     "unknown-type"),  # the child's, not the parent's
 ]
 
 
@@ -77,6 +88,12 @@ def test_the_child_side_refuses_a_bad_message_and_reads_on(pair, data, code):
     ({"v": 1, "type": "start_call", "id": 1, "appointment": "a"}, "unknown-type"),  # the parent's, not the child's
     ({"v": 1, "type": "reply", "id": 1}, "bad-fields"),
     ({"v": 1, "type": "event", "event": "Stats", "fields": []}, "bad-fields"),
+    ({"v": 1, "type": "recording_status", "appointment": "a", "state": "failed"}, "bad-fields"),  # no message
+    ({"v": 1, "type": "recording_status", "appointment": "a", "state": 1, "message": ""}, "bad-fields"),
+    ({"v": 1, "type": "recording_ended", "appointment": "a", "result": "done"}, "bad-fields"),
+    ({"v": 1, "type": "recording_ended", "appointment": 5, "result": {}}, "bad-fields"),
+    ({"v": 1, "type": "record_start", "id": 1, "appointment": "a", "folder": "/f", "officer_recipient": "x",
+      "escrow_recipient": "y"}, "unknown-type"),  # the parent's
 ])
 def test_the_parent_side_refuses_a_bad_message_and_reads_on(pair, data, code):
     parent, child = pair
@@ -207,6 +224,58 @@ def test_the_proxy_refuses_bad_messages_from_the_child_and_goes_on():
         reader.join(5)
         child.channel.close()
     assert not reader.is_alive()
+
+
+RESULT = {"recording_id": "r1", "manifest_sha256": "ab" * 32, "started_at": "2026-01-01T10:00:00.000+00:00",
+          "ended_at": "2026-01-01T10:00:05.000+00:00", "duration_s": 5.0, "segments": 4, "finalised": True,
+          "error": None}
+
+
+def test_the_proxy_makes_recording_events_and_refuses_bad_ones():
+    from evr_desktop.media.proxy import MediaCalls, _Child
+
+    calls = MediaCalls()
+    mine, theirs = socket.socketpair()
+    slot = FrameSlot.create((8, 8))
+    slot.unlink()
+    child = _Child(FakeProc(), Channel(mine, CHILD_SENDS), slot, slot)
+    child.ready.set()
+    calls._child = child
+    seen: list[ev.Event] = []
+    calls.engine.add_listener(seen.append)
+    reader = threading.Thread(target=calls._read, args=(child,), daemon=True)
+    reader.start()
+    other = Channel(theirs, PARENT_SENDS)
+    try:
+        future = calls.engine.record_start("appt-1", "/tmp/rec", "age1officer", "age1escrow")
+        sent = other.recv()
+        assert sent == {"v": 1, "type": "record_start", "id": sent["id"], "appointment": "appt-1",
+                        "folder": "/tmp/rec", "officer_recipient": "age1officer", "escrow_recipient": "age1escrow"}
+        other.send({"type": "reply", "id": sent["id"], "ok": False,
+                    "error": {"type": "RecordingRefused", "message": "no force escrow recipient"}})
+        with pytest.raises(Exception) as failed:
+            future.result(5)
+        assert failed.value.kind == "RecordingRefused" and "escrow" in str(failed.value)
+        for bad in ({"type": "recording_status", "appointment": "appt-1", "state": "exploded", "message": ""},
+                    {"type": "recording_ended", "appointment": "appt-1", "result": {**RESULT, "extra": 1}},
+                    {"type": "recording_ended", "appointment": "appt-1", "result": {**RESULT, "segments": True}},
+                    {"type": "recording_ended", "appointment": "appt-1", "result": {**RESULT, "finalised": 1}},
+                    {"type": "recording_ended", "appointment": "appt-1",
+                     "result": {k: v for k, v in RESULT.items() if k != "manifest_sha256"}}):
+            other.send(bad)
+        other.send({"type": "recording_status", "appointment": "appt-1", "state": "failed",
+                    "message": "No space left on device"})
+        other.send({"type": "recording_ended", "appointment": "appt-1", "result": RESULT})
+        deadline = time.monotonic() + 5
+        while len(seen) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert seen == [ev.RecordingStatus("appt-1", "failed", "No space left on device"),
+                        ev.RecordingEnded(appointment="appt-1", **RESULT)]
+        assert calls.protocol_errors == 5
+    finally:
+        other.close()
+        reader.join(5)
+        child.channel.close()
 
 
 def test_a_command_without_a_child_fails_at_once():
