@@ -37,7 +37,6 @@ import uharfbuzz as hb
 from PIL import Image
 
 from evr_desktop.domain.officer import OfficerIdentity
-from evr_desktop.domain.statement import FieldType
 from evr_desktop.domain.statement_doc import SignatureKind, StatementContent, WitnessSignature
 from evr_desktop.services import Refused
 from evr_desktop.statement import fonts
@@ -320,17 +319,11 @@ def test_undrawable_names_each_character_once():
 
 
 def _complete(narrative: str, name: str) -> StatementContent:
-    fields: dict[str, object] = {"statement_of": name, "age": "Over 18", "postcode": "TS1 1AA"}
-    for section in TEMPLATES.mg11.sections:
-        for f in section.fields:
-            if f.required and fields.get(f.id) in (None, ""):
-                fields[f.id] = {
-                    FieldType.DATE: "1990-01-01", FieldType.DATETIME: "2026-11-28T10:00",
-                    FieldType.BOOLEAN: True, FieldType.YES_NO: "yes", FieldType.YES_NO_NA: "n/a",
-                    FieldType.CHOICE: f.choices[0] if f.choices else "",
-                }.get(f.type, "Invented value")
-    ticked = {p.key for p in TEMPLATES.victims_code.prompts if p.required_for_signing}
-    return StatementContent(fields=fields, narrative=narrative, ticked_prompts=frozenset(ticked))
+    """A statement ready to sign (tests/ui/test_statement_flow.py fills the rest), with this name and narrative."""
+    from tests.ui.test_statement_flow import complete_fields
+
+    base = StatementContent(fields={"statement_of": name, "age": "Over 18", "postcode": "TS1 1AA"}, narrative=narrative)
+    return complete_fields(TEMPLATES, base)
 
 
 def _signature() -> WitnessSignature:
