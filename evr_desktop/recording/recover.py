@@ -73,21 +73,14 @@ def recover(folder: Path, identities: Sequence[Identity], *, recipients: Sequenc
                            ciphertext_size=len(blob))
         try:
             plain, finalised = decrypt_prefix(blob, identities)
-        except HeaderError as exc:
-            if expected == len(files) and len(blob) < _HEADER_CUT_LIMIT:
+        except AgeError as exc:
+            if isinstance(exc, HeaderError) and expected == len(files) and len(blob) < _HEADER_CUT_LIMIT:
                 # The crash came while the header itself was being written:
                 # nothing of this segment's media had reached the disk.
                 info.plaintext_sha256 = hashlib.sha256(b"").hexdigest()
                 info.note = "unfinished: cut inside its age header, nothing recoverable"
                 infos.append(info)
                 break
-            problems.append(f"{path.name} is damaged: {exc}")
-            info.note = f"damaged, not decryptable: {exc}"
-            info.plaintext_sha256 = None
-            info.plaintext_size = None
-            infos.append(info)
-            break
-        except AgeError as exc:
             problems.append(f"{path.name} is damaged: {exc}")
             info.note = f"damaged, not decryptable: {exc}"
             info.plaintext_sha256 = None

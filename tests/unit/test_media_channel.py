@@ -161,7 +161,10 @@ class FakeProc:
         return None
 
 
-def test_the_proxy_refuses_bad_messages_from_the_child_and_goes_on():
+@pytest.fixture
+def proxy_and_child():
+    """The app's side (``MediaCalls``) reading from a stand-in child: the test
+    speaks as the child on ``other``; ``seen`` collects the events made."""
     from evr_desktop.media.proxy import MediaCalls, _Child
 
     calls = MediaCalls()
@@ -176,54 +179,57 @@ def test_the_proxy_refuses_bad_messages_from_the_child_and_goes_on():
     reader = threading.Thread(target=calls._read, args=(child,), daemon=True)
     reader.start()
     other = Channel(theirs, PARENT_SENDS)
-    try:
-        future = calls.engine.send_chat("appt-1", "hello")
-        sent = other.recv()
-        assert sent["type"] == "send_chat" and sent["text"] == "hello"
-        for data in (b"\xff", {"v": 1, "type": "no-such"}, {"v": 3, "type": "pong", "id": 99},
-                     {"v": 1, "type": "event", "event": "NoSuchEvent", "fields": {}},
-                     {"v": 1, "type": "event", "event": "MediaProcessLost", "fields": {"message": "x", "why": "y"}},
-                     {"v": 1, "type": "event", "event": "ChatReceived", "fields": {"appointment": "a", "bogus": 1}},
-                     {"v": 1, "type": "event", "event": "ChatReceived", "fields": {}}):
-            other.send_raw(raw(data))
-        # The reader is still there: a good event and the reply arrive.
-        other.send({"type": "event", "event": "Stats", "fields": {
-            "appointment": "appt-1", "rtt_ms": 3.0, "loss_in": 0.0, "loss_out": None, "bitrate_in_kbps": 1.0,
-            "bitrate_out_kbps": 2.0, "remote_resolution": [640, 480], "local_resolution": None,
-            "frames_in": 1, "frames_out": 2}})
-        other.send({"type": "reply", "id": sent["id"], "ok": False,
-                    "error": {"type": "CommitTimeout", "message": "No commitment arrived."}})
-        with pytest.raises(Exception) as failed:
-            future.result(5)
-        assert type(failed.value).__name__ == "CommandFailed" and failed.value.kind == "CommitTimeout"
-        assert str(failed.value) == "No commitment arrived."
-        deadline = time.monotonic() + 5
-        while not seen and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert seen == [ev.Stats("appt-1", 3.0, 0.0, None, 1.0, 2.0, (640, 480), None, 1, 2)]
-        assert calls.protocol_errors == 7
-        # Each refusal was told to the child, typed.
-        told = [other.recv() for _ in range(3)]
-        assert [m["type"] for m in told] == ["protocol-error"] * 3
-        assert [m["code"] for m in told] == ["malformed", "unknown-type", "version"]
-        # A reply that fails a command keeps the future contract: ValueError stays ValueError.
-        f2 = calls.engine.send_chat("appt-1", "again")
+    yield calls, other, seen
+    other.close()
+    reader.join(5)
+    child.channel.close()
+    assert not reader.is_alive()  # the reader ends when the child's side closes
+
+
+def test_the_proxy_refuses_bad_messages_from_the_child_and_goes_on(proxy_and_child):
+    calls, other, seen = proxy_and_child
+    future = calls.engine.send_chat("appt-1", "hello")
+    sent = other.recv()
+    assert sent["type"] == "send_chat" and sent["text"] == "hello"
+    for data in (b"\xff", {"v": 1, "type": "no-such"}, {"v": 3, "type": "pong", "id": 99},
+                 {"v": 1, "type": "event", "event": "NoSuchEvent", "fields": {}},
+                 {"v": 1, "type": "event", "event": "MediaProcessLost", "fields": {"message": "x", "why": "y"}},
+                 {"v": 1, "type": "event", "event": "ChatReceived", "fields": {"appointment": "a", "bogus": 1}},
+                 {"v": 1, "type": "event", "event": "ChatReceived", "fields": {}}):
+        other.send_raw(raw(data))
+    # The reader is still there: a good event and the reply arrive.
+    other.send({"type": "event", "event": "Stats", "fields": {
+        "appointment": "appt-1", "rtt_ms": 3.0, "loss_in": 0.0, "loss_out": None, "bitrate_in_kbps": 1.0,
+        "bitrate_out_kbps": 2.0, "remote_resolution": [640, 480], "local_resolution": None,
+        "frames_in": 1, "frames_out": 2}})
+    other.send({"type": "reply", "id": sent["id"], "ok": False,
+                "error": {"type": "CommitTimeout", "message": "No commitment arrived."}})
+    with pytest.raises(Exception) as failed:
+        future.result(5)
+    assert type(failed.value).__name__ == "CommandFailed" and failed.value.kind == "CommitTimeout"
+    assert str(failed.value) == "No commitment arrived."
+    deadline = time.monotonic() + 5
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert seen == [ev.Stats("appt-1", 3.0, 0.0, None, 1.0, 2.0, (640, 480), None, 1, 2)]
+    assert calls.protocol_errors == 7
+    # Each refusal was told to the child, typed.
+    told = [other.recv() for _ in range(3)]
+    assert [m["type"] for m in told] == ["protocol-error"] * 3
+    assert [m["code"] for m in told] == ["malformed", "unknown-type", "version"]
+    # A reply that fails a command keeps the future contract: ValueError stays ValueError.
+    f2 = calls.engine.send_chat("appt-1", "again")
+    sent2 = other.recv()
+    while sent2["type"] != "send_chat":
         sent2 = other.recv()
-        while sent2["type"] != "send_chat":
-            sent2 = other.recv()
-        other.send({"type": "reply", "id": sent2["id"], "ok": False,
-                    "error": {"type": "ValueError", "message": "too long"}})
-        with pytest.raises(ValueError, match="too long"):
-            f2.result(5)
-        f3 = calls.engine.send_chat("appt-1", "ok")
-        sent3 = other.recv()
-        other.send({"type": "reply", "id": sent3["id"], "ok": True, "result": "datachannel"})
-        assert f3.result(5) == "datachannel"
-    finally:
-        other.close()
-        reader.join(5)
-        child.channel.close()
-    assert not reader.is_alive()
+    other.send({"type": "reply", "id": sent2["id"], "ok": False,
+                "error": {"type": "ValueError", "message": "too long"}})
+    with pytest.raises(ValueError, match="too long"):
+        f2.result(5)
+    f3 = calls.engine.send_chat("appt-1", "ok")
+    sent3 = other.recv()
+    other.send({"type": "reply", "id": sent3["id"], "ok": True, "result": "datachannel"})
+    assert f3.result(5) == "datachannel"
 
 
 RESULT = {"recording_id": "r1", "manifest_sha256": "ab" * 32, "started_at": "2026-01-01T10:00:00.000+00:00",
@@ -231,51 +237,33 @@ RESULT = {"recording_id": "r1", "manifest_sha256": "ab" * 32, "started_at": "202
           "error": None}
 
 
-def test_the_proxy_makes_recording_events_and_refuses_bad_ones():
-    from evr_desktop.media.proxy import MediaCalls, _Child
-
-    calls = MediaCalls()
-    mine, theirs = socket.socketpair()
-    slot = FrameSlot.create((8, 8))
-    slot.unlink()
-    child = _Child(FakeProc(), Channel(mine, CHILD_SENDS), slot, slot)
-    child.ready.set()
-    calls._child = child
-    seen: list[ev.Event] = []
-    calls.engine.add_listener(seen.append)
-    reader = threading.Thread(target=calls._read, args=(child,), daemon=True)
-    reader.start()
-    other = Channel(theirs, PARENT_SENDS)
-    try:
-        future = calls.engine.record_start("appt-1", "/tmp/rec", "age1officer", "age1escrow")
-        sent = other.recv()
-        assert sent == {"v": 1, "type": "record_start", "id": sent["id"], "appointment": "appt-1",
-                        "folder": "/tmp/rec", "officer_recipient": "age1officer", "escrow_recipient": "age1escrow"}
-        other.send({"type": "reply", "id": sent["id"], "ok": False,
-                    "error": {"type": "RecordingRefused", "message": "no force escrow recipient"}})
-        with pytest.raises(Exception) as failed:
-            future.result(5)
-        assert failed.value.kind == "RecordingRefused" and "escrow" in str(failed.value)
-        for bad in ({"type": "recording_status", "appointment": "appt-1", "state": "exploded", "message": ""},
-                    {"type": "recording_ended", "appointment": "appt-1", "result": {**RESULT, "extra": 1}},
-                    {"type": "recording_ended", "appointment": "appt-1", "result": {**RESULT, "segments": True}},
-                    {"type": "recording_ended", "appointment": "appt-1", "result": {**RESULT, "finalised": 1}},
-                    {"type": "recording_ended", "appointment": "appt-1",
-                     "result": {k: v for k, v in RESULT.items() if k != "manifest_sha256"}}):
-            other.send(bad)
-        other.send({"type": "recording_status", "appointment": "appt-1", "state": "failed",
-                    "message": "No space left on device"})
-        other.send({"type": "recording_ended", "appointment": "appt-1", "result": RESULT})
-        deadline = time.monotonic() + 5
-        while len(seen) < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert seen == [ev.RecordingStatus("appt-1", "failed", "No space left on device"),
-                        ev.RecordingEnded(appointment="appt-1", **RESULT)]
-        assert calls.protocol_errors == 5
-    finally:
-        other.close()
-        reader.join(5)
-        child.channel.close()
+def test_the_proxy_makes_recording_events_and_refuses_bad_ones(proxy_and_child):
+    calls, other, seen = proxy_and_child
+    future = calls.engine.record_start("appt-1", "/tmp/rec", "age1officer", "age1escrow")
+    sent = other.recv()
+    assert sent == {"v": 1, "type": "record_start", "id": sent["id"], "appointment": "appt-1",
+                    "folder": "/tmp/rec", "officer_recipient": "age1officer", "escrow_recipient": "age1escrow"}
+    other.send({"type": "reply", "id": sent["id"], "ok": False,
+                "error": {"type": "RecordingRefused", "message": "no force escrow recipient"}})
+    with pytest.raises(Exception) as failed:
+        future.result(5)
+    assert failed.value.kind == "RecordingRefused" and "escrow" in str(failed.value)
+    for bad in ({"type": "recording_status", "appointment": "appt-1", "state": "exploded", "message": ""},
+                {"type": "recording_ended", "appointment": "appt-1", "result": {**RESULT, "extra": 1}},
+                {"type": "recording_ended", "appointment": "appt-1", "result": {**RESULT, "segments": True}},
+                {"type": "recording_ended", "appointment": "appt-1", "result": {**RESULT, "finalised": 1}},
+                {"type": "recording_ended", "appointment": "appt-1",
+                 "result": {k: v for k, v in RESULT.items() if k != "manifest_sha256"}}):
+        other.send(bad)
+    other.send({"type": "recording_status", "appointment": "appt-1", "state": "failed",
+                "message": "No space left on device"})
+    other.send({"type": "recording_ended", "appointment": "appt-1", "result": RESULT})
+    deadline = time.monotonic() + 5
+    while len(seen) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert seen == [ev.RecordingStatus("appt-1", "failed", "No space left on device"),
+                    ev.RecordingEnded(appointment="appt-1", **RESULT)]
+    assert calls.protocol_errors == 5
 
 
 def test_a_command_without_a_child_fails_at_once():
