@@ -231,7 +231,7 @@ class StatementService:
 
     def open(self, statement_id: str) -> OpenedStatement:
         latest = self.repo.latest(statement_id)
-        summary = next(s for s in self.repo.list_all() if s.id == statement_id)
+        summary = self.repo.summary(statement_id)
         signed = rear = None
         if summary.signed:
             signed = self.verify(statement_id)
@@ -248,7 +248,7 @@ class StatementService:
         version = self.repo.save_version(statement_id, content, reason)
         if version is not None:
             self._audit(Category.ALTERATION, statement_id, "statement.save")
-            summary = next(s for s in self.repo.list_all() if s.id == statement_id)
+            summary = self.repo.summary(statement_id)
             self._advance(summary.appointment_id, Happening.STATEMENT_SAVED)
         return version
 
@@ -313,7 +313,7 @@ class StatementService:
                            + summarise(rear_report).verification])
         self.repo.mark_signed(statement_id, version.number, signed_pdf, rear_page_pdf=signed_rear)
         self._audit(Category.ALTERATION, statement_id, "statement.sign")
-        summary = next(s for s in self.repo.list_all() if s.id == statement_id)
+        summary = self.repo.summary(statement_id)
         self._advance(summary.appointment_id, Happening.STATEMENT_SIGNED)
         info = replace(summarise(report), version=version.number)
         rear_info = replace(summarise(rear_report), version=version.number)

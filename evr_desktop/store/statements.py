@@ -354,6 +354,15 @@ class SqliteStatementRepository:
             signed_version=signed_version,
         )
 
+    def summary(self, statement_id: str) -> StatementSummary:
+        """One statement's summary (autosave asks for it every few seconds:
+        one row, not the whole list)."""
+        with self._lock:
+            row = self._con.execute(f"{self._SUMMARY} WHERE s.id = ?", (statement_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"Statement {statement_id} does not exist.")
+        return self._summary(row)
+
     def list_for_appointment(self, appointment_id: str) -> list[StatementSummary]:
         with self._lock:
             rows = self._con.execute(

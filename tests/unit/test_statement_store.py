@@ -400,3 +400,15 @@ def test_statements_made_in_the_same_millisecond_list_in_the_order_made(store, r
     made = [repo.create(StatementType.WITNESS, a.id) for _ in range(12)]
     assert [x.id for x in repo.list_for_appointment(a.id)] == made
     assert [x.id for x in repo.list_all()] == made
+
+
+def test_one_summary_by_id(store, repo):
+    a = appt("Summary Invented")
+    store.add(a)
+    s1 = repo.create(StatementType.WITNESS, a.id)
+    repo.save_version(s1, content())
+    one = repo.summary(s1)
+    assert (one.id, one.appointment_id, one.latest_number, one.signed) == (s1, a.id, 1, False)
+    assert one == next(x for x in repo.list_all() if x.id == s1)
+    with pytest.raises(NotFound):
+        repo.summary("no-such-statement")
