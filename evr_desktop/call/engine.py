@@ -1130,6 +1130,11 @@ class CallEngine:
             self._emit(ev.LinkRefused(appt, str(data.get("reason")), str(data.get("note", ""))))
         elif kind == "flag":
             self._emit(ev.VictimFlag(appt, data.get("kind"), bool(data.get("held"))))
+        elif kind == "quick_exit":
+            self._emit(ev.QuickExit(appt, bool(data.get("held"))))
+            if session is not None:  # the page has gone and let go of everything: so does the call
+                self.sessions.pop(appt, None)
+                await session.close("victim", "quick-exit", send_bye=False)
         elif kind == "restart" and session is not None:
             # The victim's phone changed network or lost the connection.
             session._spawn(session.auto_restart("the victim's phone asked (its network changed)"))

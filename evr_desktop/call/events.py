@@ -84,6 +84,15 @@ class ChatReceived(Event):
 
 
 @dataclass(frozen=True)
+class QuickExit(Event):
+    """The victim pressed Quick exit: their page is gone and the link is locked
+    until the officer sends a new one. They may not be safe to talk."""
+
+    appointment: str
+    held: bool = False  # it happened while the app was not connected
+
+
+@dataclass(frozen=True)
 class VictimFlag(Event):
     """The victim's discreet "I can't talk freely". Never shown to the victim."""
 

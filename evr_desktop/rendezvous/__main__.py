@@ -20,7 +20,7 @@ import ssl
 import sys
 from pathlib import Path
 
-from .server import create_app, run
+from .server import DEFAULT_NEUTRAL_URL, create_app, run
 from .tokens import TokenRegistry
 from .turn import TurnConfig
 
@@ -41,6 +41,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--turn-ttl", type=int, default=3600,
                    help="seconds a TURN credential stays good (default 3600)")
     p.add_argument("--web-root", type=Path, help="the victim's page (default: resources/web)")
+    p.add_argument("--neutral-url", default=DEFAULT_NEUTRAL_URL,
+                   help="where Quick exit sends the phone: an everyday page on another site "
+                        f"(default {DEFAULT_NEUTRAL_URL})")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -90,8 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     elif args.host not in ("127.0.0.1", "::1", "localhost"):
         print("evr-rendezvous: warning: serving without TLS on a non-loopback address; "
               "put a TLS proxy in front or pass --cert/--key", file=sys.stderr)
-    app = create_app(TokenRegistry(), secret, public_url=args.public_url, web_root=args.web_root,
-                     turn=turn)
+    try:
+        app = create_app(TokenRegistry(), secret, public_url=args.public_url, web_root=args.web_root,
+                         turn=turn, neutral_url=args.neutral_url)
+    except ValueError as exc:
+        print(f"evr-rendezvous: {exc}", file=sys.stderr)
+        return 2
     logging.getLogger("evr_desktop.rendezvous").info(
         "listening on %s:%d (%s)", args.host, args.port, "TLS" if ctx else "no TLS")
     run(app, args.host, args.port, ssl_context=ctx)

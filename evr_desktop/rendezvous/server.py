@@ -1,8 +1,13 @@
 """The rendezvous: join links, the waiting room and the signalling relay.
 
 One aiohttp application. The victim's phone opens ``/j/{token}`` (the one-time
-link from the SMS), which claims the link and sets a device cookie; the page
-then opens ``/ws/victim`` (authenticated by that cookie) and waits. The
+link from the SMS), which serves the page and claims nothing (SMS previews and
+URL scanners fetch links too); the victim's consent on the page POSTs
+``/j/{token}/claim``, which claims the link and sets a device cookie; the page
+then opens ``/ws/victim`` (authenticated by that cookie) and waits. Quick
+exit leaves through ``/j/{token}/exit``: the link is locked, the browser told
+to clear this site's cookies, storage and cache, and sent to a neutral page
+on another site. The
 officer's app keeps one ``/ws/officer`` socket (authenticated by a bearer
 secret) over which it hears about every victim and relays WebRTC signalling
 to any of them. The protocol is in ``docs/rendezvous.md``.
@@ -40,6 +45,7 @@ from .tokens import (
     OFFICER_NOTES,
     VICTIM_TEXTS,
     Claim,
+    Opened,
     Reason,
     Refusal,
     RegistryFull,
@@ -67,7 +73,14 @@ RELAYED = frozenset({"hello", "offer", "answer", "ice", "chat", "bye"})
 # phone's network changed or its connection failed: please restart ICE; no fields).
 VICTIM_ONLY = frozenset({"flag", "commit", "restart"})
 # Events the officer should still hear about if it was away when they happened.
-HELD_FOR_OFFICER = frozenset({"link_opened", "link_refused", "flag", "victim_left"})
+HELD_FOR_OFFICER = frozenset({"link_opened", "link_refused", "flag", "victim_left", "quick_exit"})
+# Where quick exit sends the phone: an everyday page on another site, so that
+# neither the address bar nor the history shows the police. A force sets its
+# own (``--neutral-url``).
+DEFAULT_NEUTRAL_URL = "https://www.bbc.co.uk/weather"
+# What quick exit asks the browser to forget for this site (the device
+# cookie, anything the page stored, cached copies of the page).
+CLEAR_SITE_DATA = '"cache", "cookies", "storage"'
 
 
 def default_web_root() -> Path:
@@ -340,6 +353,7 @@ class Rendezvous:
         clock: Callable[[], datetime],
         web_root: Path | None,
         turn: TurnConfig | None = None,
+        neutral_url: str = DEFAULT_NEUTRAL_URL,
     ):
         if len(officer_secret) < 16:
             raise ValueError("the officer secret must be at least 16 characters")
@@ -350,6 +364,9 @@ class Rendezvous:
         self.clock = clock
         self.web_root = web_root
         self.turn = turn
+        if urlsplit(neutral_url).scheme not in ("https", "http") or not urlsplit(neutral_url).netloc:
+            raise ValueError("the neutral page must be an absolute http(s) address")
+        self.neutral_url = neutral_url
         self.turn_clock: Callable[[], float] = time.time  # coturn checks expiry against real time
         self.https = bool(public_url and public_url.startswith("https://"))
         self.cookie_name = COOKIE_HTTPS if self.https else COOKIE
@@ -415,34 +432,61 @@ class Rendezvous:
 
     # -- HTTP ------------------------------------------------------------------
 
-    async def join(self, request: web.Request) -> web.StreamResponse:
-        token = request.match_info["token"]
-        result = self.registry.claim(token, request.cookies.get(self.cookie_name), self.clock())
-        lang = request.query.get("lang")
-        if isinstance(result, Refusal):
-            log.info(
-                "link refused: %s appointment=%s link=%s",
-                result.reason, result.appointment_id or "-", result.link_id or "-",
-            )
-            if result.appointment_id is not None:
-                self.tell_officer(
-                    {
-                        "type": "link_refused",
-                        "appointment": result.appointment_id,
-                        "link_id": result.link_id,
-                        "reason": result.reason.value,
-                        "note": OFFICER_NOTES[result.reason],
-                    }
-                )
-            resp = web.Response(
-                status=result.reason.http_status,
-                text=kind_page(result.reason, request.headers.get("Accept-Language"), lang),
-                content_type="text/html",
-            )
-            resp.headers["Content-Security-Policy"] = _KIND_CSP
-            return resp
+    def _refused(self, result: Refusal) -> None:
+        """Log a refusal of a link and tell the officer, if the link is known."""
         log.info(
-            "link opened: appointment=%s link=%s first=%s",
+            "link refused: %s appointment=%s link=%s",
+            result.reason, result.appointment_id or "-", result.link_id or "-",
+        )
+        if result.appointment_id is not None:
+            self.tell_officer(
+                {
+                    "type": "link_refused",
+                    "appointment": result.appointment_id,
+                    "link_id": result.link_id,
+                    "reason": result.reason.value,
+                    "note": OFFICER_NOTES[result.reason],
+                }
+            )
+
+    def _refusal_page(self, request: web.Request, reason: Reason) -> web.Response:
+        resp = web.Response(
+            status=reason.http_status,
+            text=kind_page(reason, request.headers.get("Accept-Language"), request.query.get("lang")),
+            content_type="text/html",
+        )
+        resp.headers["Content-Security-Policy"] = _KIND_CSP
+        return resp
+
+    async def join(self, request: web.Request) -> web.StreamResponse:
+        """GET (and HEAD) of a link: the page, or the refusal page. Claims nothing,
+        tells the officer nothing but refusals: previews and scanners fetch links."""
+        result = self.registry.peek(
+            request.match_info["token"], request.cookies.get(self.cookie_name), self.clock()
+        )
+        if isinstance(result, Refusal):
+            self._refused(result)
+            return self._refusal_page(request, result.reason)
+        page = self.web_root / "join.html" if self.web_root else None
+        body = page.read_text("utf-8") if page is not None and page.is_file() else _PLACEHOLDER
+        resp = web.Response(text=body, content_type="text/html")
+        resp.headers["Content-Security-Policy"] = self.csp(request)
+        return resp
+
+    async def claim(self, request: web.Request) -> web.Response:
+        """POST from the page when the victim agrees: the link becomes this device's.
+        Only from this site's own page (``Origin``), so another site cannot claim
+        a link on the victim's behalf."""
+        if not self.origin_ok(request):
+            raise web.HTTPForbidden(text="forbidden")
+        result = self.registry.claim(
+            request.match_info["token"], request.cookies.get(self.cookie_name), self.clock()
+        )
+        if isinstance(result, Refusal):
+            self._refused(result)
+            return web.json_response({"refused": result.reason.value}, status=result.reason.http_status)
+        log.info(
+            "link claimed: appointment=%s link=%s first=%s",
             result.appointment_id, result.link_id, result.first,
         )
         self.tell_officer(
@@ -453,10 +497,7 @@ class Rendezvous:
                 "first": result.first,
             }
         )
-        page = self.web_root / "join.html" if self.web_root else None
-        body = page.read_text("utf-8") if page is not None and page.is_file() else _PLACEHOLDER
-        resp = web.Response(text=body, content_type="text/html")
-        resp.headers["Content-Security-Policy"] = self.csp(request)
+        resp = web.json_response({"claimed": True})
         window = self.registry.window(result.appointment_id)
         max_age = None
         if window is not None:
@@ -471,6 +512,29 @@ class Rendezvous:
             samesite="Lax",
         )
         return resp
+
+    async def quick_exit(self, request: web.Request) -> web.StreamResponse:
+        """Quick exit, as a top-level navigation from the page: lock the link
+        (the officer is told, the victim's socket closed), then send the phone
+        to the neutral page with ``Clear-Site-Data``. Whatever the token, the
+        answer is the same redirect: it says nothing about the link."""
+        result = self.registry.close(
+            request.match_info["token"], request.cookies.get(self.cookie_name), self.clock()
+        )
+        if isinstance(result, Opened):
+            appt = result.appointment_id
+            log.info("quick exit: appointment=%s link=%s", appt, result.link_id)
+            self.tell_officer({"type": "quick_exit", "appointment": appt, "link_id": result.link_id})
+            victim = self.victims.get(appt)
+            if victim is not None:
+                victim.send({"type": "refused", "reason": Reason.CLOSED.value})
+                victim.close(CLOSE_REFUSED, "closed", flush=True)
+        else:
+            log.info("quick exit on a link that was not open: %s", result.reason)
+        resp = web.HTTPSeeOther(self.neutral_url)
+        resp.headers["Clear-Site-Data"] = CLEAR_SITE_DATA
+        resp.del_cookie(self.cookie_name, path="/")
+        raise resp
 
     async def issue(self, request: web.Request) -> web.Response:
         if not self.officer_ok(request):
@@ -730,6 +794,7 @@ def create_app(
     clock: Callable[[], datetime] | None = None,
     web_root: Path | None = None,
     turn: TurnConfig | None = None,
+    neutral_url: str = DEFAULT_NEUTRAL_URL,
 ) -> web.Application:
     """The rendezvous as an aiohttp application.
 
@@ -740,7 +805,8 @@ def create_app(
     victim's page (``join.html`` and its files); by default ``resources/web``.
     ``turn``: coturn's URLs and ``static-auth-secret``; when set, the victim's
     ``waiting`` and the officer's ``welcome`` and ``victim_waiting`` messages
-    carry ``iceServers`` with time-limited credentials (see ``turn.py``)."""
+    carry ``iceServers`` with time-limited credentials (see ``turn.py``).
+    ``neutral_url``: where quick exit sends the phone (another site's address)."""
     rdv = Rendezvous(
         registry,
         officer_secret,
@@ -749,12 +815,15 @@ def create_app(
         clock=clock or (lambda: datetime.now(timezone.utc)),
         web_root=web_root if web_root is not None else default_web_root(),
         turn=turn,
+        neutral_url=neutral_url,
     )
     app = web.Application(client_max_size=rdv.limits.max_api_body)
     app[RENDEZVOUS] = rdv
     app.on_response_prepare.append(_on_prepare)
     app.on_shutdown.append(rdv.close_all)
-    app.router.add_get("/j/{token}", rdv.join)
+    app.router.add_get("/j/{token}", rdv.join)  # and HEAD: neither claims
+    app.router.add_post("/j/{token}/claim", rdv.claim)
+    app.router.add_get("/j/{token}/exit", rdv.quick_exit)
     app.router.add_get("/ws/victim", rdv.victim_socket)
     app.router.add_get("/ws/officer", rdv.officer_socket)
     app.router.add_post("/api/links", rdv.issue)

@@ -7,13 +7,18 @@ dump, a future persistent store) does not reveal a link that still works.
 
 Lifecycle of a link (one per appointment; issuing again revokes the old one)::
 
-    issued --first open--> claimed (bound to one device) --end()--> used
-       |                        |
-       +---- revoke() ----------+------------------------------> revoked
+    issued --claim()--> claimed (bound to one device) --end()--> used
+       |                  |
+       +-- revoke() ------+--------------------------------------> revoked
+       +-- close() -------+--------------------------------------> closed (quick exit)
 
-The first device to open the link *claims* it and receives a device secret
-(the server puts it in an HttpOnly cookie). The same device may open the link
-again (a reload, the SMS tapped twice); any other device is refused. Outside
+Opening the link (``peek``) claims nothing: an SMS preview or a URL scanner
+that fetches it must not lock the victim out. The victim's deliberate action
+on the page (agreeing to the call: a POST) *claims* it, and the device
+receives a device secret (the server puts it in an HttpOnly cookie). The
+same device may claim again (a reload, the SMS tapped twice); any other
+device is refused. The victim's quick exit *closes* the link: refused, even
+on that phone, until the officer sends a new one. Outside
 the validity window (``early`` before the slot to ``late`` after its end) the
 link is refused as "not yet" or "expired".
 
@@ -58,6 +63,7 @@ class Reason(enum.StrEnum):
     USED = "used"  # the call has ended; the link cannot be used again
     SECOND_DEVICE = "second-device"  # already claimed by another device
     REVOKED = "revoked"  # the appointment was moved or cancelled, or a new link sent
+    CLOSED = "closed"  # the victim pressed quick exit: locked until a new link is sent
 
     @property
     def http_status(self) -> int:
@@ -71,6 +77,7 @@ _HTTP_STATUS = {
     Reason.USED: 410,
     Reason.SECOND_DEVICE: 403,
     Reason.REVOKED: 410,
+    Reason.CLOSED: 410,
 }
 
 # For the officer: what happened and what to do (English; the officer's app
@@ -85,6 +92,10 @@ OFFICER_NOTES: dict[Reason, str] = {
         "Check with the victim; send a new link if they changed phone."
     ),
     Reason.REVOKED: "An old link (replaced or cancelled) was opened.",
+    Reason.CLOSED: (
+        "The link was opened again after the victim pressed Quick exit. It stays locked: "
+        "check the victim is safe to talk before sending a new link."
+    ),
 }
 
 
@@ -141,6 +152,11 @@ VICTIM_TEXTS: dict[str, dict[str | Reason, KindText | str]] = {
             "newer link, please use that one. If you are not sure, call 101. "
             + _DANGER_EN,
         ),
+        # Deliberately plain: whoever opens this may not be the victim.
+        Reason.CLOSED: KindText(
+            "This link is closed",
+            "This link can't be opened again. If you need to talk to us, call 101. " + _DANGER_EN,
+        ),
     },
     "cy": {
         "page_title": "Apwyntiad fideo",
@@ -182,6 +198,11 @@ VICTIM_TEXTS: dict[str, dict[str | Reason, KindText | str]] = {
             "Efallai fod eich apwyntiad wedi cael ei symud neu ei ganslo. Os ydych chi "
             "wedi cael dolen fwy newydd, defnyddiwch honno. Os nad ydych chi'n siŵr, "
             "ffoniwch 101. " + _DANGER_CY,
+        ),
+        Reason.CLOSED: KindText(
+            "Mae'r ddolen hon wedi cau",
+            "Does dim modd agor y ddolen hon eto. Os oes angen i chi siarad â ni, ffoniwch 101. "
+            + _DANGER_CY,
         ),
     },
 }
@@ -237,6 +258,15 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class Opened:
+    """The link may be opened by this device (nothing claimed yet)."""
+
+    appointment_id: str
+    link_id: str
+    claimed: bool  # True: this device already holds it (its cookie matched)
+
+
+@dataclass(frozen=True)
 class Refusal:
     reason: Reason
     appointment_id: str | None = None  # None when the link is unknown
@@ -257,9 +287,10 @@ class _Entry:
     device_hash: bytes | None = None
     ended: bool = False
     revoked: bool = False
+    closed: bool = False
 
     def finished(self, now: datetime) -> bool:
-        return self.ended or self.revoked or now > self.not_after
+        return self.ended or self.revoked or self.closed or now > self.not_after
 
 
 @dataclass
@@ -323,9 +354,25 @@ class TokenRegistry:
         self._current[appointment_id] = entry
         return entry.link_id
 
+    def peek(self, token: str, device_secret: str | None, now: datetime) -> Opened | Refusal:
+        """May the device holding ``device_secret`` (None: no cookie) open the
+        link at ``token``? Changes nothing: a GET or HEAD of the link (an SMS
+        preview, a URL scanner) must never claim it."""
+        entry = self._lookup(token)
+        if entry is None:
+            return Refusal(Reason.INVALID)
+        refused = self._check(entry, now)
+        if refused is not None:
+            return refused
+        if entry.device_hash is None:
+            return Opened(entry.appointment_id, entry.link_id, claimed=False)
+        if _same_secret(device_secret, entry.device_hash):
+            return Opened(entry.appointment_id, entry.link_id, claimed=True)
+        return Refusal(Reason.SECOND_DEVICE, entry.appointment_id, entry.link_id)
+
     def claim(self, token: str, device_secret: str | None, now: datetime) -> Claim | Refusal:
-        """The link at ``token`` was opened by the device holding ``device_secret``
-        (None: a device with no cookie)."""
+        """The device holding ``device_secret`` (None: a device with no cookie)
+        takes the link at ``token``: the victim's deliberate action on the page."""
         entry = self._lookup(token)
         if entry is None:
             return Refusal(Reason.INVALID)
@@ -362,6 +409,21 @@ class TokenRegistry:
             return False
         entry.revoked = True
         return True
+
+    def close(self, token: str, device_secret: str | None, now: datetime) -> Refusal | Opened:
+        """Quick exit: lock the link at ``token`` until a new one is issued. Only
+        the device that holds it may close a claimed link (anyone with the token
+        may close an unclaimed one: no more than they could do by claiming it).
+        Returns what was closed, or why nothing was."""
+        opened = self.peek(token, device_secret, now)
+        if isinstance(opened, Refusal):
+            return opened
+        entry = self._lookup(token)
+        assert entry is not None
+        entry.closed = True
+        if self._current.get(entry.appointment_id) is entry:
+            del self._current[entry.appointment_id]
+        return opened
 
     def end(self, appointment_id: str) -> bool:
         """The call is over: the link is spent, even for the device that held it."""
@@ -401,6 +463,8 @@ class TokenRegistry:
         reason = None
         if entry.revoked:
             reason = Reason.REVOKED
+        elif entry.closed:
+            reason = Reason.CLOSED
         elif entry.ended:
             reason = Reason.USED
         elif now > entry.not_after:

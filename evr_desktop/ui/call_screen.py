@@ -434,6 +434,10 @@ class CallScreen(QWidget):
         elif isinstance(e, ev.VictimFlag):
             self.flag.setText("The victim indicated they cannot talk freely. Keep questions closed (yes/no).")
             self.flag.show()
+        elif isinstance(e, ev.QuickExit):
+            self.flag.setText("The victim pressed Quick exit: they may not be safe. Their link is locked "
+                              "until you send a new one; do not call them back without checking it is safe.")
+            self.flag.show()
         elif isinstance(e, ev.Stats):
             rtt = f"{e.rtt_ms:.0f} ms" if e.rtt_ms is not None else "–"
             res = f"{e.remote_resolution[0]}x{e.remote_resolution[1]}" if e.remote_resolution else "–"

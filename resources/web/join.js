@@ -22,7 +22,12 @@
   var DEFAULT_LANG = LANGS.indexOf("en") >= 0 ? "en" : LANGS[0];
   var LANG_KEY = "evr.lang"; // sessionStorage only: gone when the tab closes
   var GATHER_WAIT_MS = 1500; // send the SDP with its candidates, or after this long
-  var NEUTRAL_PAGE = "/web/neutral.html";
+  // This page is served at /j/<token>. Opening it claims nothing (SMS previews
+  // and link scanners fetch it too): agreeing POSTs <path>/claim, which binds
+  // the link to this phone (an HttpOnly cookie); quick exit leaves through
+  // <path>/exit, which locks the link, clears this site's data and redirects
+  // to a neutral page on another site.
+  var LINK_PATH = /^\/j\/[A-Za-z0-9_-]{16,128}$/.test(location.pathname) ? location.pathname : null;
 
   var VIDEO = {
     facingMode: "user",
@@ -965,7 +970,29 @@
     try { sessionStorage.clear(); } catch (e) { /* fine */ }
     document.title = "";
     $("main").textContent = "";
-    location.replace(NEUTRAL_PAGE);
+    // replace: this page leaves the tab's history; the exit route answers with
+    // Clear-Site-Data and a redirect to the neutral page.
+    location.replace(LINK_PATH ? LINK_PATH + "/exit" : "/j/-/exit");
+  }
+
+  /* Agreeing claims the link for this phone (the deliberate action a link
+   * preview never takes). A refusal (the link was claimed on another phone,
+   * closed, expired) reloads the link, whose page then says why. */
+  function agree() {
+    var btn = $("consent-agree");
+    if (btn.disabled) return;
+    if (!LINK_PATH || !window.fetch) { show("permission"); return; }
+    btn.disabled = true;
+    problem($("consent-problem"), null);
+    fetch(LINK_PATH + "/claim", { method: "POST", credentials: "same-origin", cache: "no-store" }).then(function (r) {
+      if (r.ok) { show("permission"); return; }
+      if (r.status >= 400 && r.status < 500) { location.replace(LINK_PATH); return; }
+      problem($("consent-problem"), "consent_failed");
+    }, function () {
+      problem($("consent-problem"), "consent_failed");
+    }).then(function () {
+      btn.disabled = false;
+    });
   }
 
   // --- keep the screen on while waiting and in the call ---------------------------
@@ -1028,7 +1055,7 @@
     state.lang = pickLanguage();
     applyLanguage();
     $("quick-exit").addEventListener("click", quickExit);
-    $("consent-agree").addEventListener("click", function () { show("permission"); });
+    $("consent-agree").addEventListener("click", agree);
     $("consent-decline").addEventListener("click", function () { show("decline"); });
     $("decline-back").addEventListener("click", function () { show("consent"); });
     $("perm-start").addEventListener("click", askMedia);

@@ -125,9 +125,13 @@ class Victim:
         self._tasks: list[asyncio.Task] = []
 
     async def join(self, token: str) -> None:
-        async with self.http.get(f"{self.base}/j/{token}") as r:
+        async with self.http.get(f"{self.base}/j/{token}") as r:  # the page: claims nothing
+            assert r.status == 200
+            assert COOKIE not in r.cookies
+        async with self.http.post(f"{self.base}/j/{token}/claim") as r:  # the victim agrees
             assert r.status == 200
             cookie = r.cookies[COOKIE].value
+        self.token, self.cookie = token, cookie
         self.ws = await self.http.ws_connect(f"{self.base}/ws/victim",
                                              headers={"Cookie": f"{COOKIE}={cookie}"})
         self._tasks.append(asyncio.create_task(self._read()))
@@ -411,6 +415,24 @@ def test_the_victim_hangs_up():
             assert (ended.appointment, ended.by, ended.reason) == (appt, "victim", "victim-ended")
             assert w.engine.session(appt) is None
             await w.events.wait(ev.VictimLeft, lambda e: e.appointment == appt)
+
+    run(main())
+
+
+def test_quick_exit_in_the_call_reaches_the_officer_and_ends_it():
+    async def main() -> None:
+        async with World() as w:
+            appt = "appt-call-qx"
+            victim, _ = await connected_call(w, appt)
+            await until(lambda: victim.frames["video"] >= 3, what="victim video")
+            # What the page does: navigate to the link's exit route, with its cookie.
+            async with victim.http.get(f"{victim.base}/j/{victim.token}/exit", allow_redirects=False,
+                                       headers={"Cookie": f"{COOKIE}={victim.cookie}"}) as r:
+                assert r.status == 303
+            exit_event = await w.events.wait(ev.QuickExit)
+            assert exit_event == ev.QuickExit(appt, held=False)
+            await w.events.wait(ev.VictimLeft, lambda e: e.appointment == appt)
+            await w.events.wait(ev.CallEnded, lambda e: e.appointment == appt)
 
     run(main())
 

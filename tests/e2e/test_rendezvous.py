@@ -49,6 +49,8 @@ class Harness:
     http: aiohttp.ClientSession
     counter: int = 0
     sockets: list = field(default_factory=list)
+    last_set_cookie: str = ""
+    last_token: str = ""
 
     def link(self, appt: str | None = None) -> tuple[str, str]:
         if appt is None:
@@ -58,13 +60,22 @@ class Harness:
         return appt, token
 
     async def open_link(self, token: str, cookie: str | None = None, **headers: str):
+        """The phone opens the link (a GET, which claims nothing) and, if the
+        page came, the victim agrees (the page's POST, which claims it):
+        (the GET's response, its text, the device cookie set by the claim)."""
         h = dict(headers)
         if cookie:
             h["Cookie"] = f"{COOKIE}={cookie}"
         async with self.http.get(f"{self.base}/j/{token}", headers=h) as r:
             text = await r.text()
-            morsel = r.cookies.get(COOKIE)
-            return r, text, (morsel.value if morsel else None)
+            assert COOKIE not in r.cookies and "Set-Cookie" not in r.headers
+        if r.status != 200:
+            return r, text, None
+        async with self.http.post(f"{self.base}/j/{token}/claim", headers=h) as claimed:
+            assert claimed.status == 200, claimed.status
+            self.last_set_cookie = claimed.headers["Set-Cookie"]
+            morsel = claimed.cookies.get(COOKIE)
+            return r, text, (morsel.value if morsel else cookie)
 
     async def officer(self, secret: str = SECRET) -> aiohttp.ClientWebSocketResponse:
         ws = await self.http.ws_connect(
@@ -82,6 +93,7 @@ class Harness:
     async def victim(self, appt: str | None = None) -> tuple[str, str, aiohttp.ClientWebSocketResponse]:
         """A victim who opens a fresh link and waits: (appointment, cookie, socket)."""
         appt, token = self.link(appt)
+        self.last_token = token
         r, _, cookie = await self.open_link(token)
         assert r.status == 200 and cookie
         ws = await self.victim_socket(cookie)
@@ -180,7 +192,7 @@ def test_happy_path_waiting_room_relay_and_bye():
             appt, token = h.link()
             r, page, cookie = await h.open_link(token)
             assert r.status == 200 and "Joining" in page
-            set_cookie = r.headers["Set-Cookie"]
+            set_cookie = h.last_set_cookie
             assert "HttpOnly" in set_cookie and "SameSite=Lax" in set_cookie and "Path=/" in set_cookie
             assert "Secure" not in set_cookie  # plain http on loopback
             opened = await recv(officer, "link_opened")
@@ -213,6 +225,105 @@ def test_happy_path_waiting_room_relay_and_bye():
             assert await closed(again) == 4403
 
     run(main())
+
+
+def test_opening_a_link_claims_nothing_only_the_victims_post_does():
+    """SMS previews and URL scanners GET and HEAD links: none of that may lock
+    the victim out or tell the officer the link was opened."""
+
+    async def main():
+        async with serving() as h:
+            officer = await h.officer()
+            appt, token = h.link()
+            for _ in range(3):
+                async with h.http.head(f"{h.base}/j/{token}") as r:
+                    assert r.status == 200 and "Set-Cookie" not in r.headers
+                async with h.http.get(f"{h.base}/j/{token}") as r:
+                    assert r.status == 200 and "Set-Cookie" not in r.headers
+            # Another site's page cannot claim it on the victim's behalf.
+            async with h.http.post(f"{h.base}/j/{token}/claim", headers={"Origin": "https://evil.example"}) as r:
+                assert r.status == 403 and "Set-Cookie" not in r.headers
+            with pytest.raises(asyncio.TimeoutError):  # nothing reached the officer
+                await recv(officer, timeout=0.3)
+            # The victim's phone: the page, then agreeing, from the page's own origin.
+            r, _, cookie = await h.open_link(token, Origin=h.base)
+            assert r.status == 200 and cookie
+            assert (await recv(officer, "link_opened"))["first"] is True
+            # Now it is that phone's: a preview fetched later is refused, the phone is not.
+            async with h.http.get(f"{h.base}/j/{token}") as r:
+                assert r.status == 403
+            assert (await recv(officer, "link_refused"))["reason"] == "second-device"
+            async with h.http.post(f"{h.base}/j/{token}/claim") as r:
+                assert r.status == 403 and (await r.json()) == {"refused": "second-device"}
+            r, _, again = await h.open_link(token, cookie)
+            assert r.status == 200 and again == cookie
+            assert (await recv(officer, "link_opened"))["first"] is False
+
+    run(main())
+
+
+def test_quick_exit_locks_the_link_clears_the_site_and_tells_the_officer():
+    async def main():
+        async with serving(neutral_url="https://weather.example.test/today") as h:
+            officer = await h.officer()
+            appt, cookie, victim = await h.victim()
+            await recv(officer, "victim_waiting")
+            token = h.last_token
+            # Someone else's browser (no cookie) cannot close a claimed link.
+            async with h.http.get(f"{h.base}/j/{token}/exit", allow_redirects=False) as r:
+                assert r.status == 303
+            async with h.http.get(f"{h.base}/j/{token}", headers={"Cookie": f"{COOKIE}={cookie}"}) as r:
+                assert r.status == 200
+            # The victim's quick exit.
+            async with h.http.get(f"{h.base}/j/{token}/exit", allow_redirects=False,
+                                  headers={"Cookie": f"{COOKIE}={cookie}"}) as r:
+                assert r.status == 303
+                assert r.headers["Location"] == "https://weather.example.test/today"
+                assert r.headers["Clear-Site-Data"] == '"cache", "cookies", "storage"'
+                assert r.headers["Referrer-Policy"] == "no-referrer"
+                gone = r.headers["Set-Cookie"]
+                assert gone.startswith(f"{COOKIE}=") and ("Max-Age=0" in gone or "expires=" in gone.lower())
+            assert (await recv(victim, "refused"))["reason"] == "closed"
+            assert await closed(victim) == 4403
+            exit_event = await recv(officer, "quick_exit")
+            assert exit_event["appointment"] == appt
+            # The same phone cannot open it again, with or without its cookie.
+            for headers in ({"Cookie": f"{COOKIE}={cookie}"}, {}):
+                async with h.http.get(f"{h.base}/j/{token}", headers=headers) as r:
+                    assert r.status == 410 and "closed" in (await r.text())
+                assert (await recv(officer, "link_refused"))["reason"] == "closed"
+            back = await h.victim_socket(cookie)
+            assert (await recv(back, "refused"))["reason"] == "closed"
+            # An unknown token gets the same answer and changes nothing.
+            async with h.http.get(f"{h.base}/j/{'x' * 32}/exit", allow_redirects=False) as r:
+                assert r.status == 303 and r.headers["Clear-Site-Data"]
+            # Until the officer sends a new link.
+            _, new_token = h.link(appt)
+            r, _, new_cookie = await h.open_link(new_token)
+            assert r.status == 200 and new_cookie
+
+    run(main())
+
+
+def test_quick_exit_while_no_officer_is_connected_is_held_for_them():
+    async def main():
+        async with serving() as h:
+            appt, cookie, victim = await h.victim()
+            async with h.http.get(f"{h.base}/j/{h.last_token}/exit", allow_redirects=False,
+                                  headers={"Cookie": f"{COOKIE}={cookie}"}) as r:
+                assert r.status == 303 and r.headers["Location"].startswith("https://")
+            officer = await h.officer()
+            got = [await recv(officer) for _ in range(2)]
+            assert [g["type"] for g in got] == ["link_opened", "quick_exit"]
+            assert got[1]["appointment"] == appt and got[1]["held"] is True
+
+    run(main())
+
+
+def test_the_neutral_page_must_be_an_address_elsewhere():
+    for bad in ("/web/neutral.html", "javascript:alert(1)", "weather", ""):
+        with pytest.raises(ValueError):
+            create_app(TokenRegistry(), SECRET, neutral_url=bad)
 
 
 def test_victim_bye_leaves_the_link_usable_on_the_same_phone():
@@ -268,10 +379,12 @@ def test_links_issued_over_the_api():
             token = made["url"].rsplit("/", 1)[1]
             async with h.http.get(f"{h.base}/j/{token}") as r:
                 assert r.status == 200
+                assert r.headers["Strict-Transport-Security"]
+            async with h.http.post(f"{h.base}/j/{token}/claim") as r:
+                assert r.status == 200
                 set_cookie = r.headers["Set-Cookie"]
                 assert set_cookie.startswith("__Host-evr_device=") and "Secure" in set_cookie
                 assert "max-age=" in set_cookie.lower()
-                assert r.headers["Strict-Transport-Security"]
             naive = dict(body, slot_start="2025-03-04T14:00:00")
             async with h.http.post(f"{h.base}/api/links", json=naive, headers=auth) as r:
                 assert r.status == 400
@@ -793,6 +906,8 @@ def test_fifty_victims_on_the_evr_rendezvous_service(tmp_path, capsys):
                 async with http.post(f"{base}/api/links", json=body, headers=auth) as r:
                     url = (await r.json())["url"]
                 async with http.get(url) as r:
+                    assert r.status == 200
+                async with http.post(f"{url}/claim") as r:
                     assert r.status == 200
                     cookie = r.cookies[COOKIE].value
                 secrets_seen.extend([url.rsplit("/", 1)[1], cookie])

@@ -24,7 +24,7 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType
 
-from evr_desktop.rendezvous.server import create_app, start
+from evr_desktop.rendezvous.server import RENDEZVOUS, create_app, start
 from evr_desktop.rendezvous.tokens import TokenRegistry
 from tests.e2e.browser import PageWatch, chromium, phone, playwright, screenshot_dir
 
@@ -49,6 +49,9 @@ class Server:
         self.registry = TokenRegistry()
         self.runner, self.port = self.run(self._start())
         self.base = f"http://127.0.0.1:{self.port}"
+        # Quick exit's neutral page: another origin (localhost is not 127.0.0.1).
+        self.neutral = f"http://localhost:{self.port}/web/neutral.html"
+        self.runner.app[RENDEZVOUS].neutral_url = self.neutral
 
     async def _start(self):
         app = create_app(self.registry, SECRET, web_root=WEB_ROOT)
@@ -299,8 +302,8 @@ def test_victim_page_end_to_end_on_a_phone(
         before_link = f"{server.base}/web/neutral.html?before-the-link"  # where the tab was before the SMS
         page.goto(before_link)
         page.goto(url)
-        assert officer.recv("link_opened", appointment=appt)["first"] is True
         page.locator("#consent-agree").wait_for(state="visible", timeout=WAIT_MS)
+        assert victim_ctx.cookies() == []  # opening the link claims nothing
         assert page.title() == "Video appointment"
         assert page.locator("#quick-exit").is_visible()
 
@@ -323,9 +326,12 @@ def test_victim_page_end_to_end_on_a_phone(
         check_screen(page, lang)
         page.locator("#decline-back").click()
 
-        # Consent, then camera and microphone (granted by the fake UI), then the waiting room.
+        # Consent (which claims the link for this phone), then camera and
+        # microphone (granted by the fake UI), then the waiting room.
         page.locator("#consent-agree").click()
         page.locator("#perm-start").wait_for(state="visible", timeout=WAIT_MS)
+        assert officer.recv("link_opened", appointment=appt)["first"] is True
+        assert [c["name"] for c in victim_ctx.cookies()] == ["evr_device"]
         check_screen(page, lang)
         page.screenshot(path=str(shots / f"2-permission-{lang}.png"), full_page=True)
         page.locator("#perm-start").click()
@@ -466,10 +472,12 @@ def test_victim_page_end_to_end_on_a_phone(
         length_before = page.evaluate("history.length")
         watch.collect_csp()
         page.locator("#quick-exit").click()
-        page.wait_for_url(f"{server.base}/web/neutral.html", timeout=WAIT_MS)
+        page.wait_for_url(server.neutral, timeout=WAIT_MS)
         if lang == "en":
-            assert officer.recv("bye", appointment=appt)["reason"] == "quick-exit"
+            assert officer.recv("quick_exit", appointment=appt)["appointment"] == appt
             officer.recv("victim_left", appointment=appt)
+        # Clear-Site-Data took the device cookie; the link is locked on this phone.
+        assert victim_ctx.cookies() == []
         assert length_before >= 2  # (Chromium keeps the initial about:blank too)
         assert page.evaluate("history.length") == length_before  # replaced, not pushed
         assert page.title() == "Weather"
@@ -481,8 +489,18 @@ def test_victim_page_end_to_end_on_a_phone(
         assert page.url == before_link, f"Back went to {page.url}"
         page.go_forward()
         page.wait_for_load_state()
-        assert page.url == f"{server.base}/web/neutral.html"
+        assert page.url == server.neutral
         watch.assert_clean()
+        # The same phone opening the link again (the SMS tapped again) is refused until
+        # reissued: locked by the quick exit (en); spent already by the officer's bye (cy).
+        page.goto(url)
+        heading = page.locator("h1").first.inner_text()
+        if lang == "en":
+            assert heading == "This link is closed"
+            assert officer.recv("link_refused", appointment=appt)["reason"] == "closed"
+        else:
+            assert heading == "This appointment has finished"
+            assert officer.recv("link_refused", appointment=appt)["reason"] == "used"
     finally:
         victim_ctx.close()
         officer_ctx.close()
@@ -507,7 +525,7 @@ def test_readable_at_200_percent_zoom(server: Server, browser: Any, tmp_path: Pa
                 page.locator("#consent-agree").click()
                 page.locator("#perm-start").wait_for(state="visible", timeout=WAIT_MS)
         page.locator("#quick-exit").click()
-        page.wait_for_url("**/web/neutral.html", timeout=WAIT_MS)
+        page.wait_for_url(server.neutral, timeout=WAIT_MS)
         watch.assert_clean()
     finally:
         ctx.close()

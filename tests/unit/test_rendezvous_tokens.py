@@ -13,6 +13,7 @@ from evr_desktop.rendezvous.tokens import (
     VICTIM_TEXTS,
     Claim,
     KindText,
+    Opened,
     Reason,
     Refusal,
     RegistryFull,
@@ -74,6 +75,41 @@ def test_second_device_is_refused(other):
     reg, token, link_id = issued()
     assert isinstance(reg.claim(token, None, NOW), Claim)
     assert reg.claim(token, other, NOW) == Refusal(Reason.SECOND_DEVICE, "a1", link_id)
+
+
+def test_peek_changes_nothing():
+    reg, token, link_id = issued()
+    for _ in range(5):  # a preview, a scanner, the phone itself
+        assert reg.peek(token, None, NOW) == Opened("a1", link_id, claimed=False)
+    claim = reg.claim(token, None, NOW)
+    assert isinstance(claim, Claim) and claim.first  # peeking did not claim it
+    assert reg.peek(token, claim.device_secret, NOW) == Opened("a1", link_id, claimed=True)
+    assert reg.peek(token, None, NOW) == Refusal(Reason.SECOND_DEVICE, "a1", link_id)
+    assert reg.peek("x" * 32, None, NOW) == Refusal(Reason.INVALID)
+
+
+def test_close_locks_the_link_for_its_device_until_a_new_one_is_issued():
+    reg, token, link_id = issued()
+    claim = reg.claim(token, None, NOW)
+    assert isinstance(claim, Claim)
+    # Only the device holding it can close a claimed link.
+    assert reg.close(token, None, NOW) == Refusal(Reason.SECOND_DEVICE, "a1", link_id)
+    assert isinstance(reg.claim(token, claim.device_secret, NOW), Claim)
+    assert reg.close(token, claim.device_secret, NOW) == Opened("a1", link_id, claimed=True)
+    for secret in (claim.device_secret, None):
+        assert reg.claim(token, secret, NOW) == Refusal(Reason.CLOSED, "a1", link_id)
+        assert reg.peek(token, secret, NOW) == Refusal(Reason.CLOSED, "a1", link_id)
+    assert reg.device(claim.device_secret, NOW) == Refusal(Reason.CLOSED, "a1", link_id)
+    assert reg.close(token, claim.device_secret, NOW).reason is Reason.CLOSED  # twice: nothing more
+    new_token, _ = reg.issue("a1", SLOT, END, NOW)
+    assert isinstance(reg.claim(new_token, claim.device_secret, NOW), Claim)
+    assert reg.claim(token, None, NOW).reason is Reason.CLOSED  # the old one stays closed
+
+
+def test_an_unclaimed_link_can_be_closed_by_whoever_holds_it():
+    reg, token, link_id = issued()
+    assert reg.close(token, None, NOW) == Opened("a1", link_id, claimed=False)
+    assert reg.claim(token, None, NOW).reason is Reason.CLOSED
 
 
 def test_replay_after_the_call_ended_is_used_even_for_the_same_device():
