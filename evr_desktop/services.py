@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,11 +30,13 @@ if TYPE_CHECKING:
     from .domain import appointment as appt
     from .domain.officer import OfficerIdentity
     from .domain.recording import RecordingChoice, RecordingOutcome
+    from .domain.safety import SafetyAlert, Signal
     from .notify.outbox import OutboxNotifier
     from .recording.recover import RecoveryResult
     from .statement.service import StatementService
     from .store.base import AppointmentRepository
     from .store.outbox import OutboxMessage
+    from .store.safety import SqliteSafety
     from .vault.vault import ForceProvisioning, UnlockedVault, VaultHeader
 
 __all__ = ["LinkSent", "NotEligible", "Refused", "RecordingPlan", "Session", "Workspace"]
@@ -191,6 +193,7 @@ class Session:
         self.officer = unlocked.header.officer
         self._statements: StatementService | None = None
         self._outbox: OutboxNotifier | None = None
+        self._safety: SqliteSafety | None = None
 
     @property
     def statements(self) -> StatementService:
@@ -398,6 +401,41 @@ class Session:
                 continue
             results.append(result)
         return results
+
+    # -- the victim's safety signals -------------------------------------------
+    @property
+    def safety(self) -> SqliteSafety:
+        if self._safety is None:
+            from .store.safety import SqliteSafety
+
+            self._safety = SqliteSafety(self.store)  # type: ignore[arg-type]
+        return self._safety
+
+    def record_safety_signal(
+        self, appointment_id: str, signal: Signal, *, held: bool = False, at: datetime | None = None
+    ) -> SafetyAlert:
+        """A safety signal from the victim's page ("can't talk freely", quick exit),
+        at whatever stage: stored against the appointment until acknowledged, and
+        audited. The stage comes from the appointment's status as it is now;
+        ``at``: when the app heard it (now, unless it waited for an unlock)."""
+        from .domain.safety import Signal, stage_for
+
+        a = self.store.get(appointment_id)  # NotFound for an appointment this officer does not have
+        alert = self.safety.add(a.id, Signal(signal), stage_for(a.status), at or datetime.now(timezone.utc), held)
+        self.audit_event(Category.COLLECTION, a.id, alert.audit_action)
+        return alert
+
+    def safety_alerts(self, *, open_only: bool = True) -> list[SafetyAlert]:
+        return self.safety.alerts(open_only=open_only)
+
+    def acknowledge_safety(self, appointment_id: str) -> list[SafetyAlert]:
+        """The officer has seen the appointment's open safety signals: each is
+        marked acknowledged (by whom, when) and audited. Raises ``NotFound``
+        when there is none open (acknowledged already, on another screen)."""
+        done = self.safety.acknowledge(appointment_id, self.officer.collar, datetime.now(timezone.utc))
+        for alert in done:
+            self.audit_event(Category.ALTERATION, appointment_id, alert.acknowledged_action)
+        return done
 
     @property
     def outbox(self) -> OutboxNotifier:

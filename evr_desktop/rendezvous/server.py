@@ -513,14 +513,25 @@ class Rendezvous:
         )
         return resp
 
+    async def flag(self, request: web.Request) -> web.Response:
+        """"I can't talk freely" over HTTP: from a page whose socket is down (the
+        call has ended, the network is changing). Same origin, the link's own
+        device; the officer is told as for the socket's ``flag`` (held if away)."""
+        if not self.origin_ok(request):
+            raise web.HTTPForbidden(text="forbidden")
+        held = self.registry.holder(request.match_info["token"], request.cookies.get(self.cookie_name))
+        if isinstance(held, Refusal) or not held.claimed:
+            raise web.HTTPForbidden(text="forbidden")
+        log.info("flag (over HTTP): appointment=%s", held.appointment_id)
+        self.tell_officer({"type": "flag", "appointment": held.appointment_id, "kind": "cannot-talk"})
+        return web.json_response({"sent": True})
+
     async def quick_exit(self, request: web.Request) -> web.StreamResponse:
         """Quick exit, as a top-level navigation from the page: lock the link
         (the officer is told, the victim's socket closed), then send the phone
         to the neutral page with ``Clear-Site-Data``. Whatever the token, the
         answer is the same redirect: it says nothing about the link."""
-        result = self.registry.close(
-            request.match_info["token"], request.cookies.get(self.cookie_name), self.clock()
-        )
+        result = self.registry.close(request.match_info["token"], request.cookies.get(self.cookie_name))
         if isinstance(result, Opened):
             appt = result.appointment_id
             log.info("quick exit: appointment=%s link=%s", appt, result.link_id)
@@ -824,6 +835,7 @@ def create_app(
     app.router.add_get("/j/{token}", rdv.join)  # and HEAD: neither claims
     app.router.add_post("/j/{token}/claim", rdv.claim)
     app.router.add_get("/j/{token}/exit", rdv.quick_exit)
+    app.router.add_post("/j/{token}/flag", rdv.flag)
     app.router.add_get("/ws/victim", rdv.victim_socket)
     app.router.add_get("/ws/officer", rdv.officer_socket)
     app.router.add_post("/api/links", rdv.issue)

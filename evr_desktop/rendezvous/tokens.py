@@ -410,20 +410,33 @@ class TokenRegistry:
         entry.revoked = True
         return True
 
-    def close(self, token: str, device_secret: str | None, now: datetime) -> Refusal | Opened:
-        """Quick exit: lock the link at ``token`` until a new one is issued. Only
-        the device that holds it may close a claimed link (anyone with the token
-        may close an unclaimed one: no more than they could do by claiming it).
-        Returns what was closed, or why nothing was."""
-        opened = self.peek(token, device_secret, now)
-        if isinstance(opened, Refusal):
-            return opened
+    def holder(self, token: str, device_secret: str | None) -> Opened | Refusal:
+        """The link at ``token`` if the device holding ``device_secret`` may still
+        speak for it, whatever its state (the window, the call's end): its safety
+        signals, quick exit and "I can't talk freely", must reach the officer even
+        after the call. Anyone with the token speaks for an unclaimed link (no more
+        than they could do by claiming it); only its device for a claimed one."""
+        entry = self._lookup(token)
+        if entry is None:
+            return Refusal(Reason.INVALID)
+        if entry.device_hash is None:
+            return Opened(entry.appointment_id, entry.link_id, claimed=False)
+        if _same_secret(device_secret, entry.device_hash):
+            return Opened(entry.appointment_id, entry.link_id, claimed=True)
+        return Refusal(Reason.SECOND_DEVICE, entry.appointment_id, entry.link_id)
+
+    def close(self, token: str, device_secret: str | None) -> Opened | Refusal:
+        """Quick exit: lock the link at ``token`` until a new one is issued (see
+        ``holder`` for who may). Returns the link closed, or why nothing was."""
+        held = self.holder(token, device_secret)
+        if isinstance(held, Refusal):
+            return held
         entry = self._lookup(token)
         assert entry is not None
         entry.closed = True
         if self._current.get(entry.appointment_id) is entry:
             del self._current[entry.appointment_id]
-        return opened
+        return held
 
     def end(self, appointment_id: str) -> bool:
         """The call is over: the link is spent, even for the device that held it."""

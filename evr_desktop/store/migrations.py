@@ -158,6 +158,38 @@ MIGRATIONS: list[str] = [
         SELECT RAISE(ABORT, 'a signed rear page is final: it is never deleted');
     END;
     """,
+    # 5: the victim's safety signals ("can't talk freely", quick exit), kept
+    # against the appointment until the officer acknowledges them. Only codes
+    # and times: nothing here names anyone. The signal itself is never changed
+    # or deleted; only its acknowledgement is filled in, once.
+    """
+    CREATE TABLE safety_alert (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        appointment_id TEXT NOT NULL,
+        signal TEXT NOT NULL CHECK (signal IN ('cant_talk', 'quick_exit')),
+        stage TEXT NOT NULL CHECK (stage IN ('before', 'waiting', 'call', 'after')),
+        at TEXT NOT NULL,
+        held INTEGER NOT NULL CHECK (held IN (0, 1)),
+        acknowledged_at TEXT,
+        acknowledged_by TEXT
+    );
+    CREATE INDEX safety_alert_open ON safety_alert(acknowledged_at, appointment_id);
+    CREATE TRIGGER safety_alert_is_fixed
+    BEFORE UPDATE OF id, appointment_id, signal, stage, at, held ON safety_alert
+    BEGIN
+        SELECT RAISE(ABORT, 'a safety signal is never changed, only acknowledged');
+    END;
+    CREATE TRIGGER safety_alert_acknowledged_once
+    BEFORE UPDATE OF acknowledged_at, acknowledged_by ON safety_alert
+    WHEN OLD.acknowledged_at IS NOT NULL
+    BEGIN
+        SELECT RAISE(ABORT, 'a safety signal is acknowledged once');
+    END;
+    CREATE TRIGGER safety_alert_no_delete BEFORE DELETE ON safety_alert
+    BEGIN
+        SELECT RAISE(ABORT, 'a safety signal is never deleted');
+    END;
+    """,
 ]
 
 

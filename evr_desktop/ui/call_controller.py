@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
@@ -49,6 +50,7 @@ class CallHost:
     # Open the appointment's statement and hand its screen to the callback (docking).
     open_statement: Callable[[str, Callable[[StatementScreen], None]], None]
     statement_screen: Callable[[], StatementScreen | None]
+    safety_changed: Callable[[], None] = lambda: None  # the banner and the queue show the open signals
 
 
 class CallController:
@@ -62,6 +64,8 @@ class CallController:
         self.links: dict[str, str] = {}  # appointment id -> last link issued (shown to the officer)
         self.outbox_texts: dict[str, str] = {}
         self.link_refusals: list[tuple[str, str]] = []  # (appointment id, reason code)
+        # Safety signals heard but not yet stored (the app was locked): id, signal, held, when.
+        self._pending_safety: list[tuple[str, object, bool, datetime]] = []
         self.refusal_box: QMessageBox | None = None  # the last "cannot go ahead" shown
         self._starting = False
         self._closed = False
@@ -257,7 +261,15 @@ class CallController:
             QApplication.alert(self.host.window)  # the task bar flashes; no names anywhere
             self._notify_desktop("A victim is waiting", "Open EVR Desktop to start the call.")
         elif isinstance(e, ev.VictimLeft):
-            self._record(e.appointment, Happening.VICTIM_LEFT)
+            self._record(e.appointment, Happening.VICTIM_LEFT, told="The victim left the waiting room.")
+        elif isinstance(e, ev.VictimFlag):
+            from ..domain.safety import signal_for_flag
+
+            self._safety_signal(e.appointment, signal_for_flag(e.kind), e.held)
+        elif isinstance(e, ev.QuickExit):
+            from ..domain.safety import Signal
+
+            self._safety_signal(e.appointment, Signal.QUICK_EXIT, e.held)
         elif isinstance(e, ev.RecordingStatus):
             self._recording_status(e)
         elif isinstance(e, ev.RecordingEnded):
@@ -329,8 +341,9 @@ class CallController:
             notifier.done.connect(reported)
         notifier.notify(title, text)
 
-    def _record(self, appointment_id: str, happening: Happening) -> None:
-        """The session moves the status with what happened; the queue shows it."""
+    def _record(self, appointment_id: str, happening: Happening, told: str | None = None) -> None:
+        """The session moves the status with what happened; the queue shows it
+        (and the status bar says ``told`` if the status did move)."""
         session = self.host.session()
         if session is None:
             return
@@ -338,8 +351,44 @@ class CallController:
         def shown(changed: Appointment | None) -> None:
             if changed is not None and self.host.session() is session:
                 self.host.queue().upsert(changed)
+                if told:
+                    self._status(f"{changed.slot.strftime('%H:%M')} appointment (URN {changed.urn}): {told}", 15000)
 
         self._run(lambda: session.record(appointment_id, happening), shown)
+
+    def _safety_signal(self, appointment_id: str, signal: object, held: bool) -> None:
+        """A safety signal from the victim's page, at any stage: stored and audited
+        by the session, then shown everywhere (banner, queue) until acknowledged,
+        with a desktop alert and the task bar flashing (fixed words, no names)."""
+        from PySide6.QtWidgets import QApplication
+
+        from ..domain.safety import DESKTOP_BODY, DESKTOP_TITLE
+
+        QApplication.alert(self.host.window)
+        self._notify_desktop(DESKTOP_TITLE, DESKTOP_BODY)
+        self._pending_safety.append((appointment_id, signal, held, datetime.now(timezone.utc)))
+        self.store_safety_signals()
+
+    def store_safety_signals(self) -> None:
+        """Store the signals heard so far. While the app is locked the store is
+        closed: they wait here (appointment ids and times only) for the unlock."""
+        session = self.host.session()
+        if session is None or not self._pending_safety:
+            return
+        pending, self._pending_safety = self._pending_safety, []
+
+        def store() -> None:
+            for appointment_id, signal, held, at in pending:
+                try:
+                    session.record_safety_signal(appointment_id, signal, held=held, at=at)  # type: ignore[arg-type]
+                except Exception:  # noqa: BLE001 - one unknown appointment must not drop the others
+                    log.exception("a safety signal could not be stored")
+
+        def stored(_r: object) -> None:
+            if self.host.session() is session:
+                self.host.safety_changed()
+
+        self._run(store, stored)
 
     def start_call(self, a: Appointment) -> None:
         session = self.host.session()

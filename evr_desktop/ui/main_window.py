@@ -28,10 +28,12 @@ from .widgets import FirstPaint, remember_geometry
 # machinery (each is imported where first used).
 if TYPE_CHECKING:
     from ..domain.appointment import Appointment, Status
+    from ..domain.safety import SafetyAlert
     from ..statement.service import OpenedStatement
     from .appointment_dialog import AppointmentDialog
     from .call_controller import CallController
     from .queue_screen import QueueScreen
+    from .safety_banner import SafetyBanner
     from .setup_page import SetupPage
     from .statement_screen import StatementScreen
 
@@ -84,6 +86,7 @@ class MainWindow:
         self._page_filters: list[QObject] = []
         self._close_guard: QObject | None = None
         self.window.setCentralWidget(self.stack)
+        self._safety_banner: SafetyBanner | None = None  # built after unlock, above every page
         menu = self.window.menuBar().addMenu("&Appointments")
         for a in (self.actions.new_appointment, self.actions.edit_appointment, self.actions.find,
                   self.actions.new_statement):
@@ -128,6 +131,7 @@ class MainWindow:
                 open_statement=lambda appointment_id, show: self._open_statement(
                     lambda s: s.statements.open_for_appointment(appointment_id), show=show),
                 statement_screen=lambda: self._statement_screen,
+                safety_changed=self.refresh_safety,
             ))
         return self._calls
 
@@ -316,6 +320,9 @@ class MainWindow:
             if self.session is not session:  # locked meanwhile: drop the data
                 return
             self.queue.set_appointments(items)
+            if self._calls is not None:
+                self._calls.store_safety_signals()  # heard while locked
+            self.refresh_safety()
             log.info("queue ready: %d appointments", len(items))
             if self.on_queue_ready:
                 self.on_queue_ready(len(items))
@@ -389,6 +396,8 @@ class MainWindow:
         self._dialogs.clear()
         if self._queue is not None:
             self._queue.clear()
+        if self._safety_banner is not None:
+            self._safety_banner.set_alerts([], str)
         self.idle.stop()
         self._show_locked_state()
         self.stack.setCurrentWidget(self.unlock_page)
@@ -396,6 +405,78 @@ class MainWindow:
         if session is not None:
             Operation(self.worker, None, session.lock).failure(self._error).run()
         log.info("locked")
+
+    # -- the victims' safety signals ---------------------------------------------
+    @property
+    def safety_banner(self) -> SafetyBanner:
+        """The banner above every page (queue, statement, call), built on first
+        use after the unlock: the first paint should not wait for it."""
+        if self._safety_banner is None:
+            from PySide6.QtWidgets import QVBoxLayout
+
+            from .safety_banner import SafetyBanner
+
+            banner = self._safety_banner = SafetyBanner(self.window)
+            banner.show_requested.connect(self._show_appointment)
+            banner.acknowledge_requested.connect(self._acknowledge_safety)
+            self.window.takeCentralWidget()  # the stack, kept
+            central = QWidget(self.window)
+            column = QVBoxLayout(central)
+            column.setContentsMargins(0, 0, 0, 0)
+            column.setSpacing(0)
+            column.addWidget(banner)
+            column.addWidget(self.stack, 1)
+            self.window.setCentralWidget(central)
+        return self._safety_banner
+
+    def refresh_safety(self) -> None:
+        """Show the open safety signals: the banner and the queue's rows."""
+        session = self.session
+        if session is None:
+            return
+
+        def shown(alerts: list[SafetyAlert]) -> None:
+            from ..domain.safety import queue_marker
+
+            if self.session is not session:
+                return
+            self.safety_banner.set_alerts(alerts, self._describe)
+            markers: dict[str, str] = {}
+            for alert in alerts:
+                marker = queue_marker([a for a in alerts if a.appointment_id == alert.appointment_id])
+                if marker is not None:
+                    markers[alert.appointment_id] = marker
+            self.queue.set_safety(markers)
+
+        Operation(self.worker, self.window, session.safety_alerts).success(shown).failure(self._error).run()
+
+    def _describe(self, appointment_id: str) -> str:
+        """How the banner names an appointment: its time and URN, never the victim."""
+        a = self.queue.find(appointment_id) if self._queue is not None else None
+        if a is None:
+            return "An appointment"
+        return f"{a.slot.strftime('%H:%M')} appointment, URN {a.urn}"
+
+    def _show_appointment(self, appointment_id: str) -> None:
+        if self.session is None:
+            return
+        self.stack.setCurrentWidget(self.queue)
+        self.queue.select_appointment(appointment_id)
+
+    def _acknowledge_safety(self, appointment_id: str) -> None:
+        session = self.session
+        if session is None:
+            return
+
+        def failed(exc: BaseException) -> None:
+            from ..store.base import NotFound
+
+            if not isinstance(exc, NotFound):  # acknowledged already: nothing to say
+                self._error(exc)
+            self.refresh_safety()
+
+        Operation(self.worker, self.window, lambda: session.acknowledge_safety(appointment_id)).success(
+            lambda _done: self.refresh_safety()).failure(failed).run()
 
     # -- appointments ---------------------------------------------------------
     def new_appointment(self) -> None:

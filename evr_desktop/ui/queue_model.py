@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QFont
 
 from ..domain import eligibility
 from ..domain.appointment import Appointment, Status
@@ -33,6 +33,9 @@ STATUS_COLOURS: dict[Status, str] = {
     Status.IN_PERSON: "#e8dcc8",
 }
 
+# An open safety signal: white bold on this red (contrast 6.4:1), with its words.
+SAFETY_COLOUR = "#b3261e"
+
 _Index = QModelIndex | QPersistentModelIndex
 
 
@@ -41,6 +44,7 @@ class AppointmentTableModel(QAbstractTableModel):
         super().__init__(parent)
         self._rows: list[Appointment] = []
         self._eligibility: list[eligibility.Eligibility] = []
+        self._safety: dict[str, str] = {}  # appointment id -> its open safety signal's marker
 
     # -- data in --------------------------------------------------------------
     def set_appointments(self, items: list[Appointment]) -> None:
@@ -61,8 +65,18 @@ class AppointmentTableModel(QAbstractTableModel):
         self._eligibility.append(eligibility.check(a))
         self.endInsertRows()
 
+    def set_safety(self, markers: dict[str, str]) -> None:
+        """The open safety signals (``domain.safety.queue_marker`` per appointment):
+        the row's status says so, in red, until the officer acknowledges it."""
+        if markers == self._safety:
+            return
+        self._safety = dict(markers)
+        if self._rows:
+            self.dataChanged.emit(self.index(0, COL_STATUS), self.index(len(self._rows) - 1, COL_STATUS))
+
     def clear(self) -> None:
         """Forget every appointment (used on lock: no victim data stays in memory)."""
+        self.set_safety({})
         self.set_appointments([])
 
     def appointment(self, row: int) -> Appointment:
@@ -87,6 +101,18 @@ class AppointmentTableModel(QAbstractTableModel):
         col = index.column()
         if role == APPOINTMENT_ROLE:
             return a
+        marker = self._safety.get(a.id) if col == COL_STATUS else None
+        if marker is not None:
+            if role == Qt.ItemDataRole.DisplayRole:
+                return f"{a.status.label} · {marker}"
+            if role == Qt.ItemDataRole.BackgroundRole:
+                return QColor(SAFETY_COLOUR)
+            if role == Qt.ItemDataRole.ForegroundRole:
+                return QColor("#ffffff")
+            if role == Qt.ItemDataRole.FontRole:
+                font = QFont()
+                font.setBold(True)
+                return font
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(a, col, self._eligibility[index.row()])
         if role == SORT_ROLE:

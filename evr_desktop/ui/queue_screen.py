@@ -264,6 +264,30 @@ class QueueScreen(QWidget):
         self.detail.show_appointment(None)
         self._update_count()
 
+    def set_safety(self, markers: dict[str, str]) -> None:
+        self.model.set_safety(markers)
+
+    def find(self, appointment_id: str) -> Appointment | None:
+        for row in range(self.model.rowCount()):
+            if self.model.appointment(row).id == appointment_id:
+                return self.model.appointment(row)
+        return None
+
+    def select_appointment(self, appointment_id: str) -> bool:
+        """Show and select the appointment's row (filters cleared if they hide it)."""
+        for row in range(self.model.rowCount()):
+            if self.model.appointment(row).id == appointment_id:
+                index = self.proxy.mapFromSource(self.model.index(row, 0))
+                if not index.isValid():  # the filters hide it: show everything (the widgets say so)
+                    self.search.clear()
+                    self.status_filter.setCurrentIndex(0)
+                    self.day_enabled.setChecked(False)
+                    index = self.proxy.mapFromSource(self.model.index(row, 0))
+                self.table.selectRow(index.row())
+                self.table.scrollTo(index)
+                return True
+        return False
+
     def upsert(self, a: Appointment) -> None:
         self.model.upsert(a)
         if self.detail._appointment is not None and self.detail._appointment.id == a.id:

@@ -203,7 +203,7 @@
     }
     if (name !== "call") document.body.classList.remove("chat-open");
     else document.body.classList.toggle("chat-open", state.chatOpen);
-    $("flag-bar").hidden = !(name === "waiting" || name === "call");
+    $("flag-bar").hidden = !(name === "waiting" || name === "call" || name === "ended");
     var heading = screen.querySelector("h1");
     if (heading) heading.focus({ preventScroll: false });
     window.scrollTo(0, 0);
@@ -898,7 +898,13 @@
   // --- "I can't talk freely" -------------------------------------------------------------
 
   function flag() {
-    send({ type: "flag", kind: "cannot-talk" }); // held for the officer if away; never echoed
+    // Over the socket when it is up (held for the officer if away; never
+    // echoed); otherwise (after the call, while reconnecting) over HTTP, so
+    // the signal is never lost with the socket.
+    if (!send({ type: "flag", kind: "cannot-talk" }) && LINK_PATH && window.fetch) {
+      fetch(LINK_PATH + "/flag", { method: "POST", credentials: "same-origin", cache: "no-store", keepalive: true })
+        .catch(function () { /* nothing more a page can do; the button can be pressed again */ });
+    }
     var ack = $("flag-ack");
     setText(ack, "flag_sent");
     setAria(ack, "flag_sent_label");

@@ -136,6 +136,8 @@ async def _credentials_from_rendezvous(turn: TurnConfig) -> tuple[dict, dict, di
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{base}/j/{token}") as r:
                 assert r.status == 200
+            async with http.post(f"{base}/j/{token}/claim") as r:  # the victim agrees on the page
+                assert r.status == 200
                 cookie = r.cookies[COOKIE].value
             victim = await http.ws_connect(f"{base}/ws/victim",
                                            headers={"Cookie": f"{COOKIE}={cookie}"})

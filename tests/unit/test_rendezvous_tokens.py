@@ -93,22 +93,36 @@ def test_close_locks_the_link_for_its_device_until_a_new_one_is_issued():
     claim = reg.claim(token, None, NOW)
     assert isinstance(claim, Claim)
     # Only the device holding it can close a claimed link.
-    assert reg.close(token, None, NOW) == Refusal(Reason.SECOND_DEVICE, "a1", link_id)
+    assert reg.close(token, None) == Refusal(Reason.SECOND_DEVICE, "a1", link_id)
     assert isinstance(reg.claim(token, claim.device_secret, NOW), Claim)
-    assert reg.close(token, claim.device_secret, NOW) == Opened("a1", link_id, claimed=True)
+    assert reg.close(token, claim.device_secret) == Opened("a1", link_id, claimed=True)
     for secret in (claim.device_secret, None):
         assert reg.claim(token, secret, NOW) == Refusal(Reason.CLOSED, "a1", link_id)
         assert reg.peek(token, secret, NOW) == Refusal(Reason.CLOSED, "a1", link_id)
     assert reg.device(claim.device_secret, NOW) == Refusal(Reason.CLOSED, "a1", link_id)
-    assert reg.close(token, claim.device_secret, NOW).reason is Reason.CLOSED  # twice: nothing more
+    assert isinstance(reg.close(token, claim.device_secret), Opened)  # twice: reported again, still closed
+    assert reg.peek(token, claim.device_secret, NOW).reason is Reason.CLOSED
     new_token, _ = reg.issue("a1", SLOT, END, NOW)
     assert isinstance(reg.claim(new_token, claim.device_secret, NOW), Claim)
     assert reg.claim(token, None, NOW).reason is Reason.CLOSED  # the old one stays closed
 
 
+def test_quick_exit_after_the_call_or_the_window_still_closes_and_is_reported():
+    for finish in ("end", "late"):
+        reg, token, link_id = issued()
+        claim = reg.claim(token, None, NOW)
+        if finish == "end":
+            assert reg.end("a1")
+        later = END + timedelta(hours=3)
+        assert isinstance(reg.peek(token, claim.device_secret, later), Refusal)
+        assert reg.holder(token, claim.device_secret) == Opened("a1", link_id, claimed=True)
+        assert reg.close(token, claim.device_secret) == Opened("a1", link_id, claimed=True)
+        assert reg.holder(token, None) == Refusal(Reason.SECOND_DEVICE, "a1", link_id)
+
+
 def test_an_unclaimed_link_can_be_closed_by_whoever_holds_it():
     reg, token, link_id = issued()
-    assert reg.close(token, None, NOW) == Opened("a1", link_id, claimed=False)
+    assert reg.close(token, None) == Opened("a1", link_id, claimed=False)
     assert reg.claim(token, None, NOW).reason is Reason.CLOSED
 
 
