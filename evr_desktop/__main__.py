@@ -8,7 +8,6 @@ first paint is not delayed by modules it does not use yet.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
@@ -95,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return media_main(argv[1:])
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .logs import configure
+
+    configure("app")
     if args.command == "evidence":
         from .recording import cli as evidence_cli
 

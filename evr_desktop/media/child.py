@@ -345,7 +345,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="benchmarks and tests: always send the test pattern and tone, at this size")
     args = p.parse_args(argv)
     _harden(args.parent)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s[media]: %(message)s")
+    from ..logs import configure
+
+    configure("media")  # JSON lines on the stderr it shares with the app; no address ever
     sock = socket.socket(fileno=args.fd)
     channel = Channel(sock, PARENT_SENDS, name="media-child")
     remote = FrameSlot.attach(args.remote_frames)

@@ -20,6 +20,7 @@ import ssl
 import sys
 from pathlib import Path
 
+from ..logs import configure
 from .server import DEFAULT_NEUTRAL_URL, create_app, run
 from .tokens import TokenRegistry
 from .turn import TurnConfig
@@ -50,7 +51,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    configure("rendezvous", args.log_level)
     if bool(args.cert) != bool(args.key):
         print("evr-rendezvous: --cert and --key go together", file=sys.stderr)
         return 2

@@ -1,0 +1,94 @@
+"""A full call's logs hold no address of the victim (issue 11, item 6): the
+real app, its media process and rendezvous, the victim's page in Chromium,
+every logger at DEBUG (aiortc's, aioice's and aiohttp's included). The app's
+records and the media process's standard error are collected and grepped."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import socket
+import subprocess
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+
+from evr_desktop.domain.appointment import OffenceType, Status
+from evr_desktop.logs import NOISY, configure
+from tests.e2e.browser import chromium, phone, playwright
+from tests.ui.test_call_flow import book_and_send_link, select
+
+pytestmark = pytest.mark.slow
+WAIT_MS = 20000
+IPV4 = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")
+IPV6 = re.compile(r"\b[0-9a-f]{1,4}(?::[0-9a-f]{0,4}){2,7}\b", re.I)
+
+
+def _own_addresses() -> set[str]:
+    """This machine's addresses: where a victim's browser on it is seen from."""
+    out = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout
+    found = {m.split("/")[0] for m in re.findall(r"inet6? (\S+)", out)}
+    return found | {"127.0.0.1", socket.gethostbyname("localhost")}
+
+
+@pytest.fixture
+def debug_logs(monkeypatch):
+    """Every logger at DEBUG, in this process (to a buffer) and in the media
+    process (its standard error, read with capfd); put back afterwards."""
+    monkeypatch.setenv("EVR_LOG_LEVEL", "DEBUG")
+    monkeypatch.setenv("EVR_LOG_LIBRARIES", "DEBUG")
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level, {n: logging.getLogger(n).level for n in NOISY})
+    buf = io.StringIO()
+    configure("app", "DEBUG", stream=buf)
+    yield buf
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    for h in saved[0]:
+        root.addHandler(h)
+    root.setLevel(saved[1])
+    for name, level in saved[2].items():
+        logging.getLogger(name).setLevel(level)
+
+
+def test_a_full_call_at_debug_logs_no_address(debug_logs, capfd, qtbot, unlocked, monkeypatch):
+    main = unlocked
+    a = book_and_send_link(qtbot, main, "Heulwen Invented-Logged", "07700 900666", "99LG1234526",
+                           OffenceType.BURGLARY_THEFT)
+    with playwright() as p, chromium(p) as browser:
+        page = browser.new_context(**phone(p)).new_page()
+        page.goto(main.calls.links[a.id])
+        page.locator("#consent-agree").click()
+        page.locator("#perm-start").click()
+        page.locator("#screen-waiting").wait_for(state="visible", timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: main.session.store.get(a.id).status is Status.VICTIM_WAITING, timeout=10000)
+        select(main, a.id)
+        qtbot.mouseClick(main.queue.detail.call_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: main.calls.screen is not None and main.calls.screen.state.text() == "Connected",
+                        timeout=WAIT_MS)
+        screen = main.calls.screen
+        qtbot.waitUntil(lambda: screen.remote.frames_painted >= 10, timeout=WAIT_MS)
+        # A reconnect too: new candidates, new SDP, all through the loggers again.
+        qtbot.mouseClick(screen.reconnect_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: screen.state.text() == "Connected", timeout=WAIT_MS)
+        monkeypatch.setattr(QMessageBox, "exec", lambda _box: QMessageBox.StandardButton.Yes)
+        qtbot.mouseClick(screen.end_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: main.session.store.get(a.id).status is Status.CALL_ENDED, timeout=10000)
+    qtbot.wait(500)
+    child = [line for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
+    app = debug_logs.getvalue().splitlines()
+    records = [json.loads(line) for line in child + app]
+    # The test could fail: the libraries did log at DEBUG, and there were addresses to scrub.
+    loggers = {r["logger"].split(".")[0] for r in records}
+    assert {"aioice", "aiortc"} <= loggers, loggers
+    assert any(r["level"] == "DEBUG" and r["logger"].startswith("aioice") for r in records)
+    assert any("[address]" in r["msg"] for r in records)
+    text = "\n".join(r["msg"] + "\n" + r.get("exc", "") for r in records)
+    assert not IPV4.search(text), IPV4.search(text)
+    assert not IPV6.search(text), IPV6.search(text)
+    for address in _own_addresses():
+        assert address not in text, address
+    assert "a=candidate" not in text and "v=0" not in text and ".local" not in text
