@@ -48,6 +48,7 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import candidate_from_sdp
 
+from .. import wire
 from ..capture.devices import SourceChoice, choose_sources
 from ..capture.tracks import AudioSourceTrack, VideoSourceTrack
 from ..domain.verification import NoFingerprint, check_commitment, is_commitment, verification_code
@@ -298,9 +299,9 @@ class SignallingClient:
             if msg.type is not aiohttp.WSMsgType.TEXT:
                 break
             try:
-                data = json.loads(msg.data)
-            except ValueError:
-                log.warning("signalling: a message that is not JSON")
+                data = wire.loads(msg.data)
+            except wire.MessageError as exc:  # not JSON, or nested too deep: dropped, the task goes on
+                log.warning("signalling: a message refused (%s)", exc.code)
                 continue
             if not isinstance(data, dict):
                 continue
@@ -574,8 +575,8 @@ class CallSession:
         if not isinstance(message, str) or len(message) > 64 * 1024:
             return
         try:
-            data = json.loads(message)
-        except ValueError:
+            data = wire.loads(message)
+        except wire.MessageError:
             return
         if isinstance(data, dict) and data.get("type") == "chat":
             text, mid = data.get("text"), data.get("id")

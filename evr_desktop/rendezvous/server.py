@@ -26,6 +26,7 @@ import base64
 import hashlib
 import hmac
 import html
+import ipaddress
 import json
 import logging
 import secrets
@@ -40,7 +41,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from .. import wire
 from ..domain.verification import is_commitment
+from .guard import ConnectionGuard, GuardedRunner
 from .tokens import (
     OFFICER_NOTES,
     VICTIM_TEXTS,
@@ -96,6 +99,7 @@ class Limits:
     max_message_chars: int = 64 * 1024  # larger: an error back, the socket stays open
     hard_message_bytes: int = 256 * 1024  # larger: the socket is closed (1009)
     max_sdp_candidates: int = 256
+    max_victim_candidates: int = 64  # trickled ICE candidates on one victim socket
     max_chat_chars: int = 4000
     victim_rate: float = 50.0  # messages per second, token bucket
     victim_burst: int = 100
@@ -158,6 +162,7 @@ class Peer:
         self.closing = False
         self.link_id: str | None = None  # a victim's link: the opaque id in its TURN username
         self.commit: str | None = None  # a victim's latest "commit", replayed to a new officer
+        self.candidates = 0  # trickled ICE candidates received (a victim's)
         self._queue: deque[Any] = deque()
         self._bytes = 0
         self._wake = asyncio.Event()
@@ -227,6 +232,34 @@ def _opt_str(msg: dict, key: str, limit: int) -> str | None:
     if not isinstance(value, str) or len(value) > limit:
         raise ProtocolError("bad-field", f"'{key}' must be text of at most {limit} characters")
     return value
+
+
+def candidate_address(candidate: str) -> str | None:
+    """The connection address of an ICE candidate line (RFC 8839: ``candidate:``
+    foundation, component, transport, priority, *address*, port, ...)."""
+    parts = candidate.removeprefix("a=").split()
+    return parts[4] if len(parts) > 5 and parts[0].startswith("candidate:") else None
+
+
+def unroutable(address: str | None) -> bool:
+    """Loopback, link-local or unspecified: never a real phone's path to the
+    officer, only a way to probe the officer's own machine. (An mDNS name,
+    which browsers use to hide a host address, is not an IP address: allowed.)"""
+    if address is None:
+        return False
+    try:
+        ip = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_link_local or ip.is_unspecified
+
+
+def without_unroutable(sdp: str) -> tuple[str, int]:
+    """The SDP without its loopback and link-local candidate lines; how many went."""
+    lines = sdp.split("\n")
+    kept = [line for line in lines
+            if not (line.startswith("a=candidate:") and unroutable(candidate_address(line.strip())))]
+    return "\n".join(kept), len(lines) - len(kept)
 
 
 def clean_message(msg: Any, *, role: str, limits: Limits) -> dict[str, Any]:
@@ -354,6 +387,7 @@ class Rendezvous:
         web_root: Path | None,
         turn: TurnConfig | None = None,
         neutral_url: str = DEFAULT_NEUTRAL_URL,
+        force: bool | None = None,
     ):
         if len(officer_secret) < 16:
             raise ValueError("the officer secret must be at least 16 characters")
@@ -369,6 +403,10 @@ class Rendezvous:
         self.neutral_url = neutral_url
         self.turn_clock: Callable[[], float] = time.time  # coturn checks expiry against real time
         self.https = bool(public_url and public_url.startswith("https://"))
+        # Force mode: phones come from the internet. A victim's loopback or
+        # link-local candidates are then refused (they could only point the
+        # officer's machine at itself or its own network).
+        self.force = self.https if force is None else force
         self.cookie_name = COOKIE_HTTPS if self.https else COOKIE
         self.officer: Peer | None = None
         self.victims: dict[str, Peer] = {}
@@ -688,9 +726,9 @@ class Rendezvous:
                             f"at most {limits.max_message_chars} are accepted",
                         )
                     try:
-                        data = json.loads(msg.data)
-                    except ValueError:
-                        raise ProtocolError("bad-json", "the message is not valid JSON") from None
+                        data = wire.loads(msg.data)
+                    except wire.MessageError as exc:  # not JSON, or nested too deep
+                        raise ProtocolError(exc.code, str(exc)) from None
                     handle(peer, data)
                 except ProtocolError as exc:
                     self._error(peer, exc)
@@ -716,6 +754,19 @@ class Rendezvous:
         appt = peer.appointment
         assert appt is not None
         msg["appointment"] = appt
+        if msg["type"] == "ice" and msg["candidate"]:
+            peer.candidates += 1
+            if peer.candidates > self.limits.max_victim_candidates:
+                raise ProtocolError("too-many-candidates",
+                                    f"at most {self.limits.max_victim_candidates} ICE candidates are accepted")
+            if self.force and unroutable(candidate_address(msg["candidate"])):
+                self._error(peer, ProtocolError("bad-candidate", "loopback and link-local candidates are not "
+                                                "accepted"), counts=False)
+                return
+        if msg["type"] in ("offer", "answer") and self.force:
+            msg["sdp"], dropped = without_unroutable(msg["sdp"])
+            if dropped:
+                log.info("victim sdp: %d unroutable candidates dropped: appointment=%s", dropped, appt)
         if msg["type"] == "flag":
             log.info("victim flag: appointment=%s", appt)
             self.tell_officer(msg)  # held if the officer is away
@@ -773,6 +824,7 @@ def _unauthorized() -> web.HTTPUnauthorized:
 
 
 RENDEZVOUS = web.AppKey("rendezvous", Rendezvous)
+GUARD = web.AppKey("guard", ConnectionGuard)
 
 
 async def _on_prepare(request: web.Request, response: web.StreamResponse) -> None:
@@ -806,6 +858,8 @@ def create_app(
     web_root: Path | None = None,
     turn: TurnConfig | None = None,
     neutral_url: str = DEFAULT_NEUTRAL_URL,
+    guard: ConnectionGuard | None = None,
+    force: bool | None = None,
 ) -> web.Application:
     """The rendezvous as an aiohttp application.
 
@@ -817,7 +871,11 @@ def create_app(
     ``turn``: coturn's URLs and ``static-auth-secret``; when set, the victim's
     ``waiting`` and the officer's ``welcome`` and ``victim_waiting`` messages
     carry ``iceServers`` with time-limited credentials (see ``turn.py``).
-    ``neutral_url``: where quick exit sends the phone (another site's address)."""
+    ``neutral_url``: where quick exit sends the phone (another site's address).
+    ``guard``: the request deadline and per-address cap (``guard.py``) that
+    ``start`` and ``run`` apply to every connection. ``force``: phones come from
+    the internet (default: when ``public_url`` is https): a victim's loopback
+    and link-local ICE candidates are refused."""
     rdv = Rendezvous(
         registry,
         officer_secret,
@@ -827,9 +885,11 @@ def create_app(
         web_root=web_root if web_root is not None else default_web_root(),
         turn=turn,
         neutral_url=neutral_url,
+        force=force,
     )
     app = web.Application(client_max_size=rdv.limits.max_api_body)
     app[RENDEZVOUS] = rdv
+    app[GUARD] = guard or ConnectionGuard()
     app.on_response_prepare.append(_on_prepare)
     app.on_shutdown.append(rdv.close_all)
     app.router.add_get("/j/{token}", rdv.join)  # and HEAD: neither claims
@@ -854,7 +914,7 @@ async def start(
     ``sock``: a listening socket to serve on instead of binding ``host:port``
     (the app keeps one across media processes so the demo's links keep their
     address). There is no access log: request paths carry join tokens."""
-    runner = web.AppRunner(app, access_log=None)
+    runner = GuardedRunner(app, app[GUARD], access_log=None)
     await runner.setup()
     site: web.BaseSite
     if sock is not None:
@@ -866,5 +926,28 @@ async def start(
 
 
 def run(app: web.Application, host: str, port: int, ssl_context: Any = None) -> None:
-    """Serve until interrupted (the ``evr-rendezvous`` service)."""
-    web.run_app(app, host=host, port=port, ssl_context=ssl_context, access_log=None, print=None)
+    """Serve until interrupted (the ``evr-rendezvous`` service), its connections
+    guarded (``guard.py``: request deadline, per-address cap)."""
+
+    async def serve() -> None:
+        runner, _port = await start(app, host, port, ssl_context)
+        try:
+            await asyncio.Event().wait()  # until cancelled (SIGINT, SIGTERM)
+        finally:
+            await runner.cleanup()
+
+    import signal
+
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(serve())
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, task.cancel)
+        except (NotImplementedError, RuntimeError):  # Windows: Ctrl+C still raises KeyboardInterrupt
+            pass
+    try:
+        loop.run_until_complete(task)
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        pass
+    finally:
+        loop.close()
