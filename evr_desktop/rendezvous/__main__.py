@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from ..logs import configure
+from .guard import ConnectionGuard
 from .server import DEFAULT_NEUTRAL_URL, create_app, run
 from .tokens import TokenRegistry
 from .turn import TurnConfig
@@ -45,6 +46,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--neutral-url", default=DEFAULT_NEUTRAL_URL,
                    help="where Quick exit sends the phone: an everyday page on another site "
                         f"(default {DEFAULT_NEUTRAL_URL})")
+    p.add_argument("--metrics-token-file", type=Path,
+                   help="file holding the bearer token /metrics asks for (without one, /metrics "
+                        "answers this machine only)")
+    p.add_argument("--max-connections-per-address", type=int, default=64, metavar="N",
+                   help="connections one address may hold at once (default 64; 0 behind a reverse proxy, "
+                        "which must then limit them)")
+    p.add_argument("--request-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="a request's headers and body must arrive within this (default 10)")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -94,9 +103,21 @@ def main(argv: list[str] | None = None) -> int:
     elif args.host not in ("127.0.0.1", "::1", "localhost"):
         print("evr-rendezvous: warning: serving without TLS on a non-loopback address; "
               "put a TLS proxy in front or pass --cert/--key", file=sys.stderr)
+    metrics_token = None
+    if args.metrics_token_file:
+        try:
+            metrics_token = args.metrics_token_file.read_text("utf-8").strip()
+        except OSError as exc:
+            print(f"evr-rendezvous: cannot read the metrics token file: {exc.strerror}", file=sys.stderr)
+            return 2
+    if args.max_connections_per_address < 0 or not 0.5 <= args.request_timeout <= 300:
+        print("evr-rendezvous: --max-connections-per-address must be 0 or more and --request-timeout "
+              "0.5-300 seconds", file=sys.stderr)
+        return 2
+    guard = ConnectionGuard(header_timeout=args.request_timeout, per_address=args.max_connections_per_address)
     try:
         app = create_app(TokenRegistry(), secret, public_url=args.public_url, web_root=args.web_root,
-                         turn=turn, neutral_url=args.neutral_url)
+                         turn=turn, neutral_url=args.neutral_url, guard=guard, metrics_token=metrics_token)
     except ValueError as exc:
         print(f"evr-rendezvous: {exc}", file=sys.stderr)
         return 2

@@ -44,6 +44,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from .. import wire
 from ..domain.verification import is_commitment
 from .guard import ConnectionGuard, GuardedRunner
+from .metrics import Metrics
 from .tokens import (
     OFFICER_NOTES,
     VICTIM_TEXTS,
@@ -388,6 +389,7 @@ class Rendezvous:
         turn: TurnConfig | None = None,
         neutral_url: str = DEFAULT_NEUTRAL_URL,
         force: bool | None = None,
+        metrics_token: str | None = None,
     ):
         if len(officer_secret) < 16:
             raise ValueError("the officer secret must be at least 16 characters")
@@ -407,9 +409,14 @@ class Rendezvous:
         # link-local candidates are then refused (they could only point the
         # officer's machine at itself or its own network).
         self.force = self.https if force is None else force
+        if metrics_token is not None and len(metrics_token) < 16:
+            raise ValueError("the metrics token must be at least 16 characters")
+        self._metrics_token = hashlib.sha256(metrics_token.encode()).digest() if metrics_token else None
         self.cookie_name = COOKIE_HTTPS if self.https else COOKIE
         self.officer: Peer | None = None
         self.victims: dict[str, Peer] = {}
+        self.metrics = Metrics()
+        self.in_call: set[str] = set()  # appointments whose victim has had the officer's offer
         self.held: OrderedDict[str, deque[dict]] = OrderedDict()
 
     # -- security --------------------------------------------------------------
@@ -472,6 +479,7 @@ class Rendezvous:
 
     def _refused(self, result: Refusal) -> None:
         """Log a refusal of a link and tell the officer, if the link is known."""
+        self.metrics.links_refused[result.reason.value] += 1
         log.info(
             "link refused: %s appointment=%s link=%s",
             result.reason, result.appointment_id or "-", result.link_id or "-",
@@ -523,6 +531,7 @@ class Rendezvous:
         if isinstance(result, Refusal):
             self._refused(result)
             return web.json_response({"refused": result.reason.value}, status=result.reason.http_status)
+        self.metrics.links_claimed += 1
         log.info(
             "link claimed: appointment=%s link=%s first=%s",
             result.appointment_id, result.link_id, result.first,
@@ -561,6 +570,7 @@ class Rendezvous:
         if isinstance(held, Refusal) or not held.claimed:
             raise web.HTTPForbidden(text="forbidden")
         log.info("flag (over HTTP): appointment=%s", held.appointment_id)
+        self.metrics.flags += 1
         self.tell_officer({"type": "flag", "appointment": held.appointment_id, "kind": "cannot-talk"})
         return web.json_response({"sent": True})
 
@@ -573,6 +583,7 @@ class Rendezvous:
         if isinstance(result, Opened):
             appt = result.appointment_id
             log.info("quick exit: appointment=%s link=%s", appt, result.link_id)
+            self.metrics.quick_exits += 1
             self.tell_officer({"type": "quick_exit", "appointment": appt, "link_id": result.link_id})
             victim = self.victims.get(appt)
             if victim is not None:
@@ -603,6 +614,7 @@ class Rendezvous:
         window = self.registry.window(appt)
         assert window is not None
         log.info("link issued: appointment=%s link=%s", appt, link_id)
+        self.metrics.links_issued += 1
         return web.json_response(
             {
                 "url": self.link_url(request, token),
@@ -705,6 +717,7 @@ class Rendezvous:
             if self.victims.get(appt) is peer:
                 del self.victims[appt]
                 log.info("victim left: appointment=%s", appt)
+                self.in_call.discard(appt)
                 self.tell_officer({"type": "victim_left", "appointment": appt})
         return ws
 
@@ -742,6 +755,7 @@ class Rendezvous:
                 break
 
     def _error(self, peer: Peer, exc: ProtocolError, *, counts: bool = True) -> None:
+        self.metrics.protocol_errors[exc.code] += 1
         peer.send({"type": "error", "code": exc.code, "message": exc.message}, droppable=True)
         if counts:
             peer.errors += 1
@@ -769,6 +783,7 @@ class Rendezvous:
                 log.info("victim sdp: %d unroutable candidates dropped: appointment=%s", dropped, appt)
         if msg["type"] == "flag":
             log.info("victim flag: appointment=%s", appt)
+            self.metrics.flags += 1
             self.tell_officer(msg)  # held if the officer is away
             return
         if msg["type"] == "commit":
@@ -797,6 +812,8 @@ class Rendezvous:
             # The officer ends the call: the link is spent.
             self.registry.end(appt)
             log.info("call ended by officer: appointment=%s", appt)
+            self.metrics.calls_ended += 1
+            self.in_call.discard(appt)
             if victim is not None:
                 victim.send(msg)
                 victim.close(1000, "ended", flush=True)
@@ -808,7 +825,33 @@ class Rendezvous:
                 counts=False,
             )
             return
+        if msg["type"] == "offer" and appt not in self.in_call:
+            self.in_call.add(appt)
+            self.metrics.calls_started += 1
         victim.send(msg)
+
+    async def health(self, request: web.Request) -> web.Response:
+        """Liveness for a load balancer or systemd watchdog: no data, no auth."""
+        return web.json_response({"status": "ok"})
+
+    async def metrics_text(self, request: web.Request) -> web.Response:
+        """Prometheus text (``metrics.py``: counts only). Read with the metrics
+        token as a bearer, or, when none is set, from this machine only."""
+        if self._metrics_token is not None:
+            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            digest = hashlib.sha256(given.strip().encode()).digest()
+            if scheme.lower() != "bearer" or not hmac.compare_digest(digest, self._metrics_token):
+                raise _unauthorized()
+        elif not _loopback(request.remote):
+            raise web.HTTPForbidden(text="forbidden")
+        guard = request.app[GUARD]
+        officers = 1 if self.officer is not None and not self.officer.closing else 0
+        text = self.metrics.render(
+            officers=officers, victims_waiting=len(self.victims.keys() - self.in_call),
+            in_call=len(self.victims.keys() & self.in_call), connections_refused=guard.refused,
+            requests_timed_out=guard.timed_out)
+        return web.Response(text=text, content_type="text/plain", charset="utf-8",
+                            headers={"X-Content-Type-Options": "nosniff"})
 
     async def close_all(self, app: web.Application) -> None:
         peers = list(self.victims.values()) + ([self.officer] if self.officer else [])
@@ -817,6 +860,13 @@ class Rendezvous:
                 await peer.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
             except Exception:
                 pass
+
+
+def _loopback(remote: str | None) -> bool:
+    try:
+        return remote is not None and ipaddress.ip_address(remote).is_loopback
+    except ValueError:
+        return False
 
 
 def _unauthorized() -> web.HTTPUnauthorized:
@@ -860,6 +910,7 @@ def create_app(
     neutral_url: str = DEFAULT_NEUTRAL_URL,
     guard: ConnectionGuard | None = None,
     force: bool | None = None,
+    metrics_token: str | None = None,
 ) -> web.Application:
     """The rendezvous as an aiohttp application.
 
@@ -886,6 +937,7 @@ def create_app(
         turn=turn,
         neutral_url=neutral_url,
         force=force,
+        metrics_token=metrics_token,
     )
     app = web.Application(client_max_size=rdv.limits.max_api_body)
     app[RENDEZVOUS] = rdv
@@ -896,6 +948,8 @@ def create_app(
     app.router.add_post("/j/{token}/claim", rdv.claim)
     app.router.add_get("/j/{token}/exit", rdv.quick_exit)
     app.router.add_post("/j/{token}/flag", rdv.flag)
+    app.router.add_get("/healthz", rdv.health)
+    app.router.add_get("/metrics", rdv.metrics_text)
     app.router.add_get("/ws/victim", rdv.victim_socket)
     app.router.add_get("/ws/officer", rdv.officer_socket)
     app.router.add_post("/api/links", rdv.issue)

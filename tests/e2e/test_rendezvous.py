@@ -948,3 +948,55 @@ def test_fifty_victims_on_the_evr_rendezvous_service(tmp_path, capsys):
     for secret in [SECRET, *secrets_seen]:
         assert secret not in log_text
     assert "/j/" not in log_text and "GET " not in log_text
+
+
+# --- operations ------------------------------------------------------------------------
+
+
+def test_healthz_and_metrics_count_without_naming_anyone():
+    async def main():
+        async with serving() as h:
+            async with h.http.get(f"{h.base}/healthz") as r:
+                assert r.status == 200 and (await r.json()) == {"status": "ok"}
+            officer = await h.officer()
+            appt, cookie, victim = await h.victim()
+            await recv(officer, "victim_waiting")
+            async with h.http.get(f"{h.base}/j/{'x' * 32}") as r:
+                assert r.status == 404
+            await officer.send_json({"type": "offer", "appointment": appt, "sdp": "v=0\r\n"})
+            await recv(victim, "offer")
+            await victim.send_json({"type": "flag"})
+            await victim.send_str("{not json")
+            await recv(victim, "error")
+            async with h.http.get(f"{h.base}/metrics") as r:  # from this machine: allowed
+                assert r.status == 200 and r.content_type == "text/plain"
+                text = await r.text()
+            values = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+                      for line in text.splitlines() if line and not line.startswith("#")}
+            assert values["evr_officers_connected"] == 1
+            assert values["evr_victims_in_call"] == 1 and values["evr_victims_waiting"] == 0
+            assert values["evr_links_claimed_total"] == 1 and values["evr_calls_started_total"] == 1
+            assert values["evr_cant_talk_flags_total"] == 1
+            assert values['evr_protocol_errors_total{code="bad-json"}'] == 1
+            # Nothing about anyone: no appointment, link, cookie or address.
+            for secret in (appt, cookie, "127.0.0.1", h.last_token):
+                assert secret not in text
+            assert "# TYPE evr_links_refused_total counter" in text
+
+    run(main())
+
+
+def test_metrics_need_the_token_when_one_is_set():
+    async def main():
+        async with serving(metrics_token="metrics-token-0123456789") as h:
+            async with h.http.get(f"{h.base}/metrics") as r:
+                assert r.status == 401
+            async with h.http.get(f"{h.base}/metrics", headers={"Authorization": "Bearer wrong"}) as r:
+                assert r.status == 401
+            async with h.http.get(f"{h.base}/metrics",
+                                  headers={"Authorization": "Bearer metrics-token-0123456789"}) as r:
+                assert r.status == 200 and "evr_officers_connected 0" in await r.text()
+        with pytest.raises(ValueError):
+            create_app(TokenRegistry(), SECRET, metrics_token="short")
+
+    run(main())
