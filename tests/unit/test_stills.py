@@ -397,3 +397,21 @@ def test_the_proxy_checks_the_still_result_field_by_field(proxy_and_child, bad):
     with pytest.raises(Exception) as no_frame:
         failed.result(max(0.1, deadline - time.monotonic()))
     assert getattr(no_frame.value, "kind", "") == "NoFrame"
+
+
+def test_a_store_from_before_stills_upgrades(tmp_path):
+    key = os.urandom(32)
+    path = tmp_path / "old.sqlite3"
+    SqliteStore(path, key).close()
+    con = sqlite3.connect(path)
+    con.execute("DROP TABLE still")
+    con.execute("DROP TABLE exhibit_counter")
+    con.execute("PRAGMA user_version = 4")  # as written before migration 5
+    con.commit()
+    con.close()
+    store = SqliteStore(path, key)
+    try:
+        assert store._con.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert SqliteStillRepository(store).next_exhibit_number("TW 9001") == 1
+    finally:
+        store.close()
