@@ -20,7 +20,7 @@ streaming ``Encryptor`` (no plaintext file, not even a temporary one),
 fsynced, and its folder fsynced. A write that fails (a full disk) removes
 the partial ciphertext and raises: the still is not taken, the call and the
 recording go on, and the officer may try again. The PNG carries its exhibit
-reference, the appointment and its times as ``tEXt`` chunks (inside the
+reference, the appointment and its times as ``iTXt`` chunks (inside the
 encryption), so a still found after a crash (``list_stills``, used by
 recovery) still says what it is.
 
@@ -94,7 +94,7 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def encode_png(bgra: Any, text: dict[str, str] | None = None) -> bytes:
-    """The frame as PNG (lossless; OpenCV), with ``text`` as ``tEXt`` chunks after the header.
+    """The frame as PNG (lossless; OpenCV), with ``text`` as ``iTXt`` chunks after the header.
 
     ``bgra``: (h, w, 4) uint8 as the engine keeps the victim's frames, or (h, w, 3) BGR."""
     import cv2
@@ -110,17 +110,19 @@ def encode_png(bgra: Any, text: dict[str, str] | None = None) -> bytes:
     png = encoded.tobytes()
     if not text:
         return png
-    # After IHDR (signature 8 bytes + IHDR chunk 25 bytes): tEXt is Latin-1 key, NUL, Latin-1 value.
+    # After IHDR (signature 8 bytes + IHDR chunk 25 bytes). iTXt, not tEXt: the values are
+    # UTF-8 (an exhibit reference may be in any script): keyword NUL, not compressed (0, 0),
+    # no language tag NUL, no translated keyword NUL, the text.
     head = 8 + 25
     if png[:8] != _PNG_SIGNATURE or png[12:16] != b"IHDR":
         raise ValueError("unexpected PNG layout from the encoder")
-    extra = b"".join(_chunk(b"tEXt", f"{_TEXT_PREFIX}{k}".encode("latin-1") + b"\0"
-                            + v.encode("latin-1", "backslashreplace")) for k, v in text.items())
+    extra = b"".join(_chunk(b"iTXt", f"{_TEXT_PREFIX}{k}".encode("latin-1") + b"\0\0\0\0\0" + v.encode("utf-8"))
+                     for k, v in text.items())
     return png[:head] + extra + png[head:]
 
 
 def png_text(png: bytes) -> dict[str, str]:
-    """The ``EVR-`` ``tEXt`` chunks of a PNG (``encode_png``'s ``text``)."""
+    """The ``EVR-`` text chunks of a PNG (``encode_png``'s ``text``)."""
     out: dict[str, str] = {}
     if png[:8] != _PNG_SIGNATURE:
         return out
@@ -129,11 +131,17 @@ def png_text(png: bytes) -> dict[str, str]:
         (length,) = struct.unpack(">I", png[pos:pos + 4])
         kind = png[pos + 4:pos + 8]
         data = png[pos + 8:pos + 8 + length]
-        if kind == b"tEXt" and b"\0" in data:
+        if kind in (b"tEXt", b"iTXt") and b"\0" in data:
             key, value = data.split(b"\0", 1)
             name = key.decode("latin-1")
+            if kind == b"iTXt":  # compression flag and method, language tag, translated keyword
+                flags, rest = value[:2], value[2:]
+                if flags != b"\0\0" or rest.count(b"\0") < 2:
+                    pos += 12 + length
+                    continue
+                value = rest.split(b"\0", 2)[2]
             if name.startswith(_TEXT_PREFIX):
-                out[name[len(_TEXT_PREFIX):]] = value.decode("latin-1")
+                out[name[len(_TEXT_PREFIX):]] = value.decode("utf-8" if kind == b"iTXt" else "latin-1", "replace")
         if kind == b"IDAT":
             break  # the text comes before the image data
         pos += 12 + length

@@ -515,7 +515,8 @@ class CallController:
 
         def recorded(record: Any) -> None:
             if self.screen is not None and self.screen.appointment == appointment:
-                self.screen.still_taken(record.exhibit, None if record.at_s is None else record.at_text)
+                self.screen.still_taken(record.exhibit, None if record.at_s is None else record.at_text,
+                                        record.recording_state)
             statement = self.host.statement_screen()
             opened = getattr(statement, "opened", None)
             if statement is not None and getattr(opened, "appointment_id", None) == appointment:

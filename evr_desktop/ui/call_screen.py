@@ -42,6 +42,9 @@ SPLITTER_KEY = "call/statement"
 DEVICE_CODES = ("device", "device-substituted")
 # Nothing else in the app uses it (the statement's buttons have Alt mnemonics; no Save As).
 STILL_SHORTCUT = "Ctrl+Shift+S"
+# No new frame from the victim for this long (their camera off, the video stalled): no still,
+# which would be of an old picture. The window shows 15-30 frames a second while video flows.
+STILL_STALE_S = 3.0
 
 
 class VideoView(QWidget):
@@ -159,6 +162,7 @@ class CallScreen(QWidget):
         self.still_note.setWordWrap(True)
         self.still_note.hide()
         self._still_busy = False
+        self._last_remote_at = 0.0
         self.end_button = QPushButton("&End call", self)
         self.end_button.setObjectName("endCallButton")
         self.end_button.setStyleSheet("background: #a4161a; color: white; font-weight: 600;")
@@ -270,6 +274,7 @@ class CallScreen(QWidget):
         self.recording.hide()
         self._still_busy = False
         self._last_remote = None  # a frame of an earlier call does not make a still possible
+        self._last_remote_at = 0.0
         self.still_note.hide()
         self.still_button.setEnabled(False)
         self._show_warnings()
@@ -419,15 +424,19 @@ class CallScreen(QWidget):
 
     def still_busy(self, busy: bool) -> None:
         self._still_busy = busy
-        self.still_button.setEnabled(not busy and self.appointment is not None and self._last_remote is not None)
+        self.still_button.setEnabled(not busy and self.appointment is not None and self._video_flowing())
         if busy:
             self._still_message("Taking a still…", ok=True)
 
-    def still_taken(self, exhibit: str, at_text: str | None) -> None:
-        """Feedback in the window: ``Still RJ/1 captured at 02:13``."""
+    def _video_flowing(self) -> bool:
+        return self._last_remote is not None and time.monotonic() - self._last_remote_at <= STILL_STALE_S
+
+    def still_taken(self, exhibit: str, at_text: str | None, recording_state: str = "recording") -> None:
+        """Feedback in the window: ``Still RJ/1 captured at 02:13`` (and whether the recording had stopped)."""
         self.still_busy(False)
         when = f" at {at_text}" if at_text else " (before the recording's first frame)"
-        self._still_message(f"Still {exhibit} captured{when}", ok=True)
+        note = " (the recording had stopped; the still is kept)" if recording_state == "failed" else ""
+        self._still_message(f"Still {exhibit} captured{when}{note}", ok=True)
 
     def still_failed(self, message: str) -> None:
         """A still that was not taken: said clearly, in red; the call and its recording go on."""
@@ -447,6 +456,7 @@ class CallScreen(QWidget):
         if remote is not None and remote is not self._last_remote:
             self._last_remote = remote
             self.remote.show_frame(remote)
+            self._last_remote_at = time.monotonic()
             if not self.still_button.isEnabled() and not self._still_busy:
                 self.still_button.setEnabled(True)  # the victim's video is here: a still can be taken
         local = self.engine.latest_local_preview()
@@ -455,6 +465,8 @@ class CallScreen(QWidget):
             self.local.show_frame(local)
 
     def _tick(self) -> None:
+        if self._last_remote is not None and not self._video_flowing():
+            self.still_button.setEnabled(False)  # the victim's video stopped: no still of an old picture
         s = int(time.monotonic() - self._started)
         self.timer_label.setText(f"{s // 60:02d}:{s % 60:02d}")
         self._show_recording()

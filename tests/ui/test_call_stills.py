@@ -6,7 +6,7 @@ statement panel lists them, the encrypted PNGs are in the recording's
 ``stills/`` folder and Debian's ``age`` opens them with the force escrow
 identity; the manifest lists them when the call ends and the audit log
 holds them. A still that cannot be written is said in red, audited, and the
-call goes on. Reopening the statement lists the stills again (the store).
+call goes on. When the victim's video stops, the button goes off. Reopening the statement lists the stills again (the store).
 
 ``EVR_STILL_SCREENSHOT=/some/file.png`` saves the screen with the stills
 listed (run under Xvfb at 1366x768 with ``QT_QPA_PLATFORM=xcb`` to look at it)."""
@@ -102,6 +102,12 @@ def test_capture_still_by_button_and_shortcut_lists_and_stores_the_exhibit(qtbot
         assert screen.appointment == a.id and statement.panel.stills_list.count() == 2
         stills_dir.unlink()
         blocked.rename(stills_dir)
+
+        # The victim's video stops (their camera off): no still of an old picture.
+        victim_loop.call_soon_threadsafe(victim.tracks[0].stop)
+        qtbot.waitUntil(lambda: not screen.still_button.isEnabled(), timeout=15000)
+        screen.request_still()  # the shortcut's slot: nothing happens
+        assert not screen.still_note.text().startswith("Taking")
 
         monkeypatch.setattr(QMessageBox, "exec", lambda _box: QMessageBox.StandardButton.Yes)
         qtbot.mouseClick(screen.end_button, Qt.MouseButton.LeftButton)

@@ -196,6 +196,20 @@ def test_a_still_is_the_exact_frame_at_full_size_encrypted_to_both(tmp_path, key
     assert rec.add_still({"file": "late"}) is False  # after close: not silently lost from a written manifest
 
 
+def test_the_png_text_is_utf8_and_a_standard_reader_accepts_it():
+    from io import BytesIO
+
+    from PIL import Image
+
+    frame = _frame(32, 16)
+    png = encode_png(frame, {"Exhibit": "ДИ/4", "Appointment": "appt-1"})
+    assert png_text(png) == {"Exhibit": "ДИ/4", "Appointment": "appt-1"}
+    image = Image.open(BytesIO(png))
+    image.load()  # checks every chunk's CRC
+    assert image.size == (32, 16) and image.info["EVR-Exhibit"] == "ДИ/4"
+    assert np.array_equal(np.asarray(image)[:, :, ::-1], frame[:, :, :3])
+
+
 def test_recovery_lists_the_stills_it_finds(tmp_path, keys):
     officer, escrow = keys
     rec, _ = _recorder(tmp_path / "rec", keys, seconds=1.0)
