@@ -6,7 +6,8 @@ statement panel lists them, the encrypted PNGs are in the recording's
 ``stills/`` folder and Debian's ``age`` opens them with the force escrow
 identity; the manifest lists them when the call ends and the audit log
 holds them. A still that cannot be written is said in red, audited, and the
-call goes on. When the victim's video stops, the button goes off. Reopening the statement lists the stills again (the store).
+call goes on. When the victim's video stops, the button goes off.
+Reopening the statement lists the stills again (from the store).
 
 ``EVR_STILL_SCREENSHOT=/some/file.png`` saves the screen with the stills
 listed (run under Xvfb at 1366x768 with ``QT_QPA_PLATFORM=xcb`` to look at it)."""
