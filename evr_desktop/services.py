@@ -192,8 +192,8 @@ class Session:
         self.audit = audit
         self.officer = unlocked.header.officer
         self._statements: StatementService | None = None
-        self._outbox: OutboxNotifier | None = None
         self._stills: SqliteStillRepository | None = None
+        self._outbox: OutboxNotifier | None = None
 
     @property
     def statements(self) -> StatementService:
@@ -371,37 +371,6 @@ class Session:
         for action in ended_actions(result):
             self.audit_event(Category.COLLECTION, appointment_id, action)
 
-    def recover_recordings(self) -> list[RecoveryResult]:
-        """At unlock: every recording the app did not close (killed, crashed)
-        gets its unfinalised manifest, with the authenticated prefix of the
-        open segment, and is audited. Needs the officer's identity, which only
-        this process holds."""
-        if self.recordings is None:
-            return []
-        from .domain.recording import recovered_actions
-        from .recording.manifest import read_start
-        from .recording.recover import find_unfinished, recover
-        from .vault.age import X25519Identity
-
-        folders = find_unfinished(self.recordings)
-        if not folders:
-            return []
-        identity = X25519Identity.from_string(self.vault.age_identity)
-        header = self.vault.header
-        results = []
-        for folder in folders:
-            try:
-                # recordings/<appointment id>/<recording id>/: audited against the appointment
-                appointment_id = str(read_start(folder).get("session") or folder.parent.name)
-                result = recover(folder, [identity], recipients=[header.age_recipient, header.escrow_recipient])
-                for action in recovered_actions(result.manifest_sha256):
-                    self.audit_event(Category.COLLECTION, appointment_id, action)
-            except Exception:  # noqa: BLE001 - one damaged folder must not stop the others
-                log.exception("a recording could not be recovered")
-                continue
-            results.append(result)
-        return results
-
     # -- stills (exhibits taken during the call) -------------------------------------
     @property
     def stills(self) -> SqliteStillRepository:
@@ -456,6 +425,37 @@ class Session:
     def list_stills(self, appointment_id: str) -> list[StillRecord]:
         """The appointment's stills, in the order taken."""
         return self.stills.list_for_appointment(appointment_id)
+
+    def recover_recordings(self) -> list[RecoveryResult]:
+        """At unlock: every recording the app did not close (killed, crashed)
+        gets its unfinalised manifest, with the authenticated prefix of the
+        open segment, and is audited. Needs the officer's identity, which only
+        this process holds."""
+        if self.recordings is None:
+            return []
+        from .domain.recording import recovered_actions
+        from .recording.manifest import read_start
+        from .recording.recover import find_unfinished, recover
+        from .vault.age import X25519Identity
+
+        folders = find_unfinished(self.recordings)
+        if not folders:
+            return []
+        identity = X25519Identity.from_string(self.vault.age_identity)
+        header = self.vault.header
+        results = []
+        for folder in folders:
+            try:
+                # recordings/<appointment id>/<recording id>/: audited against the appointment
+                appointment_id = str(read_start(folder).get("session") or folder.parent.name)
+                result = recover(folder, [identity], recipients=[header.age_recipient, header.escrow_recipient])
+                for action in recovered_actions(result.manifest_sha256):
+                    self.audit_event(Category.COLLECTION, appointment_id, action)
+            except Exception:  # noqa: BLE001 - one damaged folder must not stop the others
+                log.exception("a recording could not be recovered")
+                continue
+            results.append(result)
+        return results
 
     @property
     def outbox(self) -> OutboxNotifier:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QStackedWidget, QWidget
@@ -259,12 +259,12 @@ class CallController:
             self._notify_desktop("A victim is waiting", "Open EVR Desktop to start the call.")
         elif isinstance(e, ev.VictimLeft):
             self._record(e.appointment, Happening.VICTIM_LEFT)
-        elif isinstance(e, StillOutcome):
-            self._still_done(e)
         elif isinstance(e, ev.RecordingStatus):
             self._recording_status(e)
         elif isinstance(e, ev.RecordingEnded):
             self._recording_ended(e)
+        elif isinstance(e, StillOutcome):
+            self._still_done(e)
         elif isinstance(e, ev.CallStateChanged) and e.state == "connected":
             self._record(e.appointment, Happening.CALL_CONNECTED)
         elif isinstance(e, ev.CallEnded):
@@ -485,9 +485,10 @@ class CallController:
                 self._still_done(StillOutcome(session, appointment_id, exhibit, None, exc))
                 return
 
-            def done(f: Any) -> None:  # on the channel's reader thread: only the bridge from here
-                exc = f.exception()
-                bridge(StillOutcome(session, appointment_id, exhibit, None if exc else f.result(), exc))  # type: ignore[operator]
+            def done(f: object) -> None:  # on the channel's reader thread: only the bridge from here
+                exc = f.exception()  # type: ignore[attr-defined]
+                result = None if exc else f.result()  # type: ignore[attr-defined]
+                bridge(StillOutcome(session, appointment_id, exhibit, result, exc))  # type: ignore[operator]
 
             future.add_done_callback(done)
 
@@ -513,7 +514,7 @@ class CallController:
         result = outcome.result
         assert result is not None
 
-        def recorded(record: Any) -> None:
+        def recorded(record: object) -> None:
             if self.screen is not None and self.screen.appointment == appointment:
                 self.screen.still_taken(record.exhibit, None if record.at_s is None else record.at_text,
                                         record.recording_state)
@@ -564,10 +565,10 @@ class CallController:
 class StillOutcome:
     """A still's result from the media process, carried through the bridge to the GUI thread."""
 
-    session: Any
+    session: Session
     appointment: str
-    exhibit: Any  # domain.exhibit.ExhibitReference
-    result: dict[str, Any] | None
+    exhibit: ExhibitReference
+    result: dict[str, object] | None
     error: BaseException | None
 
 
