@@ -45,6 +45,7 @@ from evr_desktop.recording.stills import (
     png_text,
     write_encrypted,
 )
+from evr_desktop.store.migrations import MIGRATIONS
 from evr_desktop.store.sqlite import SqliteStore
 from evr_desktop.store.stills import SqliteStillRepository
 from evr_desktop.vault.age import X25519Identity, decrypt
@@ -55,6 +56,7 @@ from tests.unit.test_media_channel import proxy_and_child as proxy_and_child  # 
 from tests.unit.test_media_channel import raw
 
 PNG_MAGIC = b"\x89PNG"
+STILLS_MIGRATION = next(n for n, script in enumerate(MIGRATIONS, 1) if "CREATE TABLE still" in script)
 
 
 # -- the rule ---------------------------------------------------------------------------------
@@ -414,18 +416,19 @@ def test_the_proxy_checks_the_still_result_field_by_field(proxy_and_child, bad):
 
 
 def test_a_store_from_before_stills_upgrades(tmp_path):
+    assert STILLS_MIGRATION == len(MIGRATIONS)  # the last one: it is undone here by dropping its tables
     key = os.urandom(32)
     path = tmp_path / "old.sqlite3"
     SqliteStore(path, key).close()
     con = sqlite3.connect(path)
     con.execute("DROP TABLE still")
     con.execute("DROP TABLE exhibit_counter")
-    con.execute("PRAGMA user_version = 4")  # as written before migration 5
+    con.execute(f"PRAGMA user_version = {STILLS_MIGRATION - 1}")  # as written before stills
     con.commit()
     con.close()
     store = SqliteStore(path, key)
     try:
-        assert store._con.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert store._con.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
         assert SqliteStillRepository(store).next_exhibit_number("TW 9001") == 1
     finally:
         store.close()
