@@ -10,7 +10,8 @@ call goes on. When the victim's video stops, the button goes off.
 Reopening the statement lists the stills again (from the store).
 
 ``EVR_STILL_SCREENSHOT=/some/file.png`` saves the screen with the stills
-listed (run under Xvfb at 1366x768 with ``QT_QPA_PLATFORM=xcb`` to look at it)."""
+listed, and ``/some/file-error.png`` with the failed one (run under Xvfb at
+1366x768 with ``QT_QPA_PLATFORM=xcb`` to look at them)."""
 
 from __future__ import annotations
 
@@ -99,6 +100,9 @@ def test_capture_still_by_button_and_shortcut_lists_and_stores_the_exhibit(qtbot
         qtbot.mouseClick(screen.still_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: screen.still_note.text().startswith(f"No still {me}/3: "), timeout=15000)
         assert "could not be written" in screen.still_note.text() and "#a4161a" in screen.still_note.styleSheet()
+        if shot:
+            qtbot.wait(300)
+            main.window.screen().grabWindow(0).save(shot.replace(".png", "-error.png"))
         qtbot.waitUntil(lambda: "still.failed.write_error" in _actions(main, a.id), timeout=5000)
         assert screen.appointment == a.id and statement.panel.stills_list.count() == 2
         stills_dir.unlink()

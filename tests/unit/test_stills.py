@@ -254,6 +254,7 @@ def test_a_full_disk_refuses_the_still_and_loses_nothing(tmp_path, keys):
     try:
         rec = Recorder(mnt / "rec", officer_recipient=officer.recipient, escrow_recipient=escrow.recipient)
         small = capture_still(rec, _frame(64, 48), exhibit="IT/1", appointment="appt-1")
+        assert small.at_s is None and small.recording_state == "starting"  # before the recording's first frame
         # 1280x720 of noise is ~2.7 MB as PNG: it cannot fit in 256 KiB.
         with pytest.raises(OSError) as full:
             capture_still(rec, _frame(), exhibit="IT/2", appointment="appt-1")
@@ -264,6 +265,40 @@ def test_a_full_disk_refuses_the_still_and_loses_nothing(tmp_path, keys):
         assert [s["exhibit"] for s in rec.stills] == ["IT/1"]
         again = capture_still(rec, _frame(64, 48, seed=3), exhibit="IT/3", appointment="appt-1")
         assert again.name == "stills/still-0002.png.age"
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_a_still_after_the_recording_failed_is_allowed_and_says_so(tmp_path, keys):
+    """The disk filled mid-call (the recording stopped); the officer freed space: a still is
+    still encrypted to the call's recipients, timed on the recording's clock, marked failed."""
+    officer, escrow = keys
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mnt)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a size-limited tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        frames = call_frames(8.0)
+        now = [frames[0].monotonic]
+        rec = Recorder(mnt / "rec", officer_recipient=officer.recipient, escrow_recipient=escrow.recipient,
+                       clock=lambda: now[0])
+        for f in frames:
+            now[0] = f.monotonic
+            rec(f)
+        assert rec.state == "failed"
+        subprocess.run(["mount", "-o", "remount,size=8m", str(mnt)], check=True)
+        result = capture_still(rec, _frame(320, 240), exhibit="IT/5", appointment="appt-1")
+        assert result.recording_state == "failed" and result.at_s == pytest.approx(8.0, abs=0.2)
+        assert decrypt(Path(result.file).read_bytes(), [officer]).startswith(PNG_MAGIC)
+        rec.close()
+        from evr_desktop.recording.recover import find_unfinished
+
+        if find_unfinished(mnt):  # no room for the manifest at close: recovery writes it
+            recover(mnt / "rec", [officer])
+        listed = read_manifest(mnt / "rec", [escrow]).data["stills"]
+        assert [s["ciphertext_sha256"] for s in listed] == [result.ciphertext_sha256]
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
 
