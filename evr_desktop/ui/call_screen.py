@@ -207,7 +207,7 @@ class CallScreen(QWidget):
         controls = QHBoxLayout()
         for w in (self.mute_button, self.camera_button, self.reconnect_button, self.still_button):
             controls.addWidget(w)
-        controls.addWidget(self.still_note, 1)
+        controls.addWidget(self.still_note, 10)  # most of the free room: a message fits on one line
         controls.addStretch(1)
         controls.addWidget(self.end_button)
         call_area = QWidget(self)
