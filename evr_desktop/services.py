@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .config import Paths, Settings, load_settings
 from .domain.audit import Category
@@ -28,6 +28,7 @@ from .vault.kdf import KdfParams, calibrate
 if TYPE_CHECKING:
     from .audit.log import AuditLog
     from .domain import appointment as appt
+    from .domain.exhibit import ExhibitReference
     from .domain.officer import OfficerIdentity
     from .domain.recording import RecordingChoice, RecordingOutcome
     from .domain.safety import SafetyAlert, Signal
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from .store.base import AppointmentRepository
     from .store.outbox import OutboxMessage
     from .store.safety import SqliteSafety
+    from .store.stills import SqliteStillRepository, StillRecord
     from .vault.vault import ForceProvisioning, UnlockedVault, VaultHeader
 
 __all__ = ["LinkSent", "NotEligible", "Refused", "RecordingPlan", "Session", "Workspace"]
@@ -192,6 +194,7 @@ class Session:
         self.audit = audit
         self.officer = unlocked.header.officer
         self._statements: StatementService | None = None
+        self._stills: SqliteStillRepository | None = None
         self._outbox: OutboxNotifier | None = None
         self._safety: SqliteSafety | None = None
 
@@ -370,6 +373,61 @@ class Session:
 
         for action in ended_actions(result):
             self.audit_event(Category.COLLECTION, appointment_id, action)
+
+    # -- stills (exhibits taken during the call) -------------------------------------
+    @property
+    def stills(self) -> SqliteStillRepository:
+        if self._stills is None:
+            from .store.stills import SqliteStillRepository
+
+            self._stills = SqliteStillRepository(self.store)  # type: ignore[arg-type]
+        return self._stills
+
+    def begin_still(self, appointment_id: str) -> ExhibitReference:
+        """The exhibit reference for a still about to be taken (``domain.exhibit``):
+        refused unless a call with the appointment is in progress, or when the
+        officer's name gives no initials; the number is spent as it is given."""
+        from .domain.exhibit import ExhibitReference, NoInitials, initials, still_refusals
+
+        current = self.store.get(appointment_id)
+        refusals = still_refusals(current.status)
+        if refusals:
+            raise Refused(refusals)
+        try:
+            letters = initials(self.officer.name)
+        except NoInitials as exc:
+            raise Refused([str(exc)]) from None
+        return ExhibitReference(letters, self.stills.next_exhibit_number(self.officer.collar))
+
+    def record_still(self, appointment_id: str, exhibit: ExhibitReference, result: Mapping[str, Any]) -> StillRecord:
+        """A still the media process took (``capture_still``'s checked result): recorded
+        against the appointment and audited (``domain.exhibit.captured_actions``)."""
+        from .domain.exhibit import captured_actions
+        from .store.stills import StillRecord, new_still_id
+
+        record = StillRecord(
+            id=new_still_id(), appointment_id=appointment_id, officer=self.officer.collar,
+            exhibit_number=exhibit.number, exhibit=str(exhibit), taken_at=str(result["taken_at"]),
+            file=str(result["file"]), ciphertext_sha256=str(result["ciphertext_sha256"]),
+            ciphertext_size=int(result["ciphertext_size"]), plaintext_sha256=str(result["plaintext_sha256"]),
+            plaintext_size=int(result["plaintext_size"]), width=int(result["width"]), height=int(result["height"]),
+            at_s=None if result["at_s"] is None else float(result["at_s"]),
+            recording_state=str(result["recording_state"]))
+        self.stills.add(record)
+        for action in captured_actions(exhibit.number, record.ciphertext_sha256, record.at_s, record.recording_state):
+            self.audit_event(Category.COLLECTION, appointment_id, action)
+        return record
+
+    def record_still_failed(self, appointment_id: str, exhibit: ExhibitReference | None, code: str) -> None:
+        """A still that was not taken: its number (spent) and why, as codes (``domain.exhibit.failed_actions``)."""
+        from .domain.exhibit import failed_actions
+
+        for action in failed_actions(exhibit.number if exhibit is not None else None, code):
+            self.audit_event(Category.COLLECTION, appointment_id, action)
+
+    def list_stills(self, appointment_id: str) -> list[StillRecord]:
+        """The appointment's stills, in the order taken."""
+        return self.stills.list_for_appointment(appointment_id)
 
     def recover_recordings(self) -> list[RecoveryResult]:
         """At unlock: every recording the app did not close (killed, crashed)

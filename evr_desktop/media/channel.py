@@ -69,6 +69,9 @@ PARENT_SENDS: Spec = {
     # two public age recipients, never a key. The reply fails when recording is refused.
     "record_start": {**_ID, **_APPT, "folder": ((str,), True), "officer_recipient": ((str,), True),
                      "escrow_recipient": ((str,), True)},
+    # Take the victim's current frame as exhibit ``exhibit`` (e.g. "RJ/1") into the call's
+    # recording folder; the reply's result is ``STILL_RESULT`` (proxy.py checks it field by field).
+    "capture_still": {**_ID, **_APPT, "exhibit": ((str,), True)},
     "protocol-error": {"code": ((str,), True), "detail": ((str,), True)},
 }
 
@@ -81,6 +84,13 @@ CHILD_SENDS: Spec = {
     "recording_status": {**_APPT, "state": ((str,), True), "message": ((str,), True)},
     "recording_ended": {**_APPT, "result": ((dict,), True)},
     "protocol-error": {"code": ((str,), True), "detail": ((str,), True)},
+}
+
+# ``capture_still``'s reply result: name -> accepted types (a bool is not a number here; None is JSON null).
+STILL_RESULT_FIELDS: Mapping[str, tuple[type | None, ...]] = {
+    "file": (str,), "name": (str,), "exhibit": (str,), "ciphertext_sha256": (str,), "ciphertext_size": (int,),
+    "plaintext_sha256": (str,), "plaintext_size": (int,), "width": (int,), "height": (int,),
+    "at_s": (float, int, None), "taken_at": (str,), "recording_state": (str,),
 }
 
 

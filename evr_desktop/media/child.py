@@ -34,7 +34,7 @@ from typing import Any
 
 from ..call import events as ev
 from ..recording.router import RecordingRouter
-from .channel import PARENT_SENDS, Channel, ChannelClosed, ProtocolError
+from .channel import PARENT_SENDS, STILL_RESULT_FIELDS, Channel, ChannelClosed, ProtocolError
 from .frames import FrameSlot
 
 log = logging.getLogger("evr_desktop.media")
@@ -181,6 +181,25 @@ class MediaChild:
         for thread in self._closing:
             thread.join(timeout)
 
+    # -- stills ---------------------------------------------------------------------------
+
+    def capture_still(self, appointment: str, exhibit: str) -> dict[str, Any]:
+        """The victim's newest frame, at the size it was received, as an encrypted
+        PNG in the call's recording folder (recording/stills.py). Runs on a thread
+        of its own: the PNG encoding and the fsyncs never hold the engine's loop."""
+        from ..recording.stills import StillRefused, capture_still
+
+        if not exhibit or len(exhibit) > 40:
+            raise ValueError("an exhibit reference of 1 to 40 characters is needed")
+        session = getattr(self.engine, "session", None)
+        if session is not None and session(appointment) is None:
+            raise StillRefused("not in a call with this appointment: a still needs the call in progress")
+        frame = self.engine.latest_remote_bgra(appointment)  # never scaled; never changed once published
+        recorder = self.router.get(appointment) if self.router is not None else None
+        result = capture_still(recorder, frame, exhibit=exhibit, appointment=appointment)
+        log.info("media: still %s taken for %s (%dx%d)", result.exhibit, appointment, result.width, result.height)
+        return {name: getattr(result, name) for name in STILL_RESULT_FIELDS}
+
     def on_frame(self, key: str) -> None:
         """Display thread: the newest remote frame into shared memory, then the wake-up."""
         appointment = key.removeprefix("remote:")
@@ -251,6 +270,10 @@ class MediaChild:
         elif kind == "record_start":
             self.reply_now(msg_id, lambda: self.record_start(m["appointment"], m["folder"], m["officer_recipient"],
                                                              m["escrow_recipient"]))
+        elif kind == "capture_still":
+            threading.Thread(target=self.reply_now,
+                             args=(msg_id, lambda: self.capture_still(m["appointment"], m["exhibit"])),
+                             name="still", daemon=True).start()
         elif kind == "restart_ice":
             self.reply_when_done(msg_id, engine.restart_ice(m["appointment"]))
         elif kind == "call_info":

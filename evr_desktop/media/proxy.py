@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from ..call import events as ev
-from .channel import CHILD_SENDS, Channel, ChannelClosed, ProtocolError
+from .channel import CHILD_SENDS, STILL_RESULT_FIELDS, Channel, ChannelClosed, ProtocolError, _is
 from .frames import LOCAL_MAX, REMOTE_MAX, FrameSlot
 
 log = logging.getLogger("evr_desktop.media")
@@ -128,6 +128,29 @@ def recording_ended_from(m: dict[str, Any]) -> ev.RecordingEnded:
         if isinstance(value, bool) and bool not in types or not isinstance(value, tuple(t for t in types if t)):
             raise ProtocolError("bad-fields", f"recording_ended: result {name} has the wrong type")
     return ev.RecordingEnded(appointment=m["appointment"], **{**result, "duration_s": float(result["duration_s"])})
+
+
+_SHA256_HEX = frozenset("0123456789abcdef")
+
+
+def still_result_from(result: Any) -> dict[str, Any]:
+    """``capture_still``'s reply result, checked field by field (``channel.STILL_RESULT_FIELDS``):
+    exactly those fields, of their types, hashes as 64 hex digits, sizes and dimensions positive."""
+    if not isinstance(result, dict) or set(result) != set(STILL_RESULT_FIELDS):
+        raise ProtocolError("bad-fields", "capture_still: result fields missing or unexpected")
+    for name, types in STILL_RESULT_FIELDS.items():
+        value = result[name]
+        if not _is(value, types):
+            raise ProtocolError("bad-fields", f"capture_still: result {name} has the wrong type")
+    for name in ("ciphertext_sha256", "plaintext_sha256"):
+        if len(result[name]) != 64 or not set(result[name]) <= _SHA256_HEX:
+            raise ProtocolError("bad-fields", f"capture_still: result {name} is not a SHA-256")
+    for name in ("ciphertext_size", "plaintext_size", "width", "height"):
+        if result[name] <= 0:
+            raise ProtocolError("bad-fields", f"capture_still: result {name} is not positive")
+    if result["at_s"] is not None and result["at_s"] < 0:
+        raise ProtocolError("bad-fields", "capture_still: result at_s is negative")
+    return dict(result)
 
 
 def event_from(name: str, fields: dict[str, Any]) -> ev.Event:
@@ -584,6 +607,27 @@ class MediaEngine:
         or an ``OSError``'s kind and sentence)."""
         return self._calls.command("record_start", appointment=appointment, folder=folder,
                                   officer_recipient=officer_recipient, escrow_recipient=escrow_recipient)
+
+    def capture_still(self, appointment: str, exhibit: str) -> concurrent.futures.Future:
+        """Take the victim's current frame as exhibit ``exhibit`` (in the media process);
+        the future's result is the checked dict of ``still_result_from``. It fails with
+        ``CommandFailed`` (kind ``NoFrame``, ``StillRefused``, ``OSError``...) or ``ProtocolError``."""
+        raw = self._calls.command("capture_still", appointment=appointment, exhibit=exhibit)
+        checked: concurrent.futures.Future = concurrent.futures.Future()
+        checked.set_running_or_notify_cancel()
+
+        def done(f: concurrent.futures.Future) -> None:
+            exc = f.exception()
+            if exc is not None:
+                checked.set_exception(exc)
+                return
+            try:
+                checked.set_result(still_result_from(f.result()))
+            except ProtocolError as bad:
+                checked.set_exception(bad)
+
+        raw.add_done_callback(done)
+        return checked
 
     def restart_ice(self, appointment: str) -> concurrent.futures.Future:
         return self._calls.command("restart_ice", appointment=appointment)

@@ -196,6 +196,7 @@ class Recorder:
         self._last_ms = 0
         self._container: Any = None
         self.counts = _Counts()
+        self.stills: list[dict[str, Any]] = []  # stills taken during the call (recording/stills.py), for the manifest
         self.state = STARTING
         self.error: str | None = None
         self.writer = SegmentWriter(self.folder, recipients, fsync=fsync)
@@ -240,6 +241,20 @@ class Recorder:
         what = "can't talk freely" if kind in ("cant-talk", "cant_talk", "cannot-talk") else kind
         if self._add_text(f"[Victim signal: {what} — {'ON' if held else 'cleared'}]", at):
             self.counts.flags += 1
+
+    def elapsed(self) -> float | None:
+        """Seconds on the recording's clock now (its first frame is 0); None before the first frame."""
+        with self._lock:
+            return None if self._t0 is None else max(0.0, self._clock() - self._t0)
+
+    def add_still(self, entry: dict[str, Any]) -> bool:
+        """List a still (``recording/stills.py``) in the manifest written at ``close()``.
+        False once the recording is closed (its manifest is written already)."""
+        with self._lock:
+            if self.state == CLOSED:
+                return False
+            self.stills.append(dict(entry))
+            return True
 
     def close(self, reason: str = "") -> RecordingResult:
         """End the recording: flush the muxer, finalise the last segment,
@@ -488,4 +503,5 @@ class Recorder:
             ] + [{"index": 4, "title": "chat and victim signals", "kind": "text", "codec": "S_TEXT/UTF8",
                   "chat": self.counts.chat, "flags": self.counts.flags}],
             "segments": [s.to_json() for s in self.writer.segments],
+            "stills": list(self.stills),
         }

@@ -23,6 +23,7 @@ from ..vault.age import AgeError, HeaderError, Identity, decrypt_prefix
 from .ebml import ClusterTracker
 from .manifest import MANIFEST_FILE, MANIFEST_FORMAT, START_FILE, read_start, write_manifest
 from .segments import SegmentInfo, segment_name
+from .stills import list_stills
 
 _HEADER_CUT_LIMIT = 1024  # our headers (two X25519 stanzas) are ~250 bytes
 DEFAULT_REASON = "the app stopped before the recording was closed (recovered at the next unlock)"
@@ -122,6 +123,8 @@ def recover(folder: Path, identities: Sequence[Identity], *, recipients: Sequenc
         "container": "matroska",
         "problems": problems,
         "segments": [i.to_json() for i in infos],
+        # Stills taken before the crash (recording/stills.py): each file's hashes, and what its PNG says it is.
+        "stills": list_stills(folder, identities),
     }
     digest = write_manifest(folder, data, list(recipients or start["recipients"]))
     return RecoveryResult(folder, digest, len(infos), sum(1 for i in infos if i.complete), recovered,

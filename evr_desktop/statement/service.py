@@ -65,6 +65,7 @@ class OpenedStatement:
     signed: SignedInfo | None = None
     appointment_id: str | None = None
     rear_page: SignedInfo | None = None  # the separately signed restricted rear page, if there is one
+    stills: tuple[Any, ...] = ()  # the appointment's stills (store.stills.StillRecord), listed in the panel
 
     def with_version(self, number: int) -> OpenedStatement:
         return replace(self, version_number=number)
@@ -215,7 +216,8 @@ class StatementService:
         statement_id = self.repo.create(statement_type, appointment_id)
         self._audit(Category.COLLECTION, statement_id, "statement.create")
         label = "Victim Personal Statement" if statement_type is StatementType.VPS else "Statement"
-        return OpenedStatement(statement_id, f"{label} — {a.urn}", content, None, None, appointment_id)
+        return OpenedStatement(statement_id, f"{label} — {a.urn}", content, None, None, appointment_id,
+                               stills=self._stills(appointment_id))
 
     def open_standalone(self, statement_type: StatementType = StatementType.WITNESS) -> OpenedStatement:
         """Offline drafting with no appointment (the officer fills everything)."""
@@ -240,8 +242,16 @@ class StatementService:
         content = latest.content if latest else StatementContent()
         return OpenedStatement(
             statement_id, _title(content), content, latest.number if latest else None, signed, summary.appointment_id,
-            rear,
+            rear, stills=self._stills(summary.appointment_id),
         )
+
+    def _stills(self, appointment_id: str | None) -> tuple[Any, ...]:
+        """The stills taken in the appointment's calls, for the panel (none without an appointment)."""
+        if appointment_id is None:
+            return ()
+        from ..store.stills import SqliteStillRepository
+
+        return tuple(SqliteStillRepository(self.session.store).list_for_appointment(appointment_id))  # type: ignore[arg-type]
 
     # -- drafting ----------------------------------------------------------------
     def save(self, statement_id: str, content: StatementContent, reason: str = "") -> StatementVersion | None:

@@ -190,6 +190,53 @@ MIGRATIONS: list[str] = [
         SELECT RAISE(ABORT, 'a safety signal is never deleted');
     END;
     """,
+    # 6: stills taken during a call (store/stills.py, domain/exhibit.py). The
+    # officer's exhibit counter only ever goes up, so a number is never given
+    # twice, even to a still that failed; a still's record is written once and
+    # never changed or deleted (the file it names is evidence). The details
+    # (file, hashes, sizes, time in the recording) are AES-256-GCM bound to
+    # still:ID:details; the appointment, the officer, the number and the time
+    # taken are plain, as for statements.
+    """
+    CREATE TABLE exhibit_counter (
+        officer TEXT PRIMARY KEY,   -- collar or warrant number
+        last_number INTEGER NOT NULL CHECK (last_number >= 1)
+    );
+    CREATE TRIGGER exhibit_counter_only_up BEFORE UPDATE ON exhibit_counter
+    WHEN NEW.last_number <= OLD.last_number OR NEW.officer != OLD.officer
+    BEGIN
+        SELECT RAISE(ABORT, 'exhibit numbers only go up: a number is never given twice');
+    END;
+    CREATE TRIGGER exhibit_counter_no_delete BEFORE DELETE ON exhibit_counter
+    BEGIN
+        SELECT RAISE(ABORT, 'exhibit numbers only go up: the counter is never deleted');
+    END;
+    CREATE TABLE still (
+        id TEXT PRIMARY KEY,
+        appointment_id TEXT NOT NULL,
+        officer TEXT NOT NULL,
+        exhibit_number INTEGER NOT NULL,
+        exhibit TEXT NOT NULL,      -- the reference as shown, e.g. RJ/1
+        taken_at TEXT NOT NULL,     -- ISO 8601 UTC
+        details BLOB NOT NULL,      -- AES-256-GCM, bound to still:ID:details
+        UNIQUE (officer, exhibit_number)
+    );
+    CREATE INDEX still_appointment ON still(appointment_id);
+    CREATE TRIGGER still_no_update BEFORE UPDATE ON still
+    BEGIN
+        SELECT RAISE(ABORT, 'a still is evidence: its record is never changed');
+    END;
+    CREATE TRIGGER still_no_delete BEFORE DELETE ON still
+    BEGIN
+        SELECT RAISE(ABORT, 'a still is evidence: its record is never deleted');
+    END;
+    CREATE TRIGGER still_number_was_given BEFORE INSERT ON still
+    WHEN NOT EXISTS (
+        SELECT 1 FROM exhibit_counter WHERE officer = NEW.officer AND last_number >= NEW.exhibit_number)
+    BEGIN
+        SELECT RAISE(ABORT, 'a still takes an exhibit number the counter gave');
+    END;
+    """,
 ]
 
 

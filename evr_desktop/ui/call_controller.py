@@ -26,6 +26,7 @@ from .operations import Operation, Worker
 
 if TYPE_CHECKING:
     from ..call.embedded import EmbeddedCalls
+    from ..domain.exhibit import ExhibitReference
     from ..media.proxy import MediaCalls
     from ..services import LinkSent, RecordingPlan, Session
     from .call_screen import CallScreen
@@ -274,6 +275,8 @@ class CallController:
             self._recording_status(e)
         elif isinstance(e, ev.RecordingEnded):
             self._recording_ended(e)
+        elif isinstance(e, StillOutcome):
+            self._still_done(e)
         elif isinstance(e, ev.CallStateChanged) and e.state == "connected":
             self._record(e.appointment, Happening.CALL_CONNECTED)
         elif isinstance(e, ev.CallEnded):
@@ -508,6 +511,76 @@ class CallController:
         if not outcome.finalised:
             self._status("The recording was closed unfinalised; what was recorded is kept.", 15000)
 
+    # -- stills ------------------------------------------------------------------------
+    def capture_still(self, appointment_id: str) -> None:
+        """"Capture still": the session gives the exhibit reference (refused without a
+        call in progress), the media process takes and encrypts the frame, the session
+        records and audits it; the window and the statement panel show it. A failure
+        is said in the window and audited; the number given stays spent."""
+        session, calls, screen, bridge = self.host.session(), self.embedded, self.screen, self._bridge
+        if session is None or screen is None or bridge is None:
+            return
+        capture = getattr(calls.engine, "capture_still", None) if calls is not None and calls.engine else None
+        if capture is None:
+            screen.still_failed("No still: stills need the separate video process, and video runs inside the app.")
+            return
+
+        def allocated(exhibit: ExhibitReference) -> None:
+            if self.host.session() is not session:
+                return
+            try:
+                future = capture(appointment_id, str(exhibit))
+            except Exception as exc:  # noqa: BLE001 - told in the window, like a failed capture
+                self._still_done(StillOutcome(session, appointment_id, exhibit, None, exc))
+                return
+
+            def done(f: object) -> None:  # on the channel's reader thread: only the bridge from here
+                exc = f.exception()  # type: ignore[attr-defined]
+                result = None if exc else f.result()  # type: ignore[attr-defined]
+                bridge(StillOutcome(session, appointment_id, exhibit, result, exc))  # type: ignore[operator]
+
+            future.add_done_callback(done)
+
+        def refused(exc: BaseException) -> None:
+            if self.screen is not None:
+                self.screen.still_failed(f"No still: {_still_reason(exc)}")
+
+        Operation(self.host.worker, self.host.window, lambda: session.begin_still(appointment_id)).success(
+            allocated).failure(refused).run()
+
+    def _still_done(self, outcome: StillOutcome) -> None:
+        from ..domain.exhibit import failure_code
+
+        session, appointment = outcome.session, outcome.appointment
+        screen = self.screen if self.screen is not None and self.screen.appointment == appointment else None
+        if outcome.error is not None:
+            exc = outcome.error
+            code = failure_code(getattr(exc, "kind", type(exc).__name__), str(exc))
+            self._run(lambda: session.record_still_failed(appointment, outcome.exhibit, code), lambda _r: None)
+            if screen is not None:
+                screen.still_failed(f"No still {outcome.exhibit}: {_still_reason(exc)}")
+            return
+        result = outcome.result
+        assert result is not None
+
+        def recorded(record: object) -> None:
+            if self.screen is not None and self.screen.appointment == appointment:
+                self.screen.still_taken(record.exhibit, None if record.at_s is None else record.at_text,
+                                        record.recording_state)
+            statement = self.host.statement_screen()
+            opened = getattr(statement, "opened", None)
+            if statement is not None and getattr(opened, "appointment_id", None) == appointment:
+                statement.panel.add_still(record)
+
+        def not_recorded(exc: BaseException) -> None:
+            log.error("a still was taken but could not be recorded: %s", type(exc).__name__)
+            if self.screen is not None:
+                self.screen.still_failed(f"Still {outcome.exhibit} was saved but could not be listed: {exc}")
+
+        Operation(self.host.worker, self.host.window,
+                  lambda: session.record_still(appointment, outcome.exhibit, result)).success(recorded).failure(
+            not_recorded).run()
+
     def _open_call(self, a: Appointment, plan: RecordingPlan | BaseException | None = None) -> None:
         calls = self.embedded
         assert calls is not None and calls.engine is not None
@@ -517,6 +590,7 @@ class CallController:
         if self.screen is None:
             self.screen = CallScreen(calls.engine, self.host.window)
             self.screen.ended.connect(self._call_ended)
+            self.screen.still_requested.connect(self.capture_still)
             self.screen.set_speaker_note(calls.speaker_note)  # shown in the call, not only the status bar
             self.host.stack.addWidget(self.screen)
         screen = self.screen
@@ -534,6 +608,35 @@ class CallController:
         if screen is not None and self.screen is not None and screen.parent() is not stack:
             stack.addWidget(screen)  # undock: go on with the statement after the call
             stack.setCurrentWidget(screen)
+
+
+@dataclass(frozen=True)
+class StillOutcome:
+    """A still's result from the media process, carried through the bridge to the GUI thread."""
+
+    session: Session
+    appointment: str
+    exhibit: ExhibitReference
+    result: dict[str, object] | None
+    error: BaseException | None
+
+
+def _still_reason(exc: BaseException) -> str:
+    """Why a still was not taken, in plain words (no path, no error number)."""
+    from ..domain.exhibit import failure_code
+
+    kind, text = getattr(exc, "kind", type(exc).__name__), str(exc)
+    code = failure_code(kind, text)
+    if code == "disk_full":
+        return "the disk is full. The call and what was recorded so far are not affected; free some space."
+    if code == "no_frame":
+        return "there is no video from the victim yet."
+    if code == "write_error":
+        return "the recording folder could not be written."
+    if code == "media_unavailable":
+        return "the video part of the app is restarting."
+    reasons = getattr(exc, "reasons", None)
+    return " ".join(reasons) if reasons else (text.strip() or kind)
 
 
 def _recording_reason(exc: BaseException) -> str:

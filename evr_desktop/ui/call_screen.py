@@ -40,6 +40,11 @@ FRAME_INTERVAL_MS = 16
 SPLITTER_KEY = "call/statement"
 # Engine errors about the camera, microphone or speaker: shown in the call's warning strip.
 DEVICE_CODES = ("device", "device-substituted")
+# Nothing else in the app uses it (the statement's buttons have Alt mnemonics; no Save As).
+STILL_SHORTCUT = "Ctrl+Shift+S"
+# No new frame from the victim for this long (their camera off, the video stalled): no still,
+# which would be of an old picture. The window shows 15-30 frames a second while video flows.
+STILL_STALE_S = 3.0
 
 
 class VideoView(QWidget):
@@ -93,6 +98,7 @@ class VideoView(QWidget):
 
 class CallScreen(QWidget):
     ended = Signal(str)  # appointment id
+    still_requested = Signal(str)  # appointment id: "Capture still" (the call controller takes it)
     _remote_frame = Signal()  # emitted on the engine's display thread; queued here
     _chat_results = Signal(int, object)  # (line number, exception or None): from the engine's thread, queued
 
@@ -145,6 +151,18 @@ class CallScreen(QWidget):
         self.reconnect_button = QPushButton("&Reconnect", self)
         self.reconnect_button.setObjectName("reconnectButton")
         self.reconnect_button.setToolTip("After a network change: restart the connection (ICE restart)")
+        # "Capture still": the victim's current frame, at full size, as an exhibit (no
+        # mnemonic: Alt+S is the docked statement's Sign…). Enabled only with victim video.
+        self.still_button = QPushButton("Capture still", self)
+        self.still_button.setObjectName("stillButton")
+        self.still_button.setToolTip(f"Take the victim's current picture as an exhibit ({STILL_SHORTCUT})")
+        self.still_button.setEnabled(False)
+        self.still_note = QLabel("", self)
+        self.still_note.setObjectName("stillNote")
+        self.still_note.setWordWrap(True)
+        self.still_note.hide()
+        self._still_busy = False
+        self._last_remote_at = 0.0
         self.end_button = QPushButton("&End call", self)
         self.end_button.setObjectName("endCallButton")
         self.end_button.setStyleSheet("background: #a4161a; color: white; font-weight: 600;")
@@ -187,8 +205,9 @@ class CallScreen(QWidget):
         bottom.addWidget(self.local, 0, Qt.AlignmentFlag.AlignTop)
         bottom.addLayout(chat_column, 1)
         controls = QHBoxLayout()
-        for w in (self.mute_button, self.camera_button, self.reconnect_button):
+        for w in (self.mute_button, self.camera_button, self.reconnect_button, self.still_button):
             controls.addWidget(w)
+        controls.addWidget(self.still_note, 10)  # most of the free room: a message fits on one line
         controls.addStretch(1)
         controls.addWidget(self.end_button)
         call_area = QWidget(self)
@@ -215,9 +234,10 @@ class CallScreen(QWidget):
         self.camera_button.clicked.connect(self.toggle_camera)
         self.end_button.clicked.connect(self.ask_to_end)
         self.reconnect_button.clicked.connect(self.reconnect)
+        self.still_button.clicked.connect(self.request_still)
         self.chat_input.returnPressed.connect(self.send_chat)
         for keys, slot in (("Ctrl+Shift+M", self.toggle_mute), ("Ctrl+Shift+V", self.toggle_camera),
-                           ("Ctrl+Shift+E", self.ask_to_end)):
+                           ("Ctrl+Shift+E", self.ask_to_end), (STILL_SHORTCUT, self.request_still)):
             QShortcut(QKeySequence(keys), self, activated=slot)
         self._frames = QTimer(self)
         self._frames.setInterval(FRAME_INTERVAL_MS)
@@ -252,6 +272,11 @@ class CallScreen(QWidget):
         self._recording_since = None
         self._recording_note = ""
         self.recording.hide()
+        self._still_busy = False
+        self._last_remote = None  # a frame of an earlier call does not make a still possible
+        self._last_remote_at = 0.0
+        self.still_note.hide()
+        self.still_button.setEnabled(False)
         self._show_warnings()
         self.flag.hide()
         self.code.setText("Verification code: …")
@@ -295,6 +320,7 @@ class CallScreen(QWidget):
         self.engine.frame_listener = None
         self._recording_since = None
         self.recording.hide()
+        self.still_button.setEnabled(False)
         self._frames.stop()
         self._clock.stop()
         self.state.setText(text)
@@ -387,6 +413,42 @@ class CallScreen(QWidget):
         self.recording.setText(f"● Recording {s // 60:02d}:{s % 60:02d}")
         self.recording.show()
 
+    # -- stills -----------------------------------------------------------------------
+    def request_still(self) -> None:
+        """The button or its shortcut: ask for a still of the victim's current frame
+        (only with victim video, one at a time; the controller takes it)."""
+        if self.appointment is None or not self.still_button.isEnabled() or self._still_busy:
+            return
+        self.still_busy(True)
+        self.still_requested.emit(self.appointment)
+
+    def still_busy(self, busy: bool) -> None:
+        self._still_busy = busy
+        self.still_button.setEnabled(not busy and self.appointment is not None and self._video_flowing())
+        if busy:
+            self._still_message("Taking a still…", ok=True)
+
+    def _video_flowing(self) -> bool:
+        return self._last_remote is not None and time.monotonic() - self._last_remote_at <= STILL_STALE_S
+
+    def still_taken(self, exhibit: str, at_text: str | None, recording_state: str = "recording") -> None:
+        """Feedback in the window: ``Still RJ/1 captured at 02:13`` (and whether the recording had stopped)."""
+        self.still_busy(False)
+        when = f" at {at_text}" if at_text else " (before the recording's first frame)"
+        note = " (the recording had stopped; the still is kept)" if recording_state == "failed" else ""
+        self._still_message(f"Still {exhibit} captured{when}{note}", ok=True)
+
+    def still_failed(self, message: str) -> None:
+        """A still that was not taken: said clearly, in red; the call and its recording go on."""
+        self.still_busy(False)
+        self._still_message(message, ok=False)
+
+    def _still_message(self, text: str, ok: bool) -> None:
+        self.still_note.setText(text)
+        self.still_note.setStyleSheet("color: #1b5e20; font-weight: 600;" if ok else
+                                      "color: white; background: #a4161a; font-weight: 700; padding: 2px 6px;")
+        self.still_note.show()
+
     def _pull_frames(self) -> None:
         if self.appointment is None:
             return
@@ -394,12 +456,17 @@ class CallScreen(QWidget):
         if remote is not None and remote is not self._last_remote:
             self._last_remote = remote
             self.remote.show_frame(remote)
+            self._last_remote_at = time.monotonic()
+            if not self.still_button.isEnabled() and not self._still_busy:
+                self.still_button.setEnabled(True)  # the victim's video is here: a still can be taken
         local = self.engine.latest_local_preview()
         if local is not None and local is not self._last_local:
             self._last_local = local
             self.local.show_frame(local)
 
     def _tick(self) -> None:
+        if self._last_remote is not None and not self._video_flowing():
+            self.still_button.setEnabled(False)  # the victim's video stopped: no still of an old picture
         s = int(time.monotonic() - self._started)
         self.timer_label.setText(f"{s // 60:02d}:{s % 60:02d}")
         self._show_recording()

@@ -9,7 +9,9 @@ come from ``domain.statement.missing_before_signing``; the panel only shows them
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
+from typing import Any
 
 from PySide6.QtCore import QDate, QDateTime, QEvent, QObject, Qt, QTime, Signal
 from PySide6.QtGui import QStandardItem, QStandardItemModel
@@ -23,6 +25,8 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListView,
+    QListWidget,
+    QListWidgetItem,
     QPlainTextEdit,
     QScrollArea,
     QSplitter,
@@ -31,6 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..domain.exhibit import recording_time
 from ..domain.statement import (
     ANSWER_LABELS,
     Field,
@@ -94,6 +99,20 @@ def _iso(w: QDateTimeEdit, stored: str) -> str:
         return f"{d.year():04d}-{d.month():02d}-{d.day():02d}"
     t = value.time()
     return f"{d.year():04d}-{d.month():02d}-{d.day():02d}T{t.hour():02d}:{t.minute():02d}"
+
+
+def _size(n: int) -> str:
+    return f"{n / 1_000_000:.1f} MB" if n >= 1_000_000 else f"{max(1, round(n / 1000))} KB"
+
+
+def still_line(still: Any) -> str:
+    """How the panel lists a still: ``RJ/1 · 02:13 in the recording · 1280×720 · 412 KB``."""
+    at = getattr(still, "at_s", None)
+    when = "before the recording's first frame" if at is None else f"{recording_time(at)} in the recording"
+    state = getattr(still, "recording_state", "")
+    note = "  (the recording had stopped)" if state == "failed" else ""
+    return (f"{getattr(still, 'exhibit', '?')} · {when} · {getattr(still, 'width', 0)}×{getattr(still, 'height', 0)}"
+            f" · {_size(int(getattr(still, 'ciphertext_size', 0) or 0))}{note}")
 
 
 class _FieldEditor:
@@ -304,9 +323,24 @@ class StatementPanel(QWidget):
         self.missing_list.setObjectName("missingList")
         self.missing_list.setStyleSheet("color: #8a5a00;")
 
+        # -- stills taken in the call (exhibits) ---------------------------------------
+        # Under the tabs, so they stay in view beside the video whichever tab is open;
+        # hidden while there are none. Read from the store, so they survive reopening.
+        self.stills_heading = QLabel("Stills (exhibits)", self)
+        self.stills_heading.setObjectName("stillsHeading")
+        self.stills_heading.setStyleSheet("font-weight: 600;")
+        self.stills_list = QListWidget(self)
+        self.stills_list.setObjectName("stillsList")
+        self.stills_list.setMaximumHeight(76)
+        self.stills_list.setToolTip("Stills of the victim's video taken during the call, encrypted as evidence.")
+        self.stills_heading.hide()
+        self.stills_list.hide()
+
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tabs, 1)
+        layout.addWidget(self.stills_heading)
+        layout.addWidget(self.stills_list)
         layout.addWidget(self.missing)
         layout.addWidget(self.missing_list)
 
@@ -413,6 +447,32 @@ class StatementPanel(QWidget):
                 self.prompt_model.appendRow(item)
         if not self._loading:
             self._edited()
+
+    # -- stills ----------------------------------------------------------------------
+    def set_stills(self, stills: Iterable[Any]) -> None:
+        """The appointment's stills (``store.stills.StillRecord``s), in the order taken."""
+        self.stills_list.clear()
+        for still in stills:
+            self.add_still(still)
+        self._show_stills()
+
+    def add_still(self, still: Any) -> None:
+        """One still more (taken just now in the call)."""
+        item = QListWidgetItem(still_line(still))
+        item.setData(Qt.ItemDataRole.UserRole, getattr(still, "exhibit", ""))
+        item.setToolTip(f"SHA-256 of the encrypted file: {getattr(still, 'ciphertext_sha256', '')}")
+        self.stills_list.addItem(item)
+        self.stills_list.scrollToBottom()
+        self._show_stills()
+
+    def still_lines(self) -> list[str]:
+        return [self.stills_list.item(i).text() for i in range(self.stills_list.count())]
+
+    def _show_stills(self) -> None:
+        n = self.stills_list.count()
+        self.stills_heading.setText(f"Stills (exhibits): {n}")
+        self.stills_heading.setVisible(bool(n))
+        self.stills_list.setVisible(bool(n))
 
     # -- state ---------------------------------------------------------------------
     def set_read_only(self, read_only: bool) -> None:

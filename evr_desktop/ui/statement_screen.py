@@ -143,6 +143,7 @@ class StatementScreen(QWidget):
         self._dirty = False
         self._amend_reason = ""
         self.panel.set_content(opened.content)
+        self.panel.set_stills(opened.stills)
         self.last_saved = opened.content if opened.version_number else None
         self.title.setText(opened.title)
         self._show_state()
@@ -188,6 +189,7 @@ class StatementScreen(QWidget):
         self._amend_reason = ""
         self.last_saved = None
         self.panel.set_content(StatementContent())
+        self.panel.set_stills(())
         self.title.clear()
         self.status.clear()
 

@@ -392,6 +392,9 @@ def test_migration_three_is_appended_and_an_old_store_upgrades(tmp_path):
     con = sqlite3.connect(path)
     con.execute("DROP TABLE outbox")
     con.execute("DROP TABLE IF EXISTS statement_rear_page")  # migration 4 and later
+    con.execute("DROP TABLE IF EXISTS safety_alert")  # migration 5
+    con.execute("DROP TABLE IF EXISTS still")  # migration 6
+    con.execute("DROP TABLE IF EXISTS exhibit_counter")
     con.execute("PRAGMA user_version = 2")  # as a store written before this release
     con.commit()
     con.close()
