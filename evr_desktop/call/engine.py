@@ -51,8 +51,17 @@ from aiortc.sdp import candidate_from_sdp
 from .. import wire
 from ..capture.devices import SourceChoice, choose_sources
 from ..capture.tracks import AudioSourceTrack, VideoSourceTrack
-from ..domain.verification import NoFingerprint, check_commitment, is_commitment, verification_code
+from ..domain.verification import (
+    FingerprintMismatch,
+    NoFingerprint,
+    check_commitment,
+    code_from_fingerprints,
+    fingerprint_set,
+    is_commitment,
+    sha256_fingerprint,
+)
 from . import events as ev
+from .dtls import PeerUnknown, dtls_peer_fingerprints
 from .ice import set_host_addresses
 from .jitter import use_marker_jitter_buffer
 from .netwatch import NetworkWatcher
@@ -65,6 +74,12 @@ MAX_CHAT = 4000
 
 COMMIT_MISMATCH = ("The victim's connection did not match what their phone announced; someone "
                    "may be interfering. The call was stopped — send a new link.")
+FINGERPRINT_MISMATCH = ("The victim's answer carried conflicting security fingerprints, as someone "
+                        "interfering with the connection would send. The call was stopped — send a new link.")
+VICTIM_SAW_INTERFERENCE = ("The victim's phone stopped the call: the connection did not match what your app "
+                           "announced, so someone may be interfering. Send a new link.")
+DTLS_MISMATCH = ("The encrypted connection was made with a different key from the one the victim's "
+                 "phone announced; someone may be in the middle. The call was stopped — send a new link.")
 
 
 class CommitTimeout(Exception):
@@ -363,6 +378,8 @@ class CallSession:
         self.channel = None
         self.state = "new"
         self.code: str | None = None
+        self._expected_peer: str | None = None  # the SHA-256 the victim's answer announced
+        self._verified: object = None  # the peer connection whose DTLS peer was checked
         self.closed = False
         self.frames_in = {"video": 0, "audio": 0}
         self.remote_resolution: tuple[int, int] | None = None
@@ -442,6 +459,9 @@ class CallSession:
             state = pc.connectionState
             if state == "connected":
                 self._mark("connected")
+                await self._verify_peer(pc)
+                if self.closed or self.pc is not pc:
+                    return
             self._set_state(state)
             if state == "failed":
                 self._spawn(self._restart_if_lost(pc, 0.0))
@@ -524,6 +544,16 @@ class CallSession:
             return
         self._mark("answer")
         # Checked before the answer is applied: an impostor's DTLS never starts.
+        try:
+            fingerprint_set(sdp)  # every m-section the same single set (domain/verification.py)
+        except FingerprintMismatch:
+            log.warning("call %s: the answer's m-sections carry different fingerprints; call stopped",
+                        self.appointment)
+            await self.stop_setup(FINGERPRINT_MISMATCH, "fingerprint-mismatch", "verification-failed",
+                                  send_bye=True)
+            return
+        except NoFingerprint:
+            pass  # the commitment check below refuses it
         if not check_commitment(self.commit, sdp):
             log.warning("call %s: the answer's fingerprint does not open the victim's "
                         "commitment; call stopped", self.appointment)
@@ -538,16 +568,31 @@ class CallSession:
                 await self.on_ice(data)
             except Exception:
                 log.warning("a remote ICE candidate was refused", exc_info=True)
+        self._expected_peer = sha256_fingerprint(sdp)  # opened the commitment just now
         self._set_state("connecting" if pc.connectionState != "connected" else "connected")
+        if pc.connectionState == "connected":
+            await self._verify_peer(pc)
+
+    async def _verify_peer(self, pc: RTCPeerConnection) -> None:
+        """Once DTLS is up: the certificate the handshake actually used must be the
+        one the victim's answer announced (and their page committed to); the
+        code is computed from it. A mismatch stops the call."""
+        if self._verified is pc or self._expected_peer is None:
+            return
         try:
-            self.code = verification_code(pc.localDescription.sdp, sdp)
-        except NoFingerprint:
-            self.code = None
-            self.engine._emit(ev.Error("The victim's browser sent no security fingerprint: the "
-                                       "call cannot be verified.", self.appointment,
-                                       code="no-fingerprint"))
-        else:
-            self.engine._emit(ev.VerificationCode(self.appointment, self.code))
+            actual = dtls_peer_fingerprints(pc)
+        except PeerUnknown:
+            log.warning("call %s: this aiortc does not show the DTLS peer certificate; the code comes "
+                        "from the SDP", self.appointment)
+            actual = {self._expected_peer}
+        if actual != {self._expected_peer}:
+            log.warning("call %s: the DTLS peer certificate is not the one announced; call stopped",
+                        self.appointment)
+            await self.stop_setup(DTLS_MISMATCH, "dtls-mismatch", "verification-failed", send_bye=True)
+            return
+        self._verified = pc
+        self.code = code_from_fingerprints(sha256_fingerprint(pc.localDescription.sdp), self._expected_peer)
+        self.engine._emit(ev.VerificationCode(self.appointment, self.code))
 
     async def on_ice(self, data: dict) -> None:
         pc = self.pc
@@ -1166,6 +1211,8 @@ class CallEngine:
                 log.warning("a remote ICE candidate was refused", exc_info=True)
         elif kind == "bye":
             self.waiting.discard(appt)
+            if data.get("reason") == "fingerprint-mismatch":  # the page refused our keys as it saw them
+                self._emit(ev.Error(VICTIM_SAW_INTERFERENCE, appt, code="fingerprint-mismatch"))
             if session is not None:
                 self.sessions.pop(appt, None)
                 await session.close("victim", data.get("reason"), send_bye=False)

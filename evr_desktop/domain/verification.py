@@ -7,11 +7,12 @@ pair of fingerprints and a different code).
 Derivation (the victim page's JavaScript does exactly the same; see
 docs/call-engine.md):
 
-1. From each side's SDP (the local and the remote description) take the value
-   of the first ``a=fingerprint:sha-256 <value>`` line (session or media
-   level; the algorithm name compared case-insensitively). Normalise the value
-   to upper case with surrounding white space removed:
-   ``"AB:CD:...:EF"`` (95 characters).
+1. Each side's SHA-256 certificate fingerprint: our own from our SDP; the
+   peer's from the certificate the DTLS handshake actually used (the
+   officer's app: aiortc's transport; the page: ``getRemoteCertificates()``),
+   which must equal the one its SDP announced. An SDP whose m-sections do
+   not all carry the same single fingerprint set is refused
+   (``fingerprint_set``). Upper case, ``"AB:CD:...:EF"`` (95 characters).
 2. Sort the two values as strings (code-point order) and join them with one
    ``"\\n"``.
 3. SHA-256 over the UTF-8 bytes of that text.
@@ -48,12 +49,45 @@ class NoFingerprint(ValueError):
     pass
 
 
+class FingerprintMismatch(NoFingerprint):
+    """The SDP's m-sections do not all carry the same single set of fingerprints."""
+
+
+def fingerprint_set(sdp: str) -> frozenset[tuple[str, str]]:
+    """The one set of DTLS fingerprints ``(algorithm, VALUE)`` every m-section of
+    ``sdp`` carries (its own lines, or the session's when it has none).
+
+    Refused (``FingerprintMismatch``) when the m-sections differ, or a
+    section's own set differs from the session's, or the set holds other
+    than exactly one SHA-256: a browser's SDP never does any of that, and the
+    difference is what an attacker in the signalling needs. aiortc checks the
+    DTLS certificate against the *first* bundled m-section's fingerprints and
+    Chromium against the *strongest* hash it is given, while the code used to
+    read the first ``sha-256`` line anywhere: a rendezvous that put its own
+    certificate's SHA-384 first and the honest SHA-256 later got the same six
+    digits on both screens while sitting in the middle."""
+    text = sdp.replace("\r\n", "\n")
+    parts = re.split(r"^(?=m=)", text, flags=re.MULTILINE)
+    session = _fingerprints(parts[0])
+    media = [_fingerprints(m) for m in parts[1:]]
+    sets = [own or session for own in media] or [session]
+    if not sets[0]:
+        raise NoFingerprint("the SDP carries no DTLS fingerprint")
+    if any(s != sets[0] for s in sets) or (session and sets[0] != session):
+        raise FingerprintMismatch("the SDP's media sections carry different DTLS fingerprints")
+    if sum(1 for algorithm, _ in sets[0] if algorithm == "sha-256") != 1:
+        raise FingerprintMismatch("the SDP must carry exactly one sha-256 DTLS fingerprint")
+    return sets[0]
+
+
+def _fingerprints(section: str) -> frozenset[tuple[str, str]]:
+    return frozenset((a.lower(), v.strip().upper()) for a, v in _FINGERPRINT.findall(section))
+
+
 def sha256_fingerprint(sdp: str) -> str:
-    """The first SHA-256 DTLS fingerprint of ``sdp``, upper case."""
-    for algorithm, value in _FINGERPRINT.findall(sdp.replace("\r\n", "\n")):
-        if algorithm.lower() == "sha-256":
-            return value.strip().upper()
-    raise NoFingerprint("the SDP carries no sha-256 DTLS fingerprint")
+    """The SHA-256 DTLS fingerprint of ``sdp``, upper case: the one of its single
+    fingerprint set (``fingerprint_set``, which refuses anything else)."""
+    return next(v for a, v in fingerprint_set(sdp) if a == "sha-256")
 
 
 def code_from_fingerprints(a: str, b: str) -> str:

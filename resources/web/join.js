@@ -570,6 +570,10 @@
 
   function onOffer(sdp, iceRestart) {
     if (state.finished || state.quitting) return;
+    if (sdpFingerprint(sdp) === FINGERPRINT_MISMATCH) {
+      refuseInterference();
+      return;
+    }
     enterCall();
     var seq = ++state.offerSeq;
     var pc = state.pc;
@@ -726,15 +730,66 @@
 
   // --- verification code -----------------------------------------------------------
 
-  /* The value of the first "a=fingerprint:sha-256 <value>" line (session or
-   * media level, algorithm name in any case), trimmed, upper case; or null. */
-  function sdpFingerprint(sdp) {
-    var lines = String(sdp || "").split(/\r?\n/);
+  /* The SHA-256 value of the SDP's one fingerprint set, upper case; null when
+   * there is none; FINGERPRINT_MISMATCH when its m-sections do not all carry
+   * the same single set with exactly one sha-256 (the rule of
+   * evr_desktop/domain/verification.py, fingerprint_set). Chromium checks the
+   * DTLS certificate against the strongest hash it is given, and a rendezvous
+   * in the middle could put its own certificate's sha-384 in one m-section and
+   * the honest sha-256 in another: such an SDP is refused. */
+  var FINGERPRINT_MISMATCH = "mismatch";
+  function fingerprintsOf(text) {
+    var out = [];
+    var lines = text.split(/\r?\n/);
     for (var i = 0; i < lines.length; i++) {
       var m = /^a=fingerprint:(\S+)[ \t]+([0-9A-Fa-f:]+)[ \t]*$/.exec(lines[i]);
-      if (m && m[1].toLowerCase() === "sha-256") return m[2].toUpperCase();
+      if (m) out.push(m[1].toLowerCase() + " " + m[2].toUpperCase());
     }
-    return null;
+    return out.sort().join("|");
+  }
+  function sdpFingerprint(sdp) {
+    var parts = String(sdp || "").split(/\r?\n(?=m=)/);
+    var session = fingerprintsOf(parts[0]);
+    var sets = [];
+    for (var i = 1; i < parts.length; i++) sets.push(fingerprintsOf(parts[i]) || session);
+    if (!sets.length) sets.push(session);
+    if (!sets[0]) return null;
+    for (var j = 0; j < sets.length; j++) {
+      if (sets[j] !== sets[0] || (session && session !== sets[0])) return FINGERPRINT_MISMATCH;
+    }
+    var sha = sets[0].split("|").filter(function (f) { return f.indexOf("sha-256 ") === 0; });
+    return sha.length === 1 ? sha[0].slice(8) : FINGERPRINT_MISMATCH;
+  }
+
+  /* The SHA-256 fingerprint of the certificate the DTLS handshake actually used
+   * (RTCDtlsTransport.getRemoteCertificates), or null where the browser does
+   * not offer it (then the SDP's, checked above, is all there is). */
+  function dtlsPeerFingerprint(pc) {
+    var senders = pc.getSenders ? pc.getSenders() : [];
+    var transport = null;
+    for (var i = 0; i < senders.length && !transport; i++) transport = senders[i].transport;
+    if (!transport && pc.sctp) transport = pc.sctp.transport;
+    if (!transport || !transport.getRemoteCertificates || !window.crypto || !crypto.subtle) {
+      return Promise.resolve(null);
+    }
+    var certs = transport.getRemoteCertificates();
+    if (!certs || !certs.length) return Promise.resolve(null);
+    return crypto.subtle.digest("SHA-256", certs[0]).then(function (buf) {
+      return Array.prototype.map.call(new Uint8Array(buf), function (x) {
+        return (x + 256).toString(16).slice(1).toUpperCase();
+      }).join(":");
+    });
+  }
+
+  /* Someone in the signalling changed the call's keys: stop, tell the officer
+   * (a bye with the reason) and say so plainly. */
+  function refuseInterference() {
+    send({ type: "bye", reason: "fingerprint-mismatch" });
+    state.finished = true;
+    teardownPeer();
+    stopMedia();
+    releaseWake();
+    showEnded("interference_title", "interference_body", false);
   }
 
   /* Six digits both sides can read to each other (the officer's app does the
@@ -743,9 +798,13 @@
    * digest, big-endian; decimal, zero-padded to 6 digits. Resolves to null when
    * a fingerprint is missing or Web Crypto is unavailable (insecure context). */
   function verificationCode(localSdp, remoteSdp) {
-    var a = sdpFingerprint(localSdp);
-    var b = sdpFingerprint(remoteSdp);
-    if (!a || !b || !window.crypto || !crypto.subtle) return Promise.resolve(null);
+    return codeFromFingerprints(sdpFingerprint(localSdp), sdpFingerprint(remoteSdp));
+  }
+
+  function codeFromFingerprints(a, b) {
+    if (!a || !b || a === FINGERPRINT_MISMATCH || b === FINGERPRINT_MISMATCH || !window.crypto || !crypto.subtle) {
+      return Promise.resolve(null);
+    }
     var input = new TextEncoder().encode([a, b].sort().join("\n"));
     return crypto.subtle.digest("SHA-256", input).then(function (buf) {
       var d = new Uint8Array(buf);
@@ -756,9 +815,20 @@
     });
   }
 
+  /* The code from this page's own fingerprint and the officer's certificate as
+   * DTLS used it, which must be the one the offer announced. */
   function showVerificationCode(pc) {
     if (!pc.localDescription || !pc.remoteDescription) return;
-    verificationCode(pc.localDescription.sdp, pc._evrRemoteSdp || pc.remoteDescription.sdp).then(function (code) {
+    var announced = sdpFingerprint(pc._evrRemoteSdp || pc.remoteDescription.sdp);
+    dtlsPeerFingerprint(pc).then(function (actual) {
+      if (state.pc !== pc) return null;
+      if (actual && actual !== announced) {
+        refuseInterference();
+        return null;
+      }
+      state.codeFrom = actual ? "dtls" : "sdp";
+      return codeFromFingerprints(sdpFingerprint(pc.localDescription.sdp), actual || announced);
+    }).then(function (code) {
       if (state.pc !== pc || !code) return;
       var el = $("verification-code");
       el.removeAttribute("data-i18n");
@@ -1089,6 +1159,7 @@
   // For the officer's side and tests: the same derivation, callable.
   window.EVR = {
     verificationCode: verificationCode, sdpFingerprint: sdpFingerprint, commitHash: commitHash,
+    codeFrom: function () { return state.codeFrom || null; },
     restartAsks: function () { return state.restartAsks || 0; }
   };
 

@@ -28,6 +28,7 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcdtlstransport import RTCCertificate
 
 from evr_desktop.call import events as ev
+from evr_desktop.call.dtls import dtls_peer_fingerprints
 from evr_desktop.call.engine import COMMIT_MISMATCH, CallEngine, CallSettings, CommitTimeout
 from evr_desktop.call.jitter import MarkerJitterBuffer
 from evr_desktop.call.tap import RECEIVED, SENT, EncodedFrame
@@ -102,7 +103,11 @@ class Victim:
     as a man in the middle grinding its certificate would have to."""
 
     def __init__(self, base: str, http: aiohttp.ClientSession, trickle: bool = False,
-                 auto_commit: bool = True, impostor: bool = False):
+                 auto_commit: bool = True, impostor: bool = False, split_fingerprints: bool = False):
+        """``split_fingerprints`` (with ``impostor``): the answer carries the
+        impostor's certificate as sha-384 in its first m-section and the
+        committed honest sha-256 in the others, the attack of issue 11 item 2."""
+        self.split_fingerprints = split_fingerprints
         self.base, self.http = base, http
         self.trickle = trickle  # send candidates as `ice` messages, as browsers do
         self.auto_commit = auto_commit
@@ -198,13 +203,33 @@ class Victim:
         await pc.setLocalDescription(await pc.createAnswer())
         self.codes.append(verification_code(pc.localDescription.sdp, offer["sdp"]))
         sdp = pc.localDescription.sdp
-        self.answer_fingerprints.append(sha256_fingerprint(sdp))
+        if self.split_fingerprints:
+            sdp = self._split(sdp, pc)
+            self.answer_fingerprints.append(certificate_fingerprint(self.certificate))
+        else:
+            self.answer_fingerprints.append(sha256_fingerprint(sdp))
         if not self.trickle:
             await self.ws.send_json({"type": "answer", "sdp": sdp})
         else:
             await self._trickled_answer(sdp)
         if self.auto_commit:  # this fingerprint is public now: commit to the next one
             await self.commit()
+
+    def _split(self, sdp: str, pc: RTCPeerConnection) -> str:
+        from aiortc.rtcdtlstransport import certificate_digest
+
+        actual = pc._RTCPeerConnection__certificates[0]._cert  # the impostor's own, used by DTLS
+        honest = certificate_fingerprint(self.certificate)  # the committed one
+        sections = sdp.split("\r\nm=")
+        out = []
+        for i, section in enumerate(sections):
+            lines = [ln for ln in section.split("\r\n") if not ln.startswith("a=fingerprint:")]
+            if i == 1:
+                lines.append(f"a=fingerprint:sha-384 {certificate_digest(actual, 'sha-384')}")
+            elif i > 1:
+                lines.append(f"a=fingerprint:sha-256 {honest}")
+            out.append("\r\n".join(lines))
+        return "\r\nm=".join(out)
 
     async def _trickled_answer(self, sdp: str) -> None:
         lines = sdp.split("\r\n")
@@ -610,6 +635,60 @@ def test_an_answer_that_does_not_open_the_commitment_stops_the_call():
             code = await w.events.wait(ev.VerificationCode, lambda e: e.appointment == other)
             assert honest.codes == [code.code]
             assert [e.code for e in w.events.of(ev.Error) if e.code != "device-substituted"] == ["commit-mismatch"]
+
+    run(main())
+
+
+def test_fingerprints_split_across_m_sections_stop_the_call():
+    """The attack: the impostor's certificate as sha-384 in the first m-section
+    (what aiortc checks DTLS against), the committed honest sha-256 in the
+    others (what the code and the commitment used to read). Refused before
+    DTLS starts, with the reason shown; no code."""
+
+    async def main() -> None:
+        async with World() as w:
+            engine = await started_engine(w)
+            appt = "appt-split"
+            attacker = await waiting_victim(w, appt, impostor=True, split_fingerprints=True)
+            await asyncio.wrap_future(engine.start_call(appt))
+            err = await w.events.wait(ev.Error, lambda e: e.code == "fingerprint-mismatch")
+            assert err.appointment == appt and "conflicting security fingerprints" in err.message
+            ended = await w.events.wait(ev.CallEnded, lambda e: e.appointment == appt)
+            assert (ended.by, ended.reason) == ("engine", "verification-failed")
+            assert not w.events.of(ev.VerificationCode)
+            assert "connected" not in attacker.connection_states
+            # The same answer without the split opens the commitment check as before:
+            # only the m-section rule stopped it.
+            assert attacker.sent_commits
+
+    run(main())
+
+
+def test_the_code_comes_from_the_certificate_dtls_used(monkeypatch):
+    """An honest call: the peer certificate aiortc's DTLS accepted is the one the
+    answer announced, and the code is made from it. Were it another (an aiortc
+    that checked less), the call stops."""
+
+    async def main() -> None:
+        async with World() as w:
+            appt = "appt-dtls"
+            victim, _ = await connected_call(w, appt)
+            engine = w.engine
+            code = await w.events.wait(ev.VerificationCode, lambda e: e.appointment == appt)
+            pc = engine.session(appt).pc
+            assert dtls_peer_fingerprints(pc) == {victim.answer_fingerprints[-1]}
+            assert victim.codes[-1] == code.code
+
+            import evr_desktop.call.engine as engine_module
+
+            monkeypatch.setattr(engine_module, "dtls_peer_fingerprints", lambda _pc: {"00:" * 31 + "00"})
+            other = "appt-dtls-2"
+            await waiting_victim(w, other)
+            await asyncio.wrap_future(engine.start_call(other))
+            err = await w.events.wait(ev.Error, lambda e: e.code == "dtls-mismatch")
+            assert err.appointment == other and "different key" in err.message
+            await w.events.wait(ev.CallEnded, lambda e: e.appointment == other)
+            assert [c.appointment for c in w.events.of(ev.VerificationCode)] == [appt]
 
     run(main())
 

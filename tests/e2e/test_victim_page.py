@@ -414,6 +414,8 @@ def test_victim_page_end_to_end_on_a_phone(
         assert code == python_code(offer, answer)
         assert page.locator("#verification-code").inner_text() == f"{code[:3]} {code[3:]}"
         assert page.evaluate("([a, b]) => window.EVR.verificationCode(a, b)", [answer, offer]) == code
+        # ... the officer's one as DTLS actually used it (getRemoteCertificates), not the SDP's text.
+        assert page.evaluate("window.EVR.codeFrom()") == "dtls"
         # The test vector of docs/call-engine.md, shared with the officer's app.
         vector = [
             f"v=0\r\na=fingerprint:sha-256 {'AB:' * 31}CD\r\n", f"v=0\r\na=fingerprint:SHA-256 {'01:' * 31}ef\r\n"
@@ -499,6 +501,49 @@ def test_victim_page_end_to_end_on_a_phone(
         page.goto(url)
         assert page.locator("h1").first.inner_text() == "This link is closed"
         assert officer.recv("link_refused", appointment=appt)["reason"] == "closed"
+    finally:
+        victim_ctx.close()
+        officer_ctx.close()
+
+
+def split_fingerprints(sdp: str) -> str:
+    """The attack of issue 11 item 2 on the officer's offer: the first m-section
+    announces another certificate (the attacker's) as sha-384, the others keep
+    the honest sha-256. Chromium would check DTLS against the strongest."""
+    sections = sdp.split("\r\nm=")
+    out = []
+    for i, section in enumerate(sections):
+        if i == 1:
+            lines = [ln for ln in section.split("\r\n") if not ln.startswith("a=fingerprint:")]
+            lines.append("a=fingerprint:sha-384 " + ":".join(["5A"] * 48))
+            section = "\r\n".join(lines)
+        out.append(section)
+    return "\r\nm=".join(out)
+
+
+def test_an_offer_with_fingerprints_split_across_m_sections_is_refused(
+    server: Server, officer: Officer, browser: Any, pw: Any
+) -> None:
+    appt = "appt-page-split"
+    victim_ctx = browser.new_context(**phone(pw), locale="en-GB")
+    officer_ctx = browser.new_context(bypass_csp=True)
+    try:
+        page = victim_ctx.new_page()
+        page.goto(server.link(appt))
+        page.locator("#consent-agree").click()
+        page.locator("#perm-start").click()
+        page.locator("#screen-waiting").wait_for(state="visible", timeout=WAIT_MS)
+        officer.recv("commit", appointment=appt)
+        officer_page = officer_ctx.new_page()
+        officer_page.goto(f"{server.base}/web/neutral.html")
+        offer = officer_page.evaluate(OFFICER_OFFER)
+        tampered = split_fingerprints(offer)
+        assert "sha-384" in tampered and "sha-256" in tampered  # both kinds, in different m-sections
+        officer.send({"type": "offer", "appointment": appt, "sdp": tampered})
+        page.locator("#screen-ended").wait_for(state="visible", timeout=WAIT_MS)
+        assert page.locator("#ended-title").inner_text() == "The call was stopped to keep you safe"
+        assert officer.recv("bye", appointment=appt)["reason"] == "fingerprint-mismatch"
+        assert page.evaluate("document.getElementById('remote-video').srcObject") is None
     finally:
         victim_ctx.close()
         officer_ctx.close()
