@@ -13,7 +13,7 @@
 window.EVR_STRINGS = {
   en: {
     lang_name: "English",
-    switch_to: "Read this page in English",
+    switch_to: "English: read this page in English",
     page_title: "Video appointment",
     quick_exit: "Quick exit",
     quick_exit_label: "Quick exit: close this page now",
@@ -80,14 +80,14 @@ window.EVR_STRINGS = {
     call_chat: "Messages",
     call_chat_label: "Show or hide messages",
     call_end: "End call",
-    call_end_label: "End the call",
+    call_end_label: "End call: hang up now",
 
     code_label: "Verification code",
     code_pending: "appears when the call connects",
     code_help: "The officer sees the same code. If they read out a different one, end the call and call 101.",
 
     flag_button: "I can't talk freely",
-    flag_label: "Tell the officer, silently, that you can't talk freely",
+    flag_label: "I can't talk freely: tells the officer silently",
     flag_sent: "✓",
     flag_sent_label: "Sent",
 
@@ -117,7 +117,7 @@ window.EVR_STRINGS = {
 
   cy: {
     lang_name: "Cymraeg",
-    switch_to: "Darllen y dudalen hon yn Gymraeg",
+    switch_to: "Cymraeg: darllen y dudalen hon yn Gymraeg",
     page_title: "Apwyntiad fideo",
     quick_exit: "Gadael yn gyflym",
     quick_exit_label: "Gadael yn gyflym: cau'r dudalen hon nawr",
@@ -191,7 +191,7 @@ window.EVR_STRINGS = {
     code_help: "Mae'r swyddog yn gweld yr un cod. Os ydyn nhw'n darllen cod gwahanol, gorffennwch yr alwad a ffoniwch 101.",
 
     flag_button: "Alla i ddim siarad yn rhydd",
-    flag_label: "Dweud wrth y swyddog, yn dawel, na allwch chi siarad yn rhydd",
+    flag_label: "Alla i ddim siarad yn rhydd: yn dweud wrth y swyddog yn dawel",
     flag_sent: "✓",
     flag_sent_label: "Wedi anfon",
 
