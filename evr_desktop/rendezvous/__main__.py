@@ -20,8 +20,11 @@ import ssl
 import sys
 from pathlib import Path
 
+from cryptography import x509
+
 from ..logs import configure
 from .guard import ConnectionGuard
+from .officers import CertificateAuth, officer_tls_context
 from .server import DEFAULT_NEUTRAL_URL, create_app, run
 from .tokens import TokenRegistry
 from .turn import TurnConfig
@@ -34,8 +37,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cert", type=Path, help="TLS certificate chain (PEM)")
     p.add_argument("--key", type=Path, help="TLS private key (PEM)")
     p.add_argument("--public-url", help="the https:// address phones use to reach this server")
-    p.add_argument("--officer-secret-file", type=Path, required=True,
-                   help="file holding the secret the officers' apps authenticate with")
+    p.add_argument("--officer-ca", type=Path, metavar="PEM",
+                   help="force mode: officers authenticate with their own certificates issued by this "
+                        "CA (mutual TLS on --officer-port); needs --cert/--key")
+    p.add_argument("--crl", type=Path, metavar="FILE",
+                   help="the force CA's certificate revocation list (PEM or DER), re-read when it changes")
+    p.add_argument("--officer-port", type=int, default=9443,
+                   help="force mode: the officers' port (mutual TLS; default 9443)")
+    p.add_argument("--officer-secret-file", type=Path,
+                   help="a single shared officer secret instead of certificates (one officer; tests "
+                        "and trials only)")
     p.add_argument("--turn-url", action="append", default=[], metavar="URL",
                    help="a turn: or turns: URL of coturn (repeatable); needs --turn-secret-file")
     p.add_argument("--turn-secret-file", type=Path,
@@ -64,14 +75,31 @@ def main(argv: list[str] | None = None) -> int:
     if bool(args.cert) != bool(args.key):
         print("evr-rendezvous: --cert and --key go together", file=sys.stderr)
         return 2
-    try:
-        secret = args.officer_secret_file.read_text("utf-8").strip()
-    except OSError as exc:
-        print(f"evr-rendezvous: cannot read the officer secret file: {exc.strerror}", file=sys.stderr)
+    if bool(args.officer_ca) == bool(args.officer_secret_file):
+        print("evr-rendezvous: give --officer-ca (force mode) or --officer-secret-file, not both",
+              file=sys.stderr)
         return 2
-    if len(secret) < 16:
-        print("evr-rendezvous: the officer secret must be at least 16 characters", file=sys.stderr)
-        return 2
+    secret, officer_auth, officer_ctx = None, None, None
+    if args.officer_ca:
+        if not args.cert:
+            print("evr-rendezvous: --officer-ca needs --cert and --key (mutual TLS)", file=sys.stderr)
+            return 2
+        try:
+            ca = x509.load_pem_x509_certificate(args.officer_ca.read_bytes())
+            officer_ctx = officer_tls_context(args.cert, args.key, args.officer_ca)
+        except (OSError, ValueError, ssl.SSLError) as exc:
+            print(f"evr-rendezvous: cannot load the officer CA or TLS files: {exc}", file=sys.stderr)
+            return 2
+        officer_auth = CertificateAuth(ca, args.crl)
+    else:
+        try:
+            secret = args.officer_secret_file.read_text("utf-8").strip()
+        except OSError as exc:
+            print(f"evr-rendezvous: cannot read the officer secret file: {exc.strerror}", file=sys.stderr)
+            return 2
+        if len(secret) < 16:
+            print("evr-rendezvous: the officer secret must be at least 16 characters", file=sys.stderr)
+            return 2
     if args.public_url and not args.public_url.startswith(("https://", "http://")):
         print("evr-rendezvous: --public-url must start with https://", file=sys.stderr)
         return 2
@@ -117,13 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     guard = ConnectionGuard(header_timeout=args.request_timeout, per_address=args.max_connections_per_address)
     try:
         app = create_app(TokenRegistry(), secret, public_url=args.public_url, web_root=args.web_root,
-                         turn=turn, neutral_url=args.neutral_url, guard=guard, metrics_token=metrics_token)
+                         turn=turn, neutral_url=args.neutral_url, guard=guard, metrics_token=metrics_token,
+                         officer_auth=officer_auth)
     except ValueError as exc:
         print(f"evr-rendezvous: {exc}", file=sys.stderr)
         return 2
     logging.getLogger("evr_desktop.rendezvous").info(
         "listening on %s:%d (%s)", args.host, args.port, "TLS" if ctx else "no TLS")
-    run(app, args.host, args.port, ssl_context=ctx)
+    run(app, args.host, args.port, ssl_context=ctx, officer_port=args.officer_port if officer_ctx else None,
+        officer_ssl_context=officer_ctx)
     return 0
 
 

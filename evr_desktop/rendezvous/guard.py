@@ -45,10 +45,16 @@ class ConnectionGuard:
     per_address: int = 64  # connections from one address at once; 0: no cap (behind a proxy)
     keepalive_timeout: float = 15.0  # an idle kept-alive connection
     open: Counter[str] = field(default_factory=Counter)
+    # Listening ports without the cap: the officers' (mutual TLS), where a whole
+    # force may come from one NAT address and every connection must show a
+    # force certificate before it is served.
+    uncapped_ports: set[int] = field(default_factory=set)
     refused: int = 0  # connections closed by the cap (for the metrics)
     timed_out: int = 0  # connections aborted by the deadline
 
-    def admit(self, address: str) -> bool:
+    def admit(self, address: str, port: int | None = None) -> bool:
+        if port in self.uncapped_ports:
+            return True
         if self.per_address and self.open[address] >= self.per_address:
             self.refused += 1
             return False
@@ -68,7 +74,9 @@ class GuardedHandler(RequestHandler):
         super().connection_made(transport)
         peer = transport.get_extra_info("peername")
         self._address = str(peer[0]) if isinstance(peer, tuple) and peer else "unix"
-        self._admitted = self.guard.admit(self._address)
+        local = transport.get_extra_info("sockname")
+        self._uncapped = isinstance(local, tuple) and local[1] in self.guard.uncapped_ports
+        self._admitted = self.guard.admit(self._address, local[1] if isinstance(local, tuple) else None)
         self._deadline: asyncio.TimerHandle | None = None
         self._counted = 0
         if not self._admitted:
@@ -92,7 +100,8 @@ class GuardedHandler(RequestHandler):
     def connection_lost(self, exc: BaseException | None) -> None:
         self._disarm()
         if getattr(self, "_admitted", False):
-            self.guard.release(self._address)
+            if not self._uncapped:
+                self.guard.release(self._address)
             self._admitted = False
         super().connection_lost(exc)
 

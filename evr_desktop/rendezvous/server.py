@@ -45,6 +45,7 @@ from .. import wire
 from ..domain.verification import is_commitment
 from .guard import ConnectionGuard, GuardedRunner
 from .metrics import Metrics
+from .officers import DEFAULT_OFFICER, OfficerAuth, SecretAuth
 from .tokens import (
     OFFICER_NOTES,
     VICTIM_TEXTS,
@@ -164,6 +165,7 @@ class Peer:
         self.link_id: str | None = None  # a victim's link: the opaque id in its TURN username
         self.commit: str | None = None  # a victim's latest "commit", replayed to a new officer
         self.candidates = 0  # trickled ICE candidates received (a victim's)
+        self.officer_id: str | None = None  # an officer's socket: who
         self._queue: deque[Any] = deque()
         self._bytes = 0
         self._wake = asyncio.Event()
@@ -380,7 +382,7 @@ class Rendezvous:
     def __init__(
         self,
         registry: TokenRegistry,
-        officer_secret: str,
+        officer_secret: str | None,
         *,
         public_url: str | None,
         limits: Limits,
@@ -390,11 +392,14 @@ class Rendezvous:
         neutral_url: str = DEFAULT_NEUTRAL_URL,
         force: bool | None = None,
         metrics_token: str | None = None,
+        officer_auth: OfficerAuth | None = None,
     ):
-        if len(officer_secret) < 16:
-            raise ValueError("the officer secret must be at least 16 characters")
+        if officer_auth is None:
+            if officer_secret is None:
+                raise ValueError("an officer secret or certificate authentication is needed")
+            officer_auth = SecretAuth(officer_secret)
+        self.auth = officer_auth
         self.registry = registry
-        self._officer_secret = hashlib.sha256(officer_secret.encode()).digest()
         self.public_url = public_url.rstrip("/") if public_url else None
         self.limits = limits
         self.clock = clock
@@ -413,7 +418,8 @@ class Rendezvous:
             raise ValueError("the metrics token must be at least 16 characters")
         self._metrics_token = hashlib.sha256(metrics_token.encode()).digest() if metrics_token else None
         self.cookie_name = COOKIE_HTTPS if self.https else COOKIE
-        self.officer: Peer | None = None
+        self.officers: dict[str, Peer] = {}  # officer id -> their one socket
+        self.owner: dict[str, str] = {}  # appointment -> the officer who issued its link
         self.victims: dict[str, Peer] = {}
         self.metrics = Metrics()
         self.in_call: set[str] = set()  # appointments whose victim has had the officer's offer
@@ -422,10 +428,18 @@ class Rendezvous:
     # -- security --------------------------------------------------------------
 
     def officer_ok(self, request: web.Request) -> bool:
-        auth = request.headers.get("Authorization", "")
-        scheme, _, secret = auth.partition(" ")
-        given = hashlib.sha256(secret.strip().encode()).digest()
-        return hmac.compare_digest(given, self._officer_secret) and scheme.lower() == "bearer"
+        return self.auth.identify(request) is not None
+
+    def owner_of(self, appt: str) -> str:
+        """Whose appointment: the officer who issued its link (the one officer of
+        the embedded demo, whose app issues links straight into the registry)."""
+        return self.owner.get(appt, DEFAULT_OFFICER)
+
+    def officer_of(self, appt: str) -> Peer | None:
+        """The connected socket of the appointment's officer, if any: a victim's
+        events reach that officer only."""
+        peer = self.officers.get(self.owner_of(appt))
+        return peer if peer is not None and not peer.closing else None
 
     def origin_ok(self, request: web.Request) -> bool:
         origin = request.headers.get("Origin")
@@ -462,8 +476,9 @@ class Rendezvous:
     # -- the officer's event stream -----------------------------------------------
 
     def tell_officer(self, event: dict[str, Any]) -> None:
-        if self.officer is not None and not self.officer.closing:
-            self.officer.send(event)
+        officer = self.officer_of(event["appointment"])
+        if officer is not None:
+            officer.send(event)
             return
         if event["type"] not in HELD_FOR_OFFICER:
             return
@@ -597,7 +612,8 @@ class Rendezvous:
         raise resp
 
     async def issue(self, request: web.Request) -> web.Response:
-        if not self.officer_ok(request):
+        officer_id = self.auth.identify(request)
+        if officer_id is None:
             raise _unauthorized()
         try:
             body = await request.json()
@@ -606,7 +622,13 @@ class Rendezvous:
             end = datetime.fromisoformat(body["slot_end"])
             if start.tzinfo is None or end.tzinfo is None:
                 raise ValueError("times need a UTC offset")
+            if not isinstance(appt, str):
+                raise TypeError("appointment")
+            if self.owner.get(appt, officer_id) != officer_id and self.registry.window(appt) is not None:
+                log.warning("link refused: appointment=%s belongs to another officer", appt)
+                raise web.HTTPConflict(text="this appointment's link belongs to another officer")
             token, link_id = self.registry.issue(appt, start, end, self.clock())
+            self._own(appt, officer_id)
         except RegistryFull:
             raise web.HTTPServiceUnavailable(text="too many live links") from None
         except (ValueError, KeyError, TypeError) as exc:
@@ -624,10 +646,21 @@ class Rendezvous:
             }
         )
 
+    def _own(self, appt: str, officer_id: str) -> None:
+        """Bind the appointment to the officer who issued its link. Bounded: the
+        owners of appointments with no live link go first."""
+        self.owner[appt] = officer_id
+        if len(self.owner) > 2 * self.registry.max_entries:
+            for stale in [a for a in self.owner if self.registry.window(a) is None]:
+                del self.owner[stale]
+
     async def revoke(self, request: web.Request) -> web.Response:
-        if not self.officer_ok(request):
+        officer_id = self.auth.identify(request)
+        if officer_id is None:
             raise _unauthorized()
         appt = request.match_info["appointment"]
+        if self.owner_of(appt) != officer_id:
+            raise web.HTTPForbidden(text="this appointment belongs to another officer")
         found = self.registry.revoke(appt)
         victim = self.victims.get(appt)
         if victim is not None:
@@ -645,27 +678,28 @@ class Rendezvous:
         )
 
     async def officer_socket(self, request: web.Request) -> web.StreamResponse:
-        if not self.officer_ok(request):
-            log.warning("officer socket refused: bad secret")
+        officer_id = self.auth.identify(request)
+        if officer_id is None:
+            log.warning("officer socket refused: not authenticated")
             raise _unauthorized()
         ws = self._socket()
         await ws.prepare(request)
         peer = Peer(ws, "officer", None, self.limits)
-        old, self.officer = self.officer, peer
-        if old is not None:
+        peer.officer_id = officer_id
+        old = self.officers.get(officer_id)
+        self.officers[officer_id] = peer
+        if old is not None:  # the same officer again (their app restarted): the newer wins
             old.close(CLOSE_REPLACED, "replaced")
-        log.info("officer connected (%d victims waiting)", len(self.victims))
-        peer.send(
-            {"type": "welcome", "waiting": len(self.victims), **self.ice_fields(secrets.token_hex(6))}
-        )
-        # What happened while no officer was connected, oldest first, then who
-        # is waiting now (so a held victim_left is followed by the victim's
-        # victim_waiting if they came back).
-        while self.held:
-            _, events = self.held.popitem(last=False)
-            for event in events:
+        mine = {appt: v for appt, v in self.victims.items() if self.owner_of(appt) == officer_id}
+        log.info("officer connected (%d of their victims waiting; %d officers)", len(mine), len(self.officers))
+        peer.send({"type": "welcome", "waiting": len(mine), **self.ice_fields(secrets.token_hex(6))})
+        # What happened to their appointments while they were away, oldest
+        # first, then who is waiting now (so a held victim_left is followed by
+        # the victim's victim_waiting if they came back).
+        for appt in [a for a in self.held if self.owner_of(a) == officer_id]:
+            for event in self.held.pop(appt):
                 peer.send({**event, "held": True})
-        for appt, victim in self.victims.items():
+        for appt, victim in mine.items():
             peer.send(self.victim_waiting(appt, victim))
             if victim.commit is not None:  # the page sends it once per certificate
                 peer.send({"type": "commit", "hash": victim.commit, "appointment": appt})
@@ -675,11 +709,12 @@ class Rendezvous:
             await self._read(peer, self._from_officer)
         finally:
             await peer.stop()
-            if self.officer is peer:
-                self.officer = None
-                log.info("officer disconnected")
-                for victim in self.victims.values():
-                    victim.send({"type": "officer_left"})
+            if self.officers.get(officer_id) is peer:
+                del self.officers[officer_id]
+                log.info("officer disconnected (%d officers)", len(self.officers))
+                for appt, victim in self.victims.items():
+                    if self.owner_of(appt) == officer_id:
+                        victim.send({"type": "officer_left"})
         return ws
 
     async def victim_socket(self, request: web.Request) -> web.StreamResponse:
@@ -706,7 +741,7 @@ class Rendezvous:
         if old is not None:
             old.close(CLOSE_REPLACED, "replaced")
             self.tell_officer({"type": "victim_left", "appointment": appt, "why": "replaced"})
-        present = self.officer is not None and not self.officer.closing
+        present = self.officer_of(appt) is not None
         peer.send({"type": "waiting", "officer": present, **self.ice_fields(peer.link_id)})
         self.tell_officer(self.victim_waiting(appt, peer))
         log.info("victim waiting: appointment=%s link=%s", appt, result.link_id)
@@ -792,8 +827,8 @@ class Rendezvous:
             peer.commit = msg["hash"]
             self.tell_officer(msg)
             return
-        officer = self.officer
-        if officer is None or officer.closing:
+        officer = self.officer_of(appt)
+        if officer is None:
             if msg["type"] != "bye":
                 absent = ProtocolError("officer-absent", "the officer is not connected")
                 self._error(peer, absent, counts=False)
@@ -807,6 +842,8 @@ class Rendezvous:
         msg = clean_message(data, role="officer", limits=self.limits)
         if not isinstance(appt, str):
             raise ProtocolError("bad-field", "'appointment' is required")
+        if self.owner_of(appt) != peer.officer_id:
+            raise ProtocolError("not-allowed", "this appointment belongs to another officer")
         victim = self.victims.get(appt)
         if msg["type"] == "bye":
             # The officer ends the call: the link is spent.
@@ -845,7 +882,7 @@ class Rendezvous:
         elif not _loopback(request.remote):
             raise web.HTTPForbidden(text="forbidden")
         guard = request.app[GUARD]
-        officers = 1 if self.officer is not None and not self.officer.closing else 0
+        officers = sum(1 for p in self.officers.values() if not p.closing)
         text = self.metrics.render(
             officers=officers, victims_waiting=len(self.victims.keys() - self.in_call),
             in_call=len(self.victims.keys() & self.in_call), connections_refused=guard.refused,
@@ -853,8 +890,19 @@ class Rendezvous:
         return web.Response(text=text, content_type="text/plain", charset="utf-8",
                             headers={"X-Content-Type-Options": "nosniff"})
 
+    async def recheck_officers(self, every: float) -> None:
+        """Drop a connected officer whose credentials no longer hold (a CRL that
+        now lists their certificate): they are told 4403 and must reconnect,
+        which the TLS layer or ``identify`` then refuses."""
+        while True:
+            await asyncio.sleep(every)
+            for officer_id, peer in list(self.officers.items()):
+                if not peer.closing and not self.auth.still_valid(officer_id):
+                    log.warning("officer disconnected: their certificate is no longer valid")
+                    peer.close(CLOSE_REFUSED, "revoked")
+
     async def close_all(self, app: web.Application) -> None:
-        peers = list(self.victims.values()) + ([self.officer] if self.officer else [])
+        peers = list(self.victims.values()) + list(self.officers.values())
         for peer in peers:
             try:
                 await peer.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
@@ -900,7 +948,7 @@ async def _on_prepare(request: web.Request, response: web.StreamResponse) -> Non
 
 def create_app(
     registry: TokenRegistry,
-    officer_secret: str,
+    officer_secret: str | None,
     *,
     public_url: str | None = None,
     limits: Limits | None = None,
@@ -911,6 +959,8 @@ def create_app(
     guard: ConnectionGuard | None = None,
     force: bool | None = None,
     metrics_token: str | None = None,
+    officer_auth: OfficerAuth | None = None,
+    recheck_seconds: float = 60.0,
 ) -> web.Application:
     """The rendezvous as an aiohttp application.
 
@@ -926,7 +976,11 @@ def create_app(
     ``guard``: the request deadline and per-address cap (``guard.py``) that
     ``start`` and ``run`` apply to every connection. ``force``: phones come from
     the internet (default: when ``public_url`` is https): a victim's loopback
-    and link-local ICE candidates are refused."""
+    and link-local ICE candidates are refused. ``officer_auth``: how officers
+    are known (``officers.py``: a ``CertificateAuth`` for a force, mutual TLS
+    on an officer listener; by default the bearer ``officer_secret`` of the
+    embedded demo); connected officers are checked again every
+    ``recheck_seconds`` (a certificate revoked since is disconnected)."""
     rdv = Rendezvous(
         registry,
         officer_secret,
@@ -938,12 +992,20 @@ def create_app(
         neutral_url=neutral_url,
         force=force,
         metrics_token=metrics_token,
+        officer_auth=officer_auth,
     )
     app = web.Application(client_max_size=rdv.limits.max_api_body)
     app[RENDEZVOUS] = rdv
     app[GUARD] = guard or ConnectionGuard()
     app.on_response_prepare.append(_on_prepare)
     app.on_shutdown.append(rdv.close_all)
+
+    async def recheck(app: web.Application) -> Any:
+        task = asyncio.get_running_loop().create_task(rdv.recheck_officers(recheck_seconds))
+        yield
+        task.cancel()
+
+    app.cleanup_ctx.append(recheck)
     app.router.add_get("/j/{token}", rdv.join)  # and HEAD: neither claims
     app.router.add_post("/j/{token}/claim", rdv.claim)
     app.router.add_get("/j/{token}/exit", rdv.quick_exit)
@@ -961,7 +1023,7 @@ def create_app(
 
 async def start(
     app: web.Application, host: str = "127.0.0.1", port: int = 0, ssl_context: Any = None,
-    sock: Any = None,
+    sock: Any = None, officer_port: int | None = None, officer_ssl_context: Any = None,
 ) -> tuple[web.AppRunner, int]:
     """Serve ``app`` from the running loop (the embedded default); returns the
     runner (``await runner.cleanup()`` to stop) and the port actually bound.
@@ -976,15 +1038,24 @@ async def start(
     else:
         site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     await site.start()
-    return runner, runner.addresses[0][1]
+    bound = runner.addresses[0][1]
+    if officer_ssl_context is not None:
+        # The officers' listener: mutual TLS (officers.officer_tls_context). The
+        # same application; officer routes answer only a verified certificate.
+        officers = web.TCPSite(runner, host, officer_port or 0, ssl_context=officer_ssl_context)
+        await officers.start()
+        app[GUARD].uncapped_ports.add(runner.addresses[-1][1])
+    return runner, bound
 
 
-def run(app: web.Application, host: str, port: int, ssl_context: Any = None) -> None:
+def run(app: web.Application, host: str, port: int, ssl_context: Any = None, officer_port: int | None = None,
+        officer_ssl_context: Any = None) -> None:
     """Serve until interrupted (the ``evr-rendezvous`` service), its connections
     guarded (``guard.py``: request deadline, per-address cap)."""
 
     async def serve() -> None:
-        runner, _port = await start(app, host, port, ssl_context)
+        runner, _port = await start(app, host, port, ssl_context, officer_port=officer_port,
+                                    officer_ssl_context=officer_ssl_context)
         try:
             await asyncio.Event().wait()  # until cancelled (SIGINT, SIGTERM)
         finally:

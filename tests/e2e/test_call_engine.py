@@ -828,7 +828,7 @@ def test_engine_reconnects_after_its_socket_drops():
             await w.events.wait(ev.VictimWaiting)
             from evr_desktop.rendezvous.server import RENDEZVOUS
 
-            officer = w.runner.app[RENDEZVOUS].officer
+            officer = w.runner.app[RENDEZVOUS].officers["officer"]
             await officer.ws.close(code=1011, message=b"test drop")
             await w.events.wait(ev.SignallingChanged, lambda e: not e.connected)
             await until(lambda: len([e for e in w.events.of(ev.SignallingChanged) if e.connected]) == 2,

@@ -120,7 +120,7 @@ def test_the_apps_signalling_task_survives_deep_json_from_the_rendezvous():
             engine = w.make_engine()
             engine.start()
             await w.events.wait(ev.SignallingChanged, lambda e: e.connected)
-            officer = w.runner.app[RENDEZVOUS].officer
+            officer = w.runner.app[RENDEZVOUS].officers["officer"]
             await officer.ws.send_str(DEEP)  # a compromised or broken rendezvous
             await officer.ws.send_str(json.dumps({"type": "victim_waiting", "appointment": nested(20)}))
             await w.victim("appt-deep")

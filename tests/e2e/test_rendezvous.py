@@ -805,6 +805,11 @@ def test_service_command_line_refuses_bad_settings(tmp_path):
     assert main(["--officer-secret-file", str(good), "--cert", str(good)]) == 2
     assert main(["--officer-secret-file", str(good), "--cert", str(good), "--key", str(good)]) == 2
     assert main(["--officer-secret-file", str(good), "--public-url", "ftp://x"]) == 2
+    # Force mode: certificates, or a secret, never both or neither; mutual TLS needs TLS.
+    assert main([]) == 2
+    assert main(["--officer-ca", str(good), "--officer-secret-file", str(good)]) == 2
+    assert main(["--officer-ca", str(good)]) == 2
+    assert main(["--officer-ca", str(good), "--cert", str(good), "--key", str(good)]) == 2  # not a CA
 
 
 # --- many at once ----------------------------------------------------------------------
