@@ -72,6 +72,16 @@ class Settings:
     lock_after_minutes: int = 10
     # RFC 3161 timestamp authority for statement signatures; "" = signing time only.
     timestamp_url: str = ""
+    # Force mode's text messages: GOV.UK Notify (its API address, the template
+    # whose body is ((body)), and the file holding the service's API key,
+    # readable by the officer's account only). All empty: the outbox only.
+    notify_url: str = ""
+    notify_template_id: str = ""
+    notify_key_file: str = ""
+
+    @property
+    def notify_configured(self) -> bool:
+        return bool(self.notify_url and self.notify_template_id and self.notify_key_file)
 
     # Bounds keep a hand-edited file from disabling the lock altogether.
     @staticmethod
@@ -97,9 +107,14 @@ def load_settings(paths: Paths) -> Settings:
     for f in fields(Settings):
         if f.name in data:
             value = data[f.name]
-            if f.name == "timestamp_url":
+            if f.name in ("timestamp_url", "notify_url"):
                 if not isinstance(value, str) or (value and not value.startswith(("https://", "http://"))):
-                    raise SettingsError("Setting timestamp_url must be an http(s) URL, or empty.")
+                    raise SettingsError(f"Setting {f.name} must be an http(s) URL, or empty.")
+                values[f.name] = value
+                continue
+            if f.name in ("notify_template_id", "notify_key_file"):
+                if not isinstance(value, str) or len(value) > 4096:
+                    raise SettingsError(f"Setting {f.name} must be text.")
                 values[f.name] = value
                 continue
             low, high = Settings.bounds()[f.name]

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .domain.officer import OfficerIdentity
     from .domain.recording import RecordingChoice, RecordingOutcome
     from .domain.safety import SafetyAlert, Signal
+    from .notify.base import Notifier, SendResult
     from .notify.outbox import OutboxNotifier
     from .recording.recover import RecoveryResult
     from .statement.service import StatementService
@@ -71,6 +72,8 @@ class LinkSent:
     appointment: appt.Appointment
     link: str
     text: str
+    sent_by_sms: bool = False  # force mode: the force's SMS service took it
+    sms_problem: str | None = None  # force mode, and it could not: why (the text is in the outbox)
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,7 @@ class Session:
         self._stills: SqliteStillRepository | None = None
         self._outbox: OutboxNotifier | None = None
         self._safety: SqliteSafety | None = None
+        self._sms: Notifier | None = None  # force mode's SMS sender, made on first use
 
     @property
     def statements(self) -> StatementService:
@@ -322,12 +326,47 @@ class Session:
         _refuse(current, eligibility.link_refusals(current))
         link = issue_link(current)
         text = compose_for_appointment(current, self.officer.force, link).text
-        result = self.outbox.send(current.id, to_e164(current.victim.mobile), text)
+        number = to_e164(current.victim.mobile)
+        sms_problem = None
+        sms = self.sms_notifier()
+        if sms is not None:  # force mode: the text goes by itself; the outbox if it cannot
+            sent = sms.send(current.id, number, text)
+            if sent.ok:
+                self.audit_event(Category.DISCLOSURE, current.id, "appointment.link_sent")
+                self.audit_event(Category.DISCLOSURE, current.id, "appointment.link_sent.sms")
+                current = self.record(current.id, Happening.LINK_SENT) or current
+                return LinkSent(current, link, text, sent_by_sms=True)
+            sms_problem = sent.message
+            self.audit_event(Category.DISCLOSURE, current.id, "appointment.link_sms_failed")
+        result = self.outbox.send(current.id, number, text)
         if not result.ok:
-            raise Refused([result.message])
+            raise Refused([m for m in (sms_problem, result.message) if m])
         self.audit_event(Category.DISCLOSURE, current.id, "appointment.link_sent")
         current = self.record(current.id, Happening.LINK_SENT) or current
-        return LinkSent(current, link, text)
+        return LinkSent(current, link, text, sms_problem=sms_problem)
+
+    def sms_notifier(self) -> Notifier | None:
+        """Force mode's GOV.UK Notify sender (``settings.json``), or None: the
+        outbox only. Settings that cannot be used are said, as a failed send
+        would be, and the outbox takes the text."""
+        if not self.settings.notify_configured:
+            return None
+        if self._sms is None:
+            from .notify.base import failed
+            from .notify.govuk import GovukNotifier, NotifyConfigError
+
+            try:
+                self._sms = GovukNotifier.from_key_file(
+                    Path(self.settings.notify_key_file), self.settings.notify_template_id, self.settings.notify_url)
+            except NotifyConfigError as exc:
+                problem = f"The force's SMS service is not set up properly ({exc}): tell IT. The text is in the outbox."
+
+                class _Refusing:
+                    def send(self, appointment_id: str, to_e164: str, text: str) -> SendResult:
+                        return failed(problem)
+
+                self._sms = _Refusing()
+        return self._sms
 
     def check_call(self, appointment_id: str) -> appt.Appointment:
         """The appointment, if a call may start for it now (else ``Refused``)."""

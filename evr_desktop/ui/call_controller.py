@@ -211,6 +211,15 @@ class CallController:
             self.outbox_texts[changed.id] = result.text
             queue = self.host.queue()
             queue.upsert(changed)
+            if result.sent_by_sms:  # force mode: the force's SMS service took it
+                queue.detail.show_outbox_note(changed.id, "Sent to the victim by text message.")
+                self._status(f"Link sent by text message for {changed.urn}", 8000)
+                return
+            if result.sms_problem:  # force mode, and it could not: the officer must know, loudly
+                queue.detail.show_outbox_note(
+                    changed.id, f"NOT sent by text: {result.sms_problem}\nCopy it from here:\n{result.text}")
+                self._status(f"The text for {changed.urn} was NOT sent: it is in the outbox", 20000)
+                return
             queue.detail.show_outbox_note(changed.id, f"Text in the outbox (copy it if needed):\n{result.text}")
             self._status(f"Link ready for {changed.urn}", 5000)
 

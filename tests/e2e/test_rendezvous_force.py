@@ -206,8 +206,8 @@ def test_a_revoked_foreign_or_missing_certificate_or_the_old_secret_gets_nothing
             assert err.value.status == 401
             assert (await _link(http, officer_base, revoked, "appt-r"))[0] == 401
             for ctx in (foreign, force.client()):  # a foreign CA's certificate; none at all
-                with pytest.raises((aiohttp.ClientConnectorError, aiohttp.ClientOSError, aiohttp.ServerDisconnectedError,
-                                    ssl.SSLError)):
+                with pytest.raises((aiohttp.ClientConnectorError, aiohttp.ClientOSError,
+                                    aiohttp.ServerDisconnectedError, ssl.SSLError)):
                     await http.ws_connect(f"{officer_base}/ws/officer", ssl=ctx)
             # The victims' listener has no client certificates: no officer there, secret or not.
             for headers in ({}, {"Authorization": "Bearer officer-secret-of-a-whole-force"}):
