@@ -282,6 +282,7 @@ class Player:
         self.duration = 0.0
         self.chat: list[ChatLine] = []
         self.frames_shown = 0
+        self.frame_time: float | None = None  # media time of the newest picture shown
         self.note = ""
         self._audio = audio
         self._mixer = _Mixer()
@@ -399,6 +400,7 @@ class Player:
                 s.codec_context.flush_buffers()
         self._mixer.reset(t)
         self._sides.clear()
+        self.frame_time = None
         return container.demux()
 
     def _run(self) -> None:
@@ -424,8 +426,11 @@ class Player:
                         x for x in self._container.streams if x.type == "audio")}
                     if not self._playing:
                         self._show_frame_at(packets, seek_to, video_index)  # paused: show where we landed
-                        packets = self._do_seek(seek_to)
-                        self.on_status("paused", seek_to, "")
+                        landed = self.frame_time
+                        sides = dict(self._sides)
+                        packets = self._do_seek(seek_to)  # play resumes from the keyframe again
+                        self._sides, self.frame_time = sides, landed
+                        self.on_status("paused", landed if landed is not None else seek_to, "")
                         continue
                 try:
                     packet = next(packets)
@@ -454,7 +459,7 @@ class Player:
                     self._sides[video_index.get(packet.stream.index, 0)] = self._scaled(frame)
                     self.publish(side_by_side(self._sides.get(0), self._sides.get(1), self.height))
                     self.frames_shown += 1
-                    self._position = t
+                    self.frame_time = self._position = t
                 now = time.monotonic()
                 if now - last_status >= STATUS_EVERY and self._playing:
                     last_status = now
@@ -502,13 +507,43 @@ class Player:
                 continue
             done = False
             for frame in self._decode(packet):
-                if frame.time is None:
+                if frame.time is None or frame.time < t - 0.001:
                     continue
                 self._sides[video_index.get(packet.stream.index, 0)] = self._scaled(frame)
-                if frame.time >= t:
-                    done = True
+                if video_index.get(packet.stream.index, 0) == 0:
+                    self.frame_time = frame.time  # the victim's picture: the one the seek is judged by
+                done = True
             if done and len(self._sides) >= min(2, len(video_index)):
                 break
         if self._sides:
             self.publish(side_by_side(self._sides.get(0), self._sides.get(1), self.height))
             self.frames_shown += 1
+
+
+def segment_keys(items: object) -> list[SegmentKey]:
+    """The ``segments`` of a ``player_open`` message, checked field by field
+    (``ValueError`` with a plain message: the reply fails, nothing opens)."""
+    import base64
+    import binascii
+
+    if not isinstance(items, list) or not items:
+        raise ValueError("player_open: segments must be a non-empty list")
+    out = []
+    for i, item in enumerate(items, start=1):
+        if not isinstance(item, dict) or set(item) != {"file", "file_key", "plaintext_size", "complete"}:
+            raise ValueError(f"player_open: segment {i} must have file, file_key, plaintext_size and complete")
+        file, key, size, complete = item["file"], item["file_key"], item["plaintext_size"], item["complete"]
+        if not isinstance(file, str) or not file.startswith("seg-") or "/" in file or "\\" in file:
+            raise ValueError(f"player_open: segment {i} has a bad file name")
+        try:
+            raw = base64.b64decode(key, validate=True) if isinstance(key, str) else b""
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 16:
+            raise ValueError(f"player_open: segment {i} has a bad file key (16 bytes, base64)")
+        if size is not None and (type(size) is not int or size < 0):
+            raise ValueError(f"player_open: segment {i} has a bad plaintext size")
+        if type(complete) is not bool:
+            raise ValueError(f"player_open: segment {i}: complete must be true or false")
+        out.append(SegmentKey(file, raw, size, complete))
+    return out
