@@ -100,6 +100,7 @@ class PlaintextView(io.RawIOBase):
             raise
         self._size = total
         self._pos = 0
+        self.failure: PlayerError | None = None  # the first chunk that did not authenticate
         self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
 
     @property
@@ -127,7 +128,10 @@ class PlaintextView(io.RawIOBase):
             try:
                 data = self._readers[seg].chunk(index)
             except AgeError as exc:
-                raise PlayerError(f"{self._names[seg]} cannot be decrypted: {exc}") from None
+                # PyAV may drop an exception raised in its read callback and
+                # see an end of file: the failure is kept for the player to raise.
+                self.failure = PlayerError(f"{self._names[seg]} cannot be decrypted: {exc}")
+                raise self.failure from None
             self._cache[key] = data
             if len(self._cache) > CACHE_CHUNKS:
                 self._cache.popitem(last=False)
@@ -308,11 +312,16 @@ class Player:
         try:
             self._container = av.open(self._view, mode="r", format="matroska")
             self._index()
+            self._check_view()
         except PlayerError:
             self.close()
             raise
         except (av.error.FFmpegError, ValueError, OSError) as exc:
+            view = self._view
+            failure = view.failure if view is not None else None
             self.close()
+            if failure is not None:
+                raise failure from None
             raise PlayerError(f"the recording cannot be read as a video file ({type(exc).__name__}: {exc})") \
                 from None
         if self._audio:
@@ -435,6 +444,7 @@ class Player:
                 try:
                     packet = next(packets)
                 except StopIteration:
+                    self._check_view()
                     with self._cond:
                         self._playing = False
                         self._position = self.duration
@@ -467,8 +477,17 @@ class Player:
         except PlayerError as exc:
             self._fail(str(exc))
         except Exception as exc:  # noqa: BLE001 - the media process goes on; the window says why
-            log.exception("player: playback failed")
-            self._fail(f"playback stopped: {type(exc).__name__}: {exc}")
+            view = self._view
+            if view is not None and view.failure is not None:
+                self._fail(str(view.failure))
+            else:
+                log.exception("player: playback failed")
+                self._fail(f"playback stopped: {type(exc).__name__}: {exc}")
+
+    def _check_view(self) -> None:
+        view = self._view
+        if view is not None and view.failure is not None:
+            raise view.failure
 
     def _fail(self, message: str) -> None:
         with self._cond:

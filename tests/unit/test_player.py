@@ -1,6 +1,6 @@
 """The player (recording/player.py) in this process, from file keys only:
 the plaintext view, the index pass, seeking, pictures and chat (issue 10
-item 9). The media child's side is tests/e2e/test_player.py."""
+item 9). The media child's side is tests/e2e/test_playback_media.py."""
 
 from __future__ import annotations
 
@@ -20,12 +20,16 @@ SECONDS = 8.0
 CHAT = [(1.0, "victim", "first line"), (5.5, "officer", "second line")]
 
 
-def make_recording(folder: Path, seconds: float = SECONDS) -> X25519Identity:
+def make_recording(folder: Path, seconds: float = SECONDS,
+                   recipients: tuple[str, str] | None = None) -> X25519Identity:
+    """A real recording (the Recorder fed a synthetic call) with two chat lines;
+    to new keys (the officer's is returned) or to the given public recipients."""
     officer, escrow = X25519Identity.generate(), X25519Identity.generate()
+    officer_recipient, escrow_recipient = recipients or (officer.recipient, escrow.recipient)
     frames = call_frames(seconds)
     t0 = frames[0].monotonic
     now = [t0]
-    rec = Recorder(folder, officer_recipient=officer.recipient, escrow_recipient=escrow.recipient,
+    rec = Recorder(folder, officer_recipient=officer_recipient, escrow_recipient=escrow_recipient,
                    session="appt-play", clock=lambda: now[0], fsync=False)
     chat = list(CHAT)
     for f in frames:
