@@ -192,7 +192,7 @@ class _Mixer:
     def start(self) -> str:
         """Open the output device; returns a plain note when there is none (playback goes on silent)."""
         try:
-            import sounddevice as sd
+            import sounddevice as sd  # type: ignore[import-untyped]
 
             self.stream = sd.RawOutputStream(samplerate=RATE, channels=1, dtype="int16", blocksize=RATE // 50,
                                              callback=self._callback)
