@@ -72,12 +72,14 @@ class PlayerWindow(QWidget):
         self.state_label = QLabel(self)
         self.state_label.setObjectName("playerState")
         self.state_label.setWordWrap(True)
+        self._note = ""  # what the media process says besides the state (no speaker, ...)
         if plan.finalised:
-            self.state_label.setText("Finalised recording.")
+            self._state = "Finalised recording."
         else:
-            self.state_label.setText(f"UNFINALISED recording: {plan.reason or 'not finalised'}. "
-                                     "It plays up to where it was cut.")
+            self._state = (f"UNFINALISED recording: {plan.reason or 'not finalised'}. "
+                           "It plays up to where it was cut.")
             self.state_label.setStyleSheet("color: #8a5a00; font-weight: 600;")
+        self.state_label.setText(self._state)
         self.picture = QLabel("Opening the recording…", self)
         self.picture.setObjectName("playerPicture")
         self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -164,11 +166,14 @@ class PlayerWindow(QWidget):
         self.slider.setEnabled(True)
         self.play_button.setEnabled(True)
         for line in result.get("chat") or []:
-            item = QListWidgetItem(f"{duration_text(line['at'])}  {line['text']}")
+            item = QListWidgetItem(f"{clock_text(line['at'])}  {line['text']}")
             item.setData(AT_ROLE, float(line["at"]))
             self.chat.addItem(item)
-        if result.get("note"):
-            self.state_label.setText(f"{self.state_label.text()} {result['note']}")
+        if not self.chat.count():
+            empty = QListWidgetItem("No chat or signals in this recording.")
+            empty.setFlags(Qt.ItemFlag.NoItemFlags)
+            self.chat.addItem(empty)
+        self._set_note(str(result.get("note") or ""))
         self._show_position(0.0)
         self._timer.start()
         self.play()
@@ -209,7 +214,7 @@ class PlayerWindow(QWidget):
         if state == "error":
             self.show_error(f"Playback stopped: {m.get('message')}")
         elif m.get("message"):
-            self.state_label.setText(f"{self.state_label.text()} {m['message']}")
+            self._set_note(str(m["message"]))
         self._show_position(float(m.get("position") or 0.0))
 
     def _show_position(self, seconds: float) -> None:
@@ -218,10 +223,12 @@ class PlayerWindow(QWidget):
             self.slider.blockSignals(True)
             self.slider.setValue(int(seconds * 1000))
             self.slider.blockSignals(False)
-        self.time_label.setText(f"{duration_text(seconds)} / {duration_text(self.duration)}")
+        self.time_label.setText(f"{clock_text(seconds)} / {clock_text(self.duration)}")
         current = None
         for i in range(self.chat.count()):
             item = self.chat.item(i)
+            if item.data(AT_ROLE) is None:
+                continue
             passed = float(item.data(AT_ROLE)) <= seconds + 0.05
             font = QFont(item.font())
             font.setBold(passed)
@@ -244,6 +251,10 @@ class PlayerWindow(QWidget):
         self.picture.setPixmap(pixmap)
         self.frames_painted += 1
 
+    def _set_note(self, note: str) -> None:
+        self._note = note
+        self.state_label.setText(f"{self._state} {note}".strip())
+
     def show_error(self, message: str) -> None:
         self.error_label.setText(message)
         self.error_label.show()
@@ -264,6 +275,11 @@ class PlayerWindow(QWidget):
             except Exception:  # noqa: BLE001 - closing: the media process may be gone
                 log.warning("the player did not close cleanly")
         super().closeEvent(event)
+
+
+def clock_text(seconds: float) -> str:
+    """A player's clock: whole seconds passed (5.5 s is 0:05, as a media player shows it)."""
+    return duration_text(float(int(max(0.0, seconds))))
 
 
 def _plain(exc: BaseException) -> str:
