@@ -207,9 +207,7 @@ class _Mixer:
         with self._lock:
             self._buf = np.zeros(0, np.float32)
             self._base = int(seconds * RATE)
-        for r in self._resamplers.values():
-            del r
-        self._resamplers.clear()
+        self._resamplers.clear()  # a resampler keeps samples across calls: none may leak past a seek
 
     def add(self, side: int, frame: Any) -> None:
         import av

@@ -63,6 +63,7 @@ class PlayerWindow(QWidget):
         self.playing = False
         self.opened = False
         self.frames_painted = 0
+        self.last_status: dict[str, Any] | None = None  # the media process's newest word (tests read it)
         self._dragging = False
         self._relay = _Relay(self)
         self._relay.opened.connect(self._on_opened)
@@ -208,6 +209,7 @@ class PlayerWindow(QWidget):
     def _on_status(self, m: dict[str, Any]) -> None:
         if m.get("recording") != self.recording:
             return
+        self.last_status = m
         state = m.get("state")
         self.playing = state == "playing"
         self.play_button.setText("&Pause" if self.playing else "&Play")

@@ -88,6 +88,16 @@ def test_open_message_fields_are_checked():
             segment_keys(bad)
 
 
+def _wait_for(statuses: list, predicate, timeout: float = 30.0) -> bool:
+    """Until a status matches (the bound only stops a broken run from hanging)."""
+    deadline = time.monotonic() + timeout
+    while not any(predicate(s) for s in list(statuses)):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def test_plays_shows_both_sides_gives_the_chat_and_seeks_near_t(recording):
     folder, _officer, keys = recording
     pictures: list = []
@@ -107,17 +117,16 @@ def test_plays_shows_both_sides_gives_the_chat_and_seeks_near_t(recording):
         assert [t for _, t in lines] == ["Victim: first line", "Officer: second line"]
         # Each line at its time (frames come every 20-33 ms: the line lands on the next one).
         assert abs(info["chat"][0]["at"] - 1.0) < 0.1 and abs(info["chat"][1]["at"] - 5.5) < 0.1
+        # Opened, it shows the first pictures, paused at the start.
+        assert _wait_for(statuses, lambda s: s[0] == "paused") and got.wait(30)
         player.play()
-        assert got.wait(30)
         height, width, channels = pictures[0]
         assert height == 360 and channels == 4 and width == 2 * 480 + 8  # two 4:3 pictures side by side
         player.pause()
         for target in (5.0, 2.2, 7.5):
             statuses.clear()
             player.seek(target)
-            deadline = time.monotonic() + 30
-            while not any(s[0] == "paused" for s in statuses) and time.monotonic() < deadline:
-                time.sleep(0.01)
+            assert _wait_for(statuses, lambda s: s[0] == "paused")
             (landed,) = [s[1] for s in statuses if s[0] == "paused"]
             # The keyframe before t is 2-3 s earlier (a 3 s GOP): the frames up to t are decoded, not shown.
             assert target - 0.001 <= landed < target + 0.1, (target, landed)
@@ -146,3 +155,25 @@ def test_a_segment_damaged_after_the_keys_were_given_stops_with_its_name(recordi
     player = Player(copy, keys, publish=lambda f: None, audio=False)
     with pytest.raises(PlayerError, match=r"segment 3 \(seg-000003.age\) cannot be decrypted: chunk #\d+ is corrupted"):
         player.open()
+
+
+def test_the_channel_checks_the_player_messages():
+    from evr_desktop.media.channel import CHILD_SENDS, PARENT_SENDS, ProtocolError, decode, encode
+
+    def body(message):
+        return encode(message)[4:]
+
+    ok = decode(body({"type": "player_seek", "id": 3, "seconds": 2.5}), PARENT_SENDS)
+    assert ok["seconds"] == 2.5
+    assert decode(body({"type": "player_seek", "id": 3, "seconds": 2}), PARENT_SENDS)["seconds"] == 2
+    for bad in ({"type": "player_seek", "id": 3, "seconds": "2"}, {"type": "player_seek", "id": 3, "seconds": True},
+                {"type": "player_open", "id": 4, "recording": "r", "folder": "/x"},
+                {"type": "player_open", "id": 4, "recording": "r", "folder": "/x", "segments": [],
+                 "identity": "AGE-SECRET-KEY-1"},
+                {"type": "player_play", "id": 5, "extra": 1}):
+        with pytest.raises(ProtocolError, match="bad-fields"):
+            decode(body(bad), PARENT_SENDS)
+    status = {"type": "player_status", "recording": "r", "state": "playing", "position": 1.25, "message": ""}
+    assert decode(body(status), CHILD_SENDS)["position"] == 1.25
+    with pytest.raises(ProtocolError, match="unknown-type"):
+        decode(body(status), PARENT_SENDS)  # the app sends no status
