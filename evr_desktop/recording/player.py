@@ -394,6 +394,7 @@ class Player:
             self._view.close()
             self._view = None
         self._sides.clear()
+        self.segments = []  # the file keys go with the player
 
     # -- the decoding thread -------------------------------------------------------------
 
