@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .domain.safety import SafetyAlert, Signal
     from .notify.base import Notifier, SendResult
     from .notify.outbox import OutboxNotifier
+    from .recording.library import PlaybackSegment, RecordingSummary
     from .recording.recover import RecoveryResult
     from .statement.service import StatementService
     from .store.base import AppointmentRepository
@@ -85,6 +86,18 @@ class RecordingPlan:
     folder: Path
     officer_recipient: str
     escrow_recipient: str
+
+
+@dataclass(frozen=True)
+class PlaybackPlan:
+    """A recording to play: its folder and each segment's file key (``recording.library.PlaybackSegment``)."""
+
+    appointment_id: str
+    recording_id: str
+    folder: Path
+    finalised: bool
+    reason: str
+    segments: tuple[PlaybackSegment, ...]
 
 
 @dataclass
@@ -498,6 +511,45 @@ class Session:
                 continue
             results.append(result)
         return results
+
+    def list_recordings(self, appointment_id: str) -> list[RecordingSummary]:
+        """The appointment's recordings (start, duration, size, state, stills),
+        each manifest decrypted and checked against its segments: a folder that
+        does not check is listed as damaged, with the reason. Audited as a view
+        of the appointment's recordings (it reads their manifests)."""
+        from .recording.library import list_recordings
+        from .vault.age import X25519Identity
+
+        current = self.store.get(appointment_id)
+        if self.recordings is None:
+            return []
+        identity = X25519Identity.from_string(self.vault.age_identity)
+        items = list_recordings(self.recordings / current.id, [identity])
+        self.audit_event(Category.CONSULTATION, current.id, "recording.list")
+        return items
+
+    def open_recording(self, appointment_id: str, recording_id: str) -> PlaybackPlan:
+        """Everything the media process needs to play one recording: the
+        segment files and their file keys (each opens that one file, nothing
+        else), never the officer's identity. Audited as a view
+        (``recording.viewed``, then ``recording.viewed.<recording id>``) before
+        any key leaves this method."""
+        from .domain.recording import VIEWED_ACTION
+        from .recording.library import playback_keys
+        from .vault.age import X25519Identity
+
+        current = self.store.get(appointment_id)
+        if self.recordings is None or not recording_id.isalnum() or not recording_id.isascii():
+            raise Refused(["There is no such recording."])
+        folder = self.recordings / current.id / recording_id
+        if not folder.is_dir():
+            raise Refused(["There is no such recording."])
+        identity = X25519Identity.from_string(self.vault.age_identity)
+        manifest, segments = playback_keys(folder, [identity])
+        self.audit_event(Category.CONSULTATION, current.id, VIEWED_ACTION)
+        self.audit_event(Category.CONSULTATION, current.id, f"{VIEWED_ACTION}.{recording_id.lower()[:40]}")
+        return PlaybackPlan(current.id, recording_id, folder, bool(manifest.get("finalised")),
+                            str(manifest.get("reason") or ""), tuple(segments))
 
     # -- the victim's safety signals -------------------------------------------
     @property

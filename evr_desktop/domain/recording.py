@@ -30,6 +30,7 @@ START_ACTION = "recording.start"
 END_ACTION = "recording.end"
 FAILED_ACTION = "recording.failed"
 RECOVERED_ACTION = "recording.recovered"
+VIEWED_ACTION = "recording.viewed"  # then "recording.viewed.<recording id>": which one was opened
 
 WARNING = "Recording stopped: {reason}. The call can go on; what was recorded so far is kept."
 QUESTION = "Go on with the call without recording, or end the call now?"

@@ -72,6 +72,15 @@ PARENT_SENDS: Spec = {
     # Take the victim's current frame as exhibit ``exhibit`` (e.g. "RJ/1") into the call's
     # recording folder; the reply's result is ``STILL_RESULT`` (proxy.py checks it field by field).
     "capture_still": {**_ID, **_APPT, "exhibit": ((str,), True)},
+    # Playback (issue 10 item 9): the recording's folder and, per segment, its
+    # file name, file key (base64), plaintext size and whether it was
+    # finalised (checked in the child, ``player.segment_keys``); nothing else
+    # secret: never an identity.
+    "player_open": {**_ID, "recording": ((str,), True), "folder": ((str,), True), "segments": ((list,), True)},
+    "player_play": {**_ID},
+    "player_pause": {**_ID},
+    "player_seek": {**_ID, "seconds": ((int, float), True)},
+    "player_close": {**_ID},
     "protocol-error": {"code": ((str,), True), "detail": ((str,), True)},
 }
 
@@ -83,6 +92,9 @@ CHILD_SENDS: Spec = {
     "pong": {**_ID},
     "recording_status": {**_APPT, "state": ((str,), True), "message": ((str,), True)},
     "recording_ended": {**_APPT, "result": ((dict,), True)},
+    # Playback: playing / paused / ended / error, the position (s) and a plain message.
+    "player_status": {"recording": ((str,), True), "state": ((str,), True), "position": ((int, float), True),
+                      "message": ((str,), True)},
     "protocol-error": {"code": ((str,), True), "detail": ((str,), True)},
 }
 

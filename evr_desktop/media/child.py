@@ -109,6 +109,8 @@ class MediaChild:
         self.synthetic: dict[str, int] = {}  # the test pattern's size, when --synthetic
         self.router: RecordingRouter | None = None  # set by main(): the engine's tap sink
         self._closing: list[threading.Thread] = []
+        self.player: Any = None  # the recording being played (recording.player.Player), at most one
+        self._player_id = ""
 
     def send(self, message: dict[str, Any]) -> None:
         try:
@@ -199,6 +201,42 @@ class MediaChild:
         result = capture_still(recorder, frame, exhibit=exhibit, appointment=appointment)
         log.info("media: still %s taken for %s (%dx%d)", result.exhibit, appointment, result.width, result.height)
         return {name: getattr(result, name) for name in STILL_RESULT_FIELDS}
+
+    # -- playback -------------------------------------------------------------------
+
+    def player_open(self, recording: str, folder: str, segments: Any) -> dict[str, Any]:
+        """Open a recording from its file keys (blocking: one demux pass; run on a thread).
+        Its pictures go into the remote slot under ``player:<recording>``."""
+        import math
+
+        from ..recording.player import Player, segment_keys
+
+        if not (recording.isascii() and recording.isalnum() and len(recording) <= 40):
+            raise ValueError("player_open: a recording id is letters and digits")
+        keys = segment_keys(segments)
+        self.player_close()
+        key = f"player:{recording}"
+
+        def status(state: str, position: float, message: str) -> None:
+            if math.isfinite(position):
+                self.send({"type": "player_status", "recording": recording, "state": state,
+                           "position": round(position, 3), "message": message[:2000]})
+
+        player = Player(Path(folder), keys, publish=lambda frame: self.remote.publish(key, frame),
+                        on_status=status)
+        info = player.open()
+        self.player, self._player_id = player, recording
+        return info
+
+    def player_close(self) -> None:
+        player, self.player = self.player, None
+        if player is not None:
+            player.close()
+
+    def _player_command(self, fn: Any) -> Any:
+        if self.player is None:
+            raise ValueError("no recording is open")
+        return fn(self.player)
 
     def on_frame(self, key: str) -> None:
         """Display thread: the newest remote frame into shared memory, then the wake-up."""
@@ -310,10 +348,29 @@ class MediaChild:
 
             def stop() -> None:
                 self.calls.stop()
+                self.player_close()
                 self.close_all_recordings("the app stopped video calls")
 
             self.reply_now(msg_id, stop)
             raise SystemExit(0)
+        elif kind == "player_open":
+            threading.Thread(target=self.reply_now, name="player-open", daemon=True, args=(
+                msg_id, lambda: self.player_open(m["recording"], m["folder"], m["segments"]))).start()
+        elif kind == "player_play":
+            self.reply_now(msg_id, lambda: self._player_command(lambda p: p.play()))
+        elif kind == "player_pause":
+            self.reply_now(msg_id, lambda: self._player_command(lambda p: p.pause()))
+        elif kind == "player_seek":
+            def seek(p: Any) -> None:
+                import math
+
+                if not math.isfinite(m["seconds"]):
+                    raise ValueError("player_seek: seconds must be a number")
+                p.seek(m["seconds"])
+
+            self.reply_now(msg_id, lambda: self._player_command(seek))
+        elif kind == "player_close":
+            self.reply_now(msg_id, self.player_close)
         elif kind == "protocol-error":
             log.warning("media: the app refused a message (%s)", m["code"])
 

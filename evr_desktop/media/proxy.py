@@ -380,6 +380,10 @@ class MediaCalls:
             self.engine._emit(recording_status_from(m))
         elif kind == "recording_ended":
             self.engine._emit(recording_ended_from(m))
+        elif kind == "player_status":
+            listener = self.engine.player_listener
+            if listener is not None:
+                listener(m)
         elif kind == "reply":
             self._resolve(child, m["id"], None if m["ok"] else _error(m.get("error")), m.get("result"))
         elif kind == "pong":
@@ -566,6 +570,8 @@ class MediaEngine:
         self._listeners = ev.Listeners(log)
         # Called on the channel's reader thread with "remote:<appointment>" for each new frame.
         self.frame_listener: Callable[[str], None] | None = None
+        # Called on the reader thread with each ``player_status`` message (playback).
+        self.player_listener: Callable[[dict[str, Any]], None] | None = None
 
     @property
     def settings(self) -> MediaSettings:
@@ -640,6 +646,30 @@ class MediaEngine:
 
     def set_camera_enabled(self, enabled: bool) -> concurrent.futures.Future:
         return self._calls.command("set_camera_enabled", enabled=bool(enabled))
+
+    # -- playback (issue 10 item 9) ---------------------------------------------------
+
+    def player_open(self, recording: str, folder: str, segments: list[dict[str, Any]]) -> concurrent.futures.Future:
+        """Open a recording in the child from its file keys (``recording.library.PlaybackSegment.message``).
+        The result: ``duration``, ``chat`` (``at``, ``text``), ``tracks``, ``note``."""
+        return self._calls.command("player_open", recording=recording, folder=folder, segments=segments)
+
+    def player_play(self) -> concurrent.futures.Future:
+        return self._calls.command("player_play")
+
+    def player_pause(self) -> concurrent.futures.Future:
+        return self._calls.command("player_pause")
+
+    def player_seek(self, seconds: float) -> concurrent.futures.Future:
+        return self._calls.command("player_seek", seconds=float(seconds))
+
+    def player_close(self) -> concurrent.futures.Future:
+        return self._calls.command("player_close")
+
+    def latest_player_bgra(self, recording: str) -> np.ndarray | None:
+        """The player's newest picture (both sides), BGRA, as ``latest_remote_bgra``."""
+        child = self._calls._child
+        return None if child is None else child.remote.acquire(f"player:{recording}")
 
     # -- display frames ---------------------------------------------------------------
 

@@ -169,6 +169,7 @@ class MainWindow:
             q.vps_requested.connect(lambda a: self.open_statement(a.id, "vps"))
             q.link_requested.connect(self.calls.send_link)
             q.call_requested.connect(self.calls.start_call)
+            q.recordings_requested.connect(self.show_recordings)
             self.stack.addWidget(q)
             self._queue = q
         return self._queue
@@ -529,6 +530,53 @@ class MainWindow:
         session = self.session
         if session is not None:
             Operation(self.worker, None, lambda: session.view_appointment(appointment_id)).failure(self._error).run()
+
+    def show_recordings(self, a: Appointment) -> None:
+        """The appointment's recordings (``ui.recordings_dialog``), and the player for one."""
+        session = self.session
+        if session is None:
+            return
+        from .recordings_dialog import RecordingsDialog
+
+        dialog: RecordingsDialog
+
+        def load() -> None:
+            Operation(self.worker, dialog, lambda: session.list_recordings(a.id)).success(dialog.show_items).failure(
+                lambda e: dialog.show_error(plain_message(e))).run()
+
+        dialog = RecordingsDialog(a.urn, load, self.window)
+        dialog.addAction(self.actions.lock)
+        self._dialogs.append(dialog)
+        dialog.finished.connect(lambda _r: self._dialogs.remove(dialog) if dialog in self._dialogs else None)
+        dialog.play_requested.connect(lambda r: self._play_recording(dialog, a, r.folder.name))
+        dialog.open()
+        dialog.refresh()
+
+    def _play_recording(self, dialog: QWidget, a: Appointment, recording_id: str) -> None:
+        session = self.session
+        calls = self._calls.embedded if self._calls is not None else None
+        engine = getattr(calls, "engine", None)
+        if session is None or dialog is None:
+            return
+        if engine is None or not hasattr(engine, "player_open") or not engine.running:
+            self._error(Refused(["Playback needs the video part, which is not running yet. Try again in a "
+                                 "moment."]))
+            return
+
+        def opened(plan: object) -> None:
+            from .player_window import PlayerWindow
+
+            if self.session is not session:
+                return
+            player = PlayerWindow(engine, plan, a.urn)
+            player.addAction(self.actions.lock)
+            self._dialogs.append(player)
+            player.destroyed.connect(lambda *_: self._dialogs.remove(player) if player in self._dialogs else None)
+            player.show()
+            player.start()
+
+        Operation(self.worker, dialog, lambda: session.open_recording(a.id, recording_id)).success(opened).failure(
+            self._error).run()
 
     def _error(self, exc: BaseException) -> None:
         log.error("operation failed: %s", type(exc).__name__)

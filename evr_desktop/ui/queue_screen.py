@@ -40,6 +40,7 @@ class DetailPane(QFrame):
     vps_requested = Signal(object)
     link_requested = Signal(object)
     call_requested = Signal(object)
+    recordings_requested = Signal(object)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -89,6 +90,11 @@ class DetailPane(QFrame):
         self.vps_button.setObjectName("vpsButton")
         self.vps_button.setToolTip("The impact of the crime, in the victim's words: a separate MG11")
         self.vps_button.clicked.connect(lambda: self._appointment and self.vps_requested.emit(self._appointment))
+        self.recordings_button = QPushButton("&Recordings…", self)
+        self.recordings_button.setObjectName("recordingsButton")
+        self.recordings_button.setToolTip("The recordings of this appointment's calls, and playing them back")
+        self.recordings_button.clicked.connect(
+            lambda: self._appointment and self.recordings_requested.emit(self._appointment))
         self.next_status = QComboBox(self)
         self.next_status.setObjectName("nextStatus")
         self.apply_status = QPushButton("Set status", self)
@@ -108,6 +114,7 @@ class DetailPane(QFrame):
         layout.addWidget(self.link_label)
         layout.addWidget(self.statement_button)
         layout.addWidget(self.vps_button)
+        layout.addWidget(self.recordings_button)
         layout.addLayout(status_row)
         layout.addStretch(1)
         self.show_appointment(None)
@@ -115,7 +122,7 @@ class DetailPane(QFrame):
     def show_appointment(self, a: Appointment | None) -> None:
         self._appointment = a
         for w in (self.edit_button, self.statement_button, self.vps_button, self.next_status, self.apply_status,
-                  self.link_button, self.call_button):
+                  self.link_button, self.call_button, self.recordings_button):
             w.setEnabled(a is not None)
         self.link_label.setText(self._outbox_notes.get(a.id, "") if a is not None else "")
         self.next_status.clear()
@@ -167,6 +174,7 @@ class QueueScreen(QWidget):
     vps_requested = Signal(object)
     link_requested = Signal(object)
     call_requested = Signal(object)
+    recordings_requested = Signal(object)
     viewed = Signal(str)  # appointment id, for the audit log
 
     def __init__(self, parent: QWidget | None = None):
@@ -237,6 +245,7 @@ class QueueScreen(QWidget):
         self.detail.vps_requested.connect(self.vps_requested)
         self.detail.link_requested.connect(self.link_requested)
         self.detail.call_requested.connect(self.call_requested)
+        self.detail.recordings_requested.connect(self.recordings_requested)
 
         splitter = QSplitter(self)
         splitter.addWidget(self.table)

@@ -1317,3 +1317,131 @@ def decrypt_prefix(
     except TruncatedError:
         return b"".join(parts), False
     return b"".join(parts), True
+
+
+# --------------------------------------------------------------------------- #
+# File keys: unwrap in one process, decrypt in another (playback)
+# --------------------------------------------------------------------------- #
+
+
+def unwrap_file_key(
+    data_or_file: bytes | bytearray | memoryview | BinaryIO, identities: Sequence[Identity]
+) -> bytes:
+    """The 16-byte file key of one binary age file, unwrapped with one of
+    ``identities`` and checked against the header MAC.
+
+    This lets the process that holds the officer's identity (the app) hand a
+    recording's file keys, and nothing else secret, to the process that
+    decodes it (the media process), which then reads with
+    :class:`FileKeyReader`. A file key opens that one file only.
+    """
+    if isinstance(identities, Identity):
+        raise TypeError("identities must be a list")
+    if not identities:
+        raise ValueError("at least one identity is required")
+    src = _open_source(_as_readable(data_or_file), armor=False)
+    header = _parse_header(src)
+    file_key = _unwrap_file_key(header, identities)
+    if not hmac.compare_digest(_header_mac(file_key, header.mac_input), header.mac):
+        raise HeaderMACError("the file header was modified (header MAC mismatch)")
+    return file_key
+
+
+class FileKeyReader:
+    """Random access, by 64 KiB chunk, to the plaintext of one binary age file
+    whose file key is known (no identity needed).
+
+    The header is parsed and its MAC checked with the file key in the
+    constructor: a wrong file key fails there (:class:`HeaderMACError`),
+    before any chunk is touched. Each chunk is then read and authenticated
+    on its own (STREAM: ChaCha20-Poly1305 under the payload key,
+    ``HKDF(file key, header nonce, "payload")``, nonce = 11-byte counter and
+    the last-chunk flag), so a player can seek without decrypting what comes
+    before. ``chunk(i)`` returns only authenticated plaintext; a tampered
+    chunk raises :class:`PayloadError` naming it.
+
+    ``finalised=False`` is for a segment a crash left without its final
+    chunk: only its whole chunks are readable, each as a non-final chunk
+    (the authenticated prefix that recovery hashed); the cut tail is dropped.
+
+    ``fileobj`` must be seekable (a file opened ``rb``); it stays the
+    caller's. Nothing is written anywhere: the plaintext lives only in the
+    returned ``bytes``.
+    """
+
+    def __init__(self, fileobj: BinaryIO, file_key: bytes, *, finalised: bool = True) -> None:
+        if len(file_key) != FILE_KEY_SIZE:
+            raise ValueError(f"a file key is {FILE_KEY_SIZE} bytes, not {len(file_key)}")
+        self._fh = fileobj
+        fileobj.seek(0)
+        src = _Reader(fileobj)
+        header = _parse_header(src)
+        if not hmac.compare_digest(_header_mac(file_key, header.mac_input), header.mac):
+            raise HeaderMACError("this file key does not open this file (wrong key, or a modified header)")
+        header_size = len(header.mac_input) + 1 + 43 + 1  # "---" then " " MAC LF
+        nonce = src.read(PAYLOAD_NONCE_SIZE)
+        size = fileobj.seek(0, io.SEEK_END)
+        self.finalised = finalised
+        self._offset = header_size + PAYLOAD_NONCE_SIZE
+        payload = size - self._offset
+        if len(nonce) != PAYLOAD_NONCE_SIZE or payload < 0:
+            if finalised:
+                raise TruncatedError("the file ends before the payload nonce")
+            self._aead: ChaCha20Poly1305 | None = None
+            self.chunks = 0
+            self._last_size = 0
+            return
+        self._aead = ChaCha20Poly1305(_payload_key(file_key, nonce))
+        if finalised:
+            if payload < TAG_SIZE:
+                raise TruncatedError("the file is truncated: it has no final chunk")
+            self.chunks = max(1, -(-payload // ENCRYPTED_CHUNK_SIZE))
+            self._last_size = payload - (self.chunks - 1) * ENCRYPTED_CHUNK_SIZE - TAG_SIZE
+            if self._last_size < 0:
+                raise TruncatedError("the file is truncated or corrupted: its last chunk is too short")
+        else:
+            self.chunks = payload // ENCRYPTED_CHUNK_SIZE
+            self._last_size = CHUNK_SIZE
+
+    @property
+    def plaintext_size(self) -> int:
+        """The plaintext's length, from the file's size (every chunk but the
+        last is exactly 64 KiB)."""
+        if self.chunks == 0:
+            return 0
+        return (self.chunks - 1) * CHUNK_SIZE + self._last_size
+
+    def chunk(self, index: int) -> bytes:
+        """Chunk ``index``'s plaintext, authenticated."""
+        if not 0 <= index < self.chunks:
+            raise IndexError(f"chunk #{index} is not in this file ({self.chunks} chunk(s))")
+        assert self._aead is not None
+        last = self.finalised and index == self.chunks - 1
+        self._fh.seek(self._offset + index * ENCRYPTED_CHUNK_SIZE)
+        want = ENCRYPTED_CHUNK_SIZE if not last else self._last_size + TAG_SIZE
+        data = self._fh.read(want)
+        if len(data) != want:
+            raise TruncatedError(f"chunk #{index} is cut short (the file changed while it was read)")
+        try:
+            plaintext = self._aead.decrypt(_chunk_nonce(index, last), data, None)
+        except InvalidTag:
+            if last:  # as Decryptor: a cut file and a damaged last chunk look the same
+                raise TruncatedError(
+                    f"the file is truncated or corrupted: its last chunk (#{index}) does not authenticate"
+                ) from None
+            raise PayloadError(f"chunk #{index} is corrupted (authentication failed)") from None
+        if last and not plaintext and index != 0:
+            raise PayloadError("the final chunk is empty (only allowed for an empty file)")
+        return plaintext
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        """Up to ``size`` plaintext bytes from ``offset`` (fewer at the end),
+        decrypting only the chunks that hold them."""
+        out = bytearray()
+        end = min(offset + size, self.plaintext_size)
+        while offset < end:
+            index, within = divmod(offset, CHUNK_SIZE)
+            piece = self.chunk(index)[within: within + end - offset]
+            out += piece
+            offset += len(piece)
+        return bytes(out)
