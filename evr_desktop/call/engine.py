@@ -89,7 +89,13 @@ class CommitTimeout(Exception):
 @dataclass
 class CallSettings:
     rendezvous_url: str  # "http://127.0.0.1:8123" (embedded) or "https://meet.example.police.uk"
+    # The bearer the rendezvous knows this officer by: the embedded demo's secret,
+    # or in force mode a short-lived officer token (rendezvous/officers.py
+    # make_officer_token), replaced before it expires (read at each connect).
     officer_secret: str
+    # Force mode: a CA bundle (PEM file) to trust for the rendezvous's TLS, when
+    # it is not one the system trusts. None: the system's.
+    rendezvous_ca: str | None = None
     # [{"urls": "turn:turn.example:3478", "username": "...", "credential": "..."}]. Empty: host
     # candidates only (aiortc's own default, a public Google STUN server, is never used).
     ice_servers: list[dict[str, Any]] = field(default_factory=list)
@@ -120,6 +126,40 @@ class CallSettings:
 
 
 Listener = Callable[[ev.Event], None]
+
+
+def rendezvous_tls(s: CallSettings) -> Any:
+    """TLS for the rendezvous: the system's trust, or the force's CA bundle."""
+    if s.rendezvous_ca is None:
+        return True
+    import ssl
+
+    return ssl.create_default_context(cafile=s.rendezvous_ca)
+
+
+async def request_link(s: CallSettings, appointment_id: str, slot_start: Any, slot_end: Any) -> dict[str, Any]:
+    """Force mode: a join link from the rendezvous's API, issued as this officer
+    (the link then belongs to them: its victim's events reach them only).
+    ``slot_start``/``slot_end``: aware datetimes. Raises ``ConnectionError``
+    with plain words."""
+    body = {"appointment": appointment_id, "slot_start": slot_start.isoformat(), "slot_end": slot_end.isoformat()}
+    timeout = aiohttp.ClientTimeout(total=15, connect=s.connect_timeout)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar(),
+                                         connector=aiohttp.TCPConnector(ssl=rendezvous_tls(s))) as http:
+            async with http.post(s.rendezvous_url.rstrip("/") + "/api/links", json=body,
+                                 headers={"Authorization": f"Bearer {s.officer_secret}"},
+                                 allow_redirects=False) as r:
+                status = r.status
+                data = await r.json() if status == 200 else None
+    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+        raise ConnectionError(f"Cannot reach the rendezvous ({_plain_network_error(exc)}): no link was issued.") \
+            from None
+    if isinstance(data, dict) and isinstance(data.get("url"), str):
+        return data
+    words = {401: "refused this app's credentials", 409: "says the appointment belongs to another officer",
+             503: "has too many live links"}.get(status, f"answered HTTP {status}")
+    raise ConnectionError(f"The rendezvous {words}: no link was issued.")
 
 
 def clean_ice_servers(value: Any) -> list[dict[str, Any]]:
@@ -251,7 +291,8 @@ class SignallingClient:
         s = self.engine.settings
         timeout = aiohttp.ClientTimeout(total=None, connect=s.connect_timeout,
                                         sock_connect=s.connect_timeout)
-        self._http = aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar())
+        self._http = aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar(),
+                                           connector=aiohttp.TCPConnector(ssl=rendezvous_tls(s)))
         delay = s.reconnect_initial
         outage_reported = False
         try:

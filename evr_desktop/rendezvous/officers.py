@@ -18,12 +18,21 @@ or None):
   ``serialNumber`` (the collar number) and the certificate's SHA-256.
   ``still_valid`` lets the server drop a connected officer whose certificate
   has since been revoked.
+
+  Or, where the TLS client key cannot be used (the officer's app connects
+  from its media process, which never holds a key from the vault), a
+  **short-lived officer token**: the certificate and an expiry, signed with
+  the officer's key by the app's own process (:func:`make_officer_token`),
+  presented as the bearer and checked the same way (CA, dates, CRL) plus its
+  signature, audience and expiry (at most ``MAX_TOKEN_SECONDS``).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
 import logging
 import ssl
 import time
@@ -39,6 +48,37 @@ from cryptography.x509.oid import NameOID
 log = logging.getLogger("evr_desktop.rendezvous")
 
 DEFAULT_OFFICER = "officer"  # the one officer of secret mode (the embedded demo)
+TOKEN_PREFIX = "evr1."
+MAX_TOKEN_SECONDS = 600  # a token lives 10 minutes at most; the app makes a fresh one well before
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def make_officer_token(cert: x509.Certificate, key: object, audience: str, now: float | None = None,
+                       lifetime: int = MAX_TOKEN_SECONDS) -> str:
+    """``evr1.<payload>.<signature>``: the officer's certificate, the audience (the
+    rendezvous's address), issued-at and expiry, signed with the officer's key
+    (ECDSA or RSA, SHA-256). Made in the app's process, where the key is."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+    issued = int(now if now is not None else time.time())
+    payload = json.dumps({"cert": _b64(cert.public_bytes(serialization.Encoding.DER)), "aud": audience,
+                          "iat": issued, "exp": issued + min(lifetime, MAX_TOKEN_SECONDS)},
+                         separators=(",", ":")).encode()
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        signature = key.sign(payload, ec.ECDSA(hashes.SHA256()))
+    elif isinstance(key, rsa.RSAPrivateKey):
+        signature = key.sign(payload, padding.PKCS1v15(), hashes.SHA256())
+    else:
+        raise TypeError("an officer key is ECDSA or RSA")
+    return f"{TOKEN_PREFIX}{_b64(payload)}.{_b64(signature)}"
 
 
 class OfficerAuth(Protocol):
@@ -68,7 +108,11 @@ class SecretAuth:
 
 
 class CertificateAuth:
-    def __init__(self, ca: x509.Certificate, crl_path: Path | None, clock=time.time):  # noqa: ANN001
+    def __init__(self, ca: x509.Certificate, crl_path: Path | None, clock=time.time,  # noqa: ANN001
+                 audience: str | None = None):
+        """``audience``: what an officer token must name (this rendezvous's
+        address, as the apps are configured with it); None: tokens refused."""
+        self.audience = audience
         self.ca = ca
         self.crl_path = crl_path
         self.clock = clock
@@ -113,14 +157,48 @@ class CertificateAuth:
     def identify(self, request: web.Request) -> str | None:
         ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-        if not der:
-            return None  # not over the officer listener, or no certificate
-        cert = x509.load_der_x509_certificate(der)
+        if not der:  # not over the officer listener, or no certificate: a token, perhaps
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            cert = self._token_certificate(token.strip()) if scheme.lower() == "bearer" else None
+            if cert is None:
+                return None
+        else:
+            cert = x509.load_der_x509_certificate(der)
         if not self._acceptable(cert):
             return None
         officer_id = officer_id_of(cert)
         self._certificates[officer_id] = cert
         return officer_id
+
+    def _token_certificate(self, token: str) -> x509.Certificate | None:
+        """The certificate of a valid officer token (see ``make_officer_token``), or None."""
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+        if self.audience is None or not token.startswith(TOKEN_PREFIX) or len(token) > 16384:
+            return None
+        try:
+            payload_b64, signature_b64 = token[len(TOKEN_PREFIX):].split(".")
+            payload = _unb64(payload_b64)
+            claims = json.loads(payload)
+            cert = x509.load_der_x509_certificate(_unb64(claims["cert"]))
+            public = cert.public_key()
+            signature = _unb64(signature_b64)
+            if isinstance(public, ec.EllipticCurvePublicKey):
+                public.verify(signature, payload, ec.ECDSA(hashes.SHA256()))
+            elif isinstance(public, rsa.RSAPublicKey):
+                public.verify(signature, payload, padding.PKCS1v15(), hashes.SHA256())
+            else:
+                return None
+            now = self.clock()
+            iat, exp = int(claims["iat"]), int(claims["exp"])
+            if claims["aud"] != self.audience or not iat - 60 <= now <= exp or exp - iat > MAX_TOKEN_SECONDS:
+                log.warning("officer token refused: wrong audience, expired or too long-lived")
+                return None
+        except (InvalidSignature, ValueError, KeyError, TypeError):
+            log.warning("officer token refused: malformed or not signed by its certificate's key")
+            return None
+        return cert
 
     def _acceptable(self, cert: x509.Certificate) -> bool:
         try:

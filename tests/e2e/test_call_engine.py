@@ -36,7 +36,7 @@ from evr_desktop.capture.devices import SourceChoice
 from evr_desktop.capture.synthetic import SyntheticAudioSource, SyntheticVideoSource, read_timestamp
 from evr_desktop.capture.tracks import AudioSourceTrack, VideoSourceTrack
 from evr_desktop.domain.verification import commitment, sha256_fingerprint, verification_code
-from evr_desktop.rendezvous.server import COOKIE, create_app, start
+from evr_desktop.rendezvous.server import COOKIE, COOKIE_HTTPS, create_app, start
 from evr_desktop.rendezvous.tokens import TokenRegistry
 
 SECRET = "officer-secret-for-call-tests-0123456789"
@@ -135,10 +135,11 @@ class Victim:
             assert COOKIE not in r.cookies
         async with self.http.post(f"{self.base}/j/{token}/claim") as r:  # the victim agrees
             assert r.status == 200
-            cookie = r.cookies[COOKIE].value
+            name = COOKIE if COOKIE in r.cookies else COOKIE_HTTPS  # __Host- when served over https
+            cookie = r.cookies[name].value
         self.token, self.cookie = token, cookie
         self.ws = await self.http.ws_connect(f"{self.base}/ws/victim",
-                                             headers={"Cookie": f"{COOKIE}={cookie}"})
+                                             headers={"Cookie": f"{name}={cookie}"})
         self._tasks.append(asyncio.create_task(self._read()))
         await until(lambda: any(m["type"] == "waiting" for m in self.messages), 5, "waiting")
         if self.auto_commit:

@@ -242,3 +242,90 @@ def test_hundreds_of_officers_at_once(tmp_path: Path) -> None:
             await victim.close()
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+# --- the officer's app (its engine) in force mode, with short-lived officer tokens --------------
+
+
+def test_two_officer_apps_on_one_force_rendezvous(tmp_path: Path) -> None:
+    """Two real call engines, each authenticated by a token its app signed with the
+    officer's key (the media process never holds that key): each issues its own
+    links and hears only its own victims; a call connects; an expired or
+    misaddressed token, or another officer's appointment, is refused."""
+    import time as _time
+
+    from cryptography.hazmat.primitives.asymmetric import ec as _ec
+
+    from evr_desktop.call import events as ev
+    from evr_desktop.call.engine import CallEngine, CallSettings, request_link
+    from evr_desktop.rendezvous.officers import make_officer_token
+    from tests.e2e.test_call_engine import Recorder, Victim, small_sources, until
+
+    force = Force(tmp_path)
+    keys, certs = {}, {}
+    for collar in ("PC 6006", "PC 7007"):
+        keys[collar] = _ec.generate_private_key(_ec.SECP256R1())
+        certs[collar] = pki.issue_officer_certificate(force.ca_key, force.ca, OfficerIdentity(
+            f"Officer {collar}", collar, "Testshire Police", "Invented Station"), keys[collar])
+
+    async def main() -> None:
+        registry = TokenRegistry()
+        force.revoke()
+        victim_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        victim_tls.load_cert_chain(force.server_cert, force.server_key)
+        # force=False: everything here is on this machine's loopback, whose candidates force mode refuses
+        # (test_hostile_load.py shows that refusal; test_netns_call.py a call over a real path).
+        app = create_app(registry, None, public_url="https://127.0.0.1", web_root=Path("/nonexistent"), force=False,
+                         officer_auth=CertificateAuth(force.ca, force.crl_file,
+                                                      audience="https://127.0.0.1"))
+        runner, port = await start(app, "127.0.0.1", 0, ssl_context=victim_tls)
+        base = f"https://127.0.0.1:{port}"
+        engines, events = {}, {}
+        try:
+            for collar in keys:
+                token = make_officer_token(certs[collar], keys[collar], "https://127.0.0.1")
+                settings = CallSettings(rendezvous_url=base, officer_secret=token, rendezvous_ca=str(force.web_ca),
+                                        ice_servers=[], host_candidates="loopback-only", prefer_real_devices=False)
+                events[collar] = Recorder()
+                engines[collar] = CallEngine(settings, sources=small_sources)
+                engines[collar].add_listener(events[collar].on_event)
+                engines[collar].start()
+            for collar in keys:
+                await events[collar].wait(ev.SignallingChanged, lambda e: e.connected)
+            now = dt.datetime.now(dt.timezone.utc)
+            later = now + dt.timedelta(minutes=45)
+            link_a = await request_link(engines["PC 6006"].settings, "appt-a", now, later)
+            await request_link(engines["PC 7007"].settings, "appt-b", now, later)
+            with pytest.raises(ConnectionError, match="another officer"):
+                await request_link(engines["PC 7007"].settings, "appt-a", now, later)
+            http = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(),
+                                         connector=aiohttp.TCPConnector(ssl=force.client()))
+            victim = Victim(base, http)
+            try:
+                await victim.join(link_a["url"].rsplit("/", 1)[1])
+                await events["PC 6006"].wait(ev.VictimWaiting, lambda e: e.appointment == "appt-a")
+                await asyncio.sleep(0.5)
+                assert events["PC 7007"].of(ev.VictimWaiting) == []
+                await asyncio.wrap_future(engines["PC 6006"].start_call("appt-a"))
+                await events["PC 6006"].wait(ev.CallStateChanged,
+                                             lambda e: e.appointment == "appt-a" and e.state == "connected",
+                                             timeout=20)
+                code = await events["PC 6006"].wait(ev.VerificationCode, lambda e: e.appointment == "appt-a")
+                await until(lambda: victim.codes, what="the victim's code")
+                assert victim.codes[-1] == code.code
+            finally:
+                await victim.close()
+                await http.close()
+            # An expired token, and one made for another rendezvous: refused.
+            for token in (make_officer_token(certs["PC 6006"], keys["PC 6006"], "https://127.0.0.1",
+                                             now=_time.time() - 3600),
+                          make_officer_token(certs["PC 6006"], keys["PC 6006"], "https://elsewhere.example")):
+                with pytest.raises(ConnectionError, match="refused this app's credentials"):
+                    await request_link(CallSettings(rendezvous_url=base, officer_secret=token,
+                                                    rendezvous_ca=str(force.web_ca)), "appt-x", now, later)
+        finally:
+            for engine in engines.values():
+                await asyncio.to_thread(engine.stop)
+            await runner.cleanup()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
