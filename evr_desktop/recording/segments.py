@@ -62,14 +62,21 @@ class SegmentInfo:
         }
 
 
-class _HashingFile:
-    """The segment file, hashing the ciphertext on its way to disk."""
+class HashingFile:
+    """A file written through a raw descriptor, hashing every byte on its way to
+    disk (the ciphertext of a segment, or of a still): what ``Encryptor`` writes
+    into, so the hash that goes into the manifest is of what is stored."""
 
-    def __init__(self, path: Path) -> None:
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                          PRIVATE_FILE_MODE)
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
         self.sha = hashlib.sha256()
         self.size = 0
+
+    @classmethod
+    def create(cls, path: Path) -> HashingFile:
+        """``path`` created exclusively, owner-only."""
+        return cls(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                           PRIVATE_FILE_MODE))
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         view = memoryview(data)
@@ -80,6 +87,9 @@ class _HashingFile:
             view = view[n:]
         return len(data)
 
+    def flush(self) -> None:
+        pass
+
     def close(self) -> None:
         os.close(self.fd)
 
@@ -87,7 +97,7 @@ class _HashingFile:
 @dataclass
 class _Open:
     info: SegmentInfo
-    file: _HashingFile
+    file: HashingFile
     enc: Encryptor
     plain: hashlib._Hash = field(default_factory=hashlib.sha256)
 
@@ -154,7 +164,7 @@ class SegmentWriter:
         index = len(self.segments) + 1
         info = SegmentInfo(index=index, file=segment_name(index))
         self.segments.append(info)
-        file = _HashingFile(self.folder / info.file)
+        file = HashingFile.create(self.folder / info.file)
         try:
             enc = Encryptor(file, self.recipients)  # type: ignore[arg-type]  # a write()-only sink
         except BaseException:

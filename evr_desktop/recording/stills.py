@@ -43,6 +43,7 @@ from typing import Any
 
 from ..fsutil import PRIVATE_FILE_MODE, ensure_private_dir, fsync_dir
 from ..vault.age import Encryptor, Identity, decrypt, parse_recipient
+from .segments import HashingFile
 
 STILLS_DIR = "stills"
 STILL_GLOB = "still-*.png.age"
@@ -151,27 +152,6 @@ def png_text(png: bytes) -> dict[str, str]:
 # -- writing ------------------------------------------------------------------------
 
 
-class _HashingFile:
-    """The still's file as the Encryptor sees it: every byte hashed as it is written."""
-
-    def __init__(self, fd: int):
-        self.fd = fd
-        self.sha = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        view = memoryview(data)
-        while view:
-            n = os.write(self.fd, view)
-            self.sha.update(view[:n])
-            self.size += n
-            view = view[n:]
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-
 def _open_next(folder: Path) -> tuple[Path, int]:
     """The next free ``still-NNNN.png.age``, created exclusively (0600)."""
     taken = [int(p.name[6:10]) for p in folder.glob(STILL_GLOB) if p.name[6:10].isdigit()]
@@ -201,7 +181,7 @@ def write_encrypted(folder: Path, png: bytes, recipients: Sequence[str], *,
             raise StillRefused(f"a still cannot be taken: {exc}") from None
     stills = ensure_private_dir(Path(folder) / STILLS_DIR)
     path, fd = _open_next(stills)
-    sink = _HashingFile(fd)
+    sink = HashingFile(fd)
     try:
         enc = Encryptor(sink, list(recipients))  # type: ignore[arg-type]  # a write()-only sink
         view = memoryview(png)

@@ -361,31 +361,32 @@ class TokenRegistry:
         entry = self._lookup(token)
         if entry is None:
             return Refusal(Reason.INVALID)
-        refused = self._check(entry, now)
-        if refused is not None:
-            return refused
-        if entry.device_hash is None:
-            return Opened(entry.appointment_id, entry.link_id, claimed=False)
-        if _same_secret(device_secret, entry.device_hash):
-            return Opened(entry.appointment_id, entry.link_id, claimed=True)
-        return Refusal(Reason.SECOND_DEVICE, entry.appointment_id, entry.link_id)
+        return self._check(entry, now) or self._holding(entry, device_secret)
 
     def claim(self, token: str, device_secret: str | None, now: datetime) -> Claim | Refusal:
         """The device holding ``device_secret`` (None: a device with no cookie)
         takes the link at ``token``: the victim's deliberate action on the page."""
+        opened = self.peek(token, device_secret, now)
+        if isinstance(opened, Refusal):
+            return opened
+        if opened.claimed:
+            assert device_secret is not None
+            return Claim(opened.appointment_id, opened.link_id, device_secret, first=False)
         entry = self._lookup(token)
-        if entry is None:
-            return Refusal(Reason.INVALID)
-        refused = self._check(entry, now)
-        if refused is not None:
-            return refused
+        assert entry is not None
+        secret = secrets.token_urlsafe(DEVICE_SECRET_BYTES)
+        entry.device_hash = digest(secret)
+        self._by_device[entry.device_hash] = entry
+        return Claim(entry.appointment_id, entry.link_id, secret, first=True)
+
+    @staticmethod
+    def _holding(entry: _Entry, device_secret: str | None) -> Opened | Refusal:
+        """Whether the device may speak for the link: anyone while it is unclaimed
+        (no more than claiming it allows), only its own device once claimed."""
         if entry.device_hash is None:
-            secret = secrets.token_urlsafe(DEVICE_SECRET_BYTES)
-            entry.device_hash = digest(secret)
-            self._by_device[entry.device_hash] = entry
-            return Claim(entry.appointment_id, entry.link_id, secret, first=True)
+            return Opened(entry.appointment_id, entry.link_id, claimed=False)
         if _same_secret(device_secret, entry.device_hash):
-            return Claim(entry.appointment_id, entry.link_id, device_secret, first=False)
+            return Opened(entry.appointment_id, entry.link_id, claimed=True)
         return Refusal(Reason.SECOND_DEVICE, entry.appointment_id, entry.link_id)
 
     def device(self, device_secret: str | None, now: datetime) -> Claim | Refusal:
@@ -414,16 +415,9 @@ class TokenRegistry:
         """The link at ``token`` if the device holding ``device_secret`` may still
         speak for it, whatever its state (the window, the call's end): its safety
         signals, quick exit and "I can't talk freely", must reach the officer even
-        after the call. Anyone with the token speaks for an unclaimed link (no more
-        than they could do by claiming it); only its device for a claimed one."""
+        after the call (``_holding`` says who may)."""
         entry = self._lookup(token)
-        if entry is None:
-            return Refusal(Reason.INVALID)
-        if entry.device_hash is None:
-            return Opened(entry.appointment_id, entry.link_id, claimed=False)
-        if _same_secret(device_secret, entry.device_hash):
-            return Opened(entry.appointment_id, entry.link_id, claimed=True)
-        return Refusal(Reason.SECOND_DEVICE, entry.appointment_id, entry.link_id)
+        return Refusal(Reason.INVALID) if entry is None else self._holding(entry, device_secret)
 
     def close(self, token: str, device_secret: str | None) -> Opened | Refusal:
         """Quick exit: lock the link at ``token`` until a new one is issued (see

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import re
 import socket
 import subprocess
@@ -17,9 +16,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from evr_desktop.domain.appointment import OffenceType, Status
-from evr_desktop.logs import NOISY, configure
+from evr_desktop.logs import configure
 from tests.e2e.browser import chromium, phone, playwright
 from tests.ui.test_call_flow import book_and_send_link, select
+from tests.unit.test_logs import logging_kept
 
 pytestmark = pytest.mark.slow
 WAIT_MS = 20000
@@ -40,18 +40,10 @@ def debug_logs(monkeypatch):
     process (its standard error, read with capfd); put back afterwards."""
     monkeypatch.setenv("EVR_LOG_LEVEL", "DEBUG")
     monkeypatch.setenv("EVR_LOG_LIBRARIES", "DEBUG")
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level, {n: logging.getLogger(n).level for n in NOISY})
     buf = io.StringIO()
-    configure("app", "DEBUG", stream=buf)
-    yield buf
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    for h in saved[0]:
-        root.addHandler(h)
-    root.setLevel(saved[1])
-    for name, level in saved[2].items():
-        logging.getLogger(name).setLevel(level)
+    with logging_kept():
+        configure("app", "DEBUG", stream=buf)
+        yield buf
 
 
 def test_a_full_call_at_debug_logs_no_address(debug_logs, capfd, qtbot, unlocked, monkeypatch):

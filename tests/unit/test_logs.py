@@ -3,9 +3,11 @@ one JSON line with no address, SDP or candidate in it."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
+from collections.abc import Iterator
 
 import pytest
 
@@ -36,12 +38,28 @@ def test_scrub_keeps_ids_and_plain_words():
     assert scrub(text) == text
 
 
-def test_every_record_is_a_scrubbed_json_line_and_the_noisy_libraries_are_quiet(monkeypatch):
+@contextlib.contextmanager
+def logging_kept() -> Iterator[None]:
+    """Put the process's logging back as it was (configure() replaces the root handler)."""
     root = logging.getLogger()
     saved = (list(root.handlers), root.level, {n: logging.getLogger(n).level for n in NOISY})
+    try:
+        yield
+    finally:
+        for h in list(root.handlers):
+            root.removeHandler(h)
+        for h in saved[0]:
+            root.addHandler(h)
+        root.setLevel(saved[1])
+        for name, level in saved[2].items():
+            logging.getLogger(name).setLevel(level)
+
+
+def test_every_record_is_a_scrubbed_json_line_and_the_noisy_libraries_are_quiet(monkeypatch):
+    root = logging.getLogger()
     monkeypatch.delenv("EVR_LOG_LIBRARIES", raising=False)
     buf = io.StringIO()
-    try:
+    with logging_kept():
         configure("app", "DEBUG", stream=buf)
         assert root.handlers and all(isinstance(h.formatter, type(root.handlers[0].formatter)) for h in root.handlers)
         logging.getLogger("evr_desktop.call").debug("offer for %s: %s", "appt-1", SDP)
@@ -58,11 +76,3 @@ def test_every_record_is_a_scrubbed_json_line_and_the_noisy_libraries_are_quiet(
         assert lines[1]["msg"] == "Error handling request from [address]"
         assert "ConnectionError" in lines[2]["exc"] and "198.51" not in lines[2]["exc"]
         assert "[address]" in lines[2]["exc"]
-    finally:
-        for h in list(root.handlers):
-            root.removeHandler(h)
-        for h in saved[0]:
-            root.addHandler(h)
-        root.setLevel(saved[1])
-        for name, level in saved[2].items():
-            logging.getLogger(name).setLevel(level)
