@@ -7,6 +7,7 @@ only shows up in the frozen app, so only a build can catch it.
 
 from __future__ import annotations
 
+import json
 import queue
 import shutil
 import subprocess
@@ -176,8 +177,9 @@ def test_demo_starts_and_shows_the_queue(built, tmp_path):
     assert engine_ready, f"the media process did not start; stderr:\n{''.join(lines)[-6000:]}"
     print(f"\nfrozen app: queue shown and media process ready {seconds:.1f} s after start"
           " (first run, with demo set-up)")
-    media_pid = next(int(line.split("media process ")[1].split()[0]) for line in lines
-                     if "media process" in line and line.rstrip().endswith("ready") and "[media]" not in line)
+    records = [json.loads(line) for line in lines if line.startswith("{")]  # JSON lines (evr_desktop/logs.py)
+    media_pid = next(int(r["msg"].split("media process ")[1].split()[0]) for r in records
+                     if r["process"] == "app" and r["msg"].startswith("media process") and r["msg"].endswith("ready"))
     deadline = time.monotonic() + 10
     while Path(f"/proc/{media_pid}").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
