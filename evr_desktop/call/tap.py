@@ -13,6 +13,13 @@ Design (docs/call-engine.md has the long form):
   out in one form: a VP8 frame, an H.264 Annex-B access unit, an Opus
   packet), marks keyframes, and calls the sink (the recorder). A sink that
   raises is logged and counted, never propagated.
+- ``monotonic`` is when the frame met the wire on our side: for a sent frame
+  when the encoder handed it over, for a received frame when its *first
+  packet* reached the receiver, not when the jitter buffer released it. The
+  recorder anchors RTP time on it, and the buffers hold the kinds unequally:
+  aiortc's audio buffer releases a packet only once more are queued behind
+  it, the video buffer on the frame's last packet (tests/e2e/test_recording_chromium.py
+  measured the victim's beep ~95 ms after the flash with the release time).
 
 Where it hooks into aiortc (pinned ``aiortc==1.16.0``; everything else in
 the project uses aiortc's public API only):
@@ -29,8 +36,12 @@ the project uses aiortc's public API only):
   offers the frame to the tap. ``None`` (the decoder's stop signal) is passed
   through untouched. The receiver's ``_handle_rtp_packet`` is wrapped on the
   instance too (the DTLS transport looks it up on the receiver for every
-  packet), only to note the SSRC of the packet being handled: a frame is put
-  on the decoder queue while the packet that completed it is handled.
+  packet), to note the SSRC of the packet being handled (a frame is put
+  on the decoder queue while the packet that completed it is handled) and the
+  first arrival of each RTP timestamp; the receiver's ``TimestampMapper``
+  (``_RTCRtpReceiver__timestamp_mapper``) is wrapped on the instance to learn
+  the raw RTP timestamp of the frame being put. Without it the release time
+  is used.
 
 **Stream generation.** ``EncodedFrame.generation`` is an integer that changes
 whenever a stream's RTP timestamp origin may have changed; frames of one
@@ -89,7 +100,7 @@ class EncodedFrame:
     timestamp: int  # RTP timestamp (ticks of clock_rate; per-stream origin)
     data: bytes  # the codec bitstream of the whole frame
     keyframe: bool  # video: decodable on its own; audio: always True
-    monotonic: float  # time.monotonic() when the frame crossed the tap
+    monotonic: float  # time.monotonic() when it met the wire (received: its first packet; see the module doc)
     # A new value whenever this stream's RTP timestamp origin may have changed
     # (an ICE restart, a new SSRC received, a new encoder): see the module docstring.
     generation: int = 0
@@ -170,11 +181,11 @@ class EncodedFrameTap:
     # -- event-loop side: O(1), never blocks -------------------------------------
 
     def offer(self, session: str, direction: str, kind: str, codec, timestamp: int,
-              payloads, generation: int = 0) -> bool:
+              payloads, generation: int = 0, at: float | None = None) -> bool:
+        """Queue one frame; ``at``: when it met the wire (``time.monotonic``), now by default."""
         try:
-            self._queue.put_nowait(
-                _Raw(session, direction, kind, codec, timestamp, payloads, time.monotonic(), generation)
-            )
+            self._queue.put_nowait(_Raw(session, direction, kind, codec, timestamp, payloads,
+                                        time.monotonic() if at is None else at, generation))
         except queue.Full:
             self.dropped += 1
             return False
@@ -254,6 +265,14 @@ class _TapQueue(queue.Queue):
         self.ssrc: int | None = None  # of the packet being handled (set by the receiver's wrapper)
         self._generation_ssrc: int | None = None
         self.generation = 0
+        self.raw_timestamp: int | None = None  # of the frame being put (set by the mapper's wrapper)
+        self.arrivals: dict[int, float] = {}  # raw RTP timestamp -> its first packet's arrival
+
+    def arrived(self, timestamp: int) -> None:
+        if timestamp not in self.arrivals:
+            if len(self.arrivals) >= _ARRIVALS_KEPT:
+                del self.arrivals[next(iter(self.arrivals))]  # the oldest (dicts keep insertion order)
+            self.arrivals[timestamp] = time.monotonic()
 
     def put(self, item, block: bool = True, timeout: float | None = None) -> None:
         if item is not None:
@@ -261,14 +280,17 @@ class _TapQueue(queue.Queue):
             if self.generation == 0 or self.ssrc != self._generation_ssrc:
                 self._generation_ssrc = self.ssrc
                 self.generation = self._tap.new_generation()
+            raw, self.raw_timestamp = self.raw_timestamp, None
             self._tap.offer(self._session, RECEIVED, self._kind, codec, frame.timestamp, frame.data,
-                            self.generation)
+                            self.generation, self.arrivals.get(raw) if raw is not None else None)
         super().put(item, block, timeout)
 
 
 _RECEIVER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _RECEIVER_THREAD = "_RTCRtpReceiver__decoder_thread"
 _RECEIVER_RTX = "_RTCRtpReceiver__rtx_ssrc"
+_RECEIVER_MAPPER = "_RTCRtpReceiver__timestamp_mapper"
+_ARRIVALS_KEPT = 512  # RTP timestamps remembered per receiver: more than its jitter buffer holds
 
 
 def tap_receiver(receiver, tap: EncodedFrameTap, session: str, kind: str) -> None:
@@ -290,10 +312,22 @@ def tap_receiver(receiver, tap: EncodedFrameTap, session: str, kind: str) -> Non
     async def _handle_rtp_packet(packet, arrival_time_ms: int) -> None:
         rtx = getattr(receiver, _RECEIVER_RTX, None) or {}
         tap_queue.ssrc = rtx.get(packet.ssrc, packet.ssrc)  # a retransmission counts as its original
+        tap_queue.arrived(packet.timestamp)
         await handle(packet, arrival_time_ms)
 
     setattr(receiver, _RECEIVER_QUEUE, tap_queue)
     receiver._handle_rtp_packet = _handle_rtp_packet
+    mapper = getattr(receiver, _RECEIVER_MAPPER, None)
+    if mapper is not None and callable(getattr(mapper, "map", None)):
+        to_frame_time = mapper.map
+
+        def _map(timestamp: int) -> int:  # called just before each frame is put on the decoder queue
+            tap_queue.raw_timestamp = timestamp
+            return to_frame_time(timestamp)
+
+        mapper.map = _map
+    else:
+        log.warning("encoded tap: no timestamp mapper on the receiver; received frames are timed at release")
 
 
 # --- keyframe requests (for the recorder's start; aiortc 1.16.0 internals) ------------

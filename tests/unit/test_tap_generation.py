@@ -99,7 +99,7 @@ def _opus_payloads(n: int) -> list[tuple[bytes, int]]:
 
 
 async def _feed_video(receiver, frames, *, ssrc: int, seq: int, ts0: int, rtx_ssrc: int | None = None,
-                      resend_first_via_rtx: bool = False) -> tuple[int, list[bytes]]:
+                      resend_first_via_rtx: bool = False, paced: bool = False) -> tuple[int, list[bytes]]:
     """Hand ``frames`` to ``receiver`` as RTP packets of ``ssrc``; returns the next
     sequence number and the depayloaded frames in order (to tell frames apart)."""
     from aiortc.codecs import depayload
@@ -119,6 +119,8 @@ async def _feed_video(receiver, frames, *, ssrc: int, seq: int, ts0: int, rtx_ss
         for packet in packets:
             await receiver._handle_rtp_packet(packet, arrival_time_ms=int(time.monotonic() * 1000))
         sent.append(b"".join(depayload(VP8, p) for p in payloads))
+        if paced:  # about a sender's pace (a sleep only ever overshoots: arrivals fall behind RTP time)
+            await asyncio.sleep(1 / 30)
     return seq, sent
 
 
@@ -208,14 +210,14 @@ def test_each_sender_and_each_new_encoder_starts_a_new_generation() -> None:
 
 
 def test_the_recorder_follows_a_generation_that_timestamps_alone_cannot_show(tmp_path: Path) -> None:
-    """The real tap and a real receiver feed a Recorder. The victim's sender
-    restarts its stream (new SSRC) after 0.6 s of video, with a timestamp origin
-    0.5 s *behind* the old stream's, and the new frames arrive 0.9 s after the
-    last old one. From the timestamps alone the new frames look only 0.8 s off
-    (inside the recorder's 1 s re-anchor threshold): they would be squeezed in
-    right after the old ones. With the generation the recorder re-anchors the
-    new stream on its arrival, so the pause shows as a pause. (Fails if the tap
-    gives every frame the same generation.)"""
+    """The real tap and a real receiver feed a Recorder, at a sender's pace. The
+    victim's sender restarts its stream (new SSRC) after 0.6 s of video and a
+    0.9 s pause, with a new timestamp origin that happens to put its first
+    frame 0.9 s before its arrival on the old stream's timeline: inside the
+    recorder's 1 s re-anchor threshold, so from the timestamps alone the new
+    frames would be squeezed in right after the old ones. With the generation
+    the recorder re-anchors the new stream on its arrival, and the pause shows
+    as a pause. (Fails if the tap gives every frame the same generation.)"""
     officer, escrow = X25519Identity.generate(), X25519Identity.generate()
     recorder = Recorder(tmp_path / "rec", officer_recipient=officer.recipient, escrow_recipient=escrow.recipient)
     tap = EncodedFrameTap(recorder)
@@ -228,12 +230,14 @@ def test_the_recorder_follows_a_generation_that_timestamps_alone_cannot_show(tmp
         use_marker_jitter_buffer(video)
         await video.receive(RTCRtpReceiveParameters(codecs=[VP8], encodings=[]))
         ts_a = 1_000_000
-        seq, _ = await _feed_video(video, frames[:18], ssrc=1111, seq=100, ts0=ts_a)  # 0.6 s of RTP time
-        last_a = ts_a + frames[17][1]
+        started = time.monotonic()
+        seq, _ = await _feed_video(video, frames[:18], ssrc=1111, seq=100, ts0=ts_a, paced=True)  # 0.6 s
         await asyncio.sleep(0.9)  # the sender's restart: nothing arrives (sleep never ends early)
-        # B's first frame is a keyframe (a new encoder) stamped 0.5 s before A's last
+        # B's first frame (a keyframe: a new encoder) lands 0.9 s before its arrival on A's timeline
+        elapsed = time.monotonic() - started
         restart = _vp8_payloads(18)
-        await _feed_video(video, restart, ssrc=2222, seq=(seq + 3000) & 0xFFFF, ts0=last_a - 45000)
+        await _feed_video(video, restart, ssrc=2222, seq=(seq + 3000) & 0xFFFF,
+                          ts0=ts_a + int((elapsed - 0.9) * 90000), paced=True)
         await video.stop()
 
     asyncio.run(main())
@@ -246,6 +250,7 @@ def test_the_recorder_follows_a_generation_that_timestamps_alone_cannot_show(tmp
         pts = [float(p.pts * stream.time_base) for p in container.demux(stream) if p.pts is not None]
     gaps = [b - a for a, b in zip(pts, pts[1:], strict=False)]
     print(f"\nvictim video: {len(pts)} frames, widest gap {max(gaps):.3f} s")
-    # The old frames span 0.57 s of RTP time; the new ones arrived at least 0.9 s
-    # after the first old one: re-anchored on arrival, a gap of at least 0.3 s.
-    assert max(gaps) >= 0.3, gaps
+    # The old frames span 0.57 s of RTP time; the new ones arrived at least 1.47 s
+    # after the first old one: re-anchored on arrival, a gap of at least 0.9 s
+    # (without the generation: about 0.03 s).
+    assert max(gaps) >= 0.6, gaps
