@@ -254,3 +254,35 @@ def test_the_recorder_follows_a_generation_that_timestamps_alone_cannot_show(tmp
     # after the first old one: re-anchored on arrival, a gap of at least 0.9 s
     # (without the generation: about 0.03 s).
     assert max(gaps) >= 0.6, gaps
+
+
+def test_a_received_frame_is_timed_by_its_first_packet_not_its_release() -> None:
+    """aiortc's audio jitter buffer hands a packet to the decoder only once more
+    are queued behind it; the tap times each received frame by when its first
+    packet reached the receiver, so the recorder's clock does not carry the
+    buffer's hold (which differs between audio and video)."""
+    sink = _Frames()
+    tap = EncodedFrameTap(sink)
+    tap.start()
+    fed: dict[int, float] = {}  # the frame's RTP timestamp as the tap reports it -> when its packet was fed
+
+    async def main() -> None:
+        audio = _receiver("audio")
+        tap_receiver(audio, tap, "appt", "audio")
+        await audio.receive(RTCRtpReceiveParameters(codecs=[OPUS], encodings=[]))
+        for i, (payload, ts) in enumerate(_opus_payloads(30)):
+            fed[ts] = time.monotonic()
+            await audio._handle_rtp_packet(
+                RtpPacket(payload_type=111, sequence_number=500 + i, timestamp=123_456 + ts, ssrc=5555,
+                          payload=payload), arrival_time_ms=0)
+            await asyncio.sleep(0.02)  # a sender's 20 ms pace
+        await audio.stop()
+
+    asyncio.run(main())
+    tap.close()
+    got = sink.of(RECEIVED, "audio")
+    assert len(got) >= 20
+    late = [f.monotonic - fed[f.timestamp] for f in got]
+    print(f"\naudio frames: timed {max(late) * 1000:.1f} ms at most after their packet was fed")
+    # each within the wrapper's own call (well under the 20 ms to the next packet), not a release later
+    assert all(0 <= d < 0.01 for d in late), late
