@@ -16,7 +16,9 @@ and video keeps the sender's cadence, free of network jitter. The mapping is
 re-anchored on a new stream generation (``frame.generation``, when the tap
 provides it), a change of clock rate, or whenever the RTP prediction and the
 arrival differ by more than :data:`REANCHOR_SECONDS` (an ICE restart brings a
-new timestamp origin; a phone that stalled). The four tracks are thereby in
+new timestamp origin; a phone that stalled). A frame that arrives more than
+:data:`EARLIER_SECONDS` before its prediction becomes the anchor (the anchor
+frame itself was late: delay only adds). The four tracks are thereby in
 sync to within the arrival jitter at the anchor.
 
 **Keyframes.** Each video track starts on a keyframe; frames before it are
