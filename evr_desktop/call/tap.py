@@ -14,7 +14,8 @@ Design (docs/call-engine.md has the long form):
   packet), marks keyframes, and calls the sink (the recorder). A sink that
   raises is logged and counted, never propagated.
 - ``monotonic`` is when the frame met the wire on our side: for a sent frame
-  when the encoder handed it over, for a received frame when its *first
+  when the sender took the raw frame from its track (before the encoder's
+  latency, tens of ms on a busy machine), for a received frame when its *first
   packet* reached the receiver, not when the jitter buffer released it. The
   recorder anchors RTP time on it, and the buffers hold the kinds unequally:
   aiortc's audio buffer releases a packet only once more are queued behind
@@ -237,9 +238,24 @@ def tap_sender(sender, tap: EncodedFrameTap, session: str) -> None:
         raise TapUnsupported("RTCRtpSender._next_encoded_frame is missing")
     bound = sender._next_encoded_frame
     kind = sender.kind
-    state = {"encoder": None, "generation": tap.new_generation()}
+    state: dict[str, Any] = {"encoder": None, "generation": tap.new_generation(), "taken": None}
+    track = getattr(sender, "track", None)
+    if track is not None and callable(getattr(track, "recv", None)):
+        # When the sender takes each raw frame from its track (just captured: the
+        # relay hands over the newest), before the encoder's latency: the time
+        # the recorder anchors on, as the first packet's arrival is on the
+        # receive side. aiortc calls ``self.__track.recv()``: found on the instance.
+        take = track.recv
+
+        async def _recv():
+            frame = await take()
+            state["taken"] = time.monotonic()
+            return frame
+
+        track.recv = _recv
 
     async def _next_encoded_frame(codec):
+        state["taken"] = None
         enc = await bound(codec)
         if enc is not None:
             # aiortc makes the encoder at the first frame: the first one seen keeps
@@ -249,7 +265,8 @@ def tap_sender(sender, tap: EncodedFrameTap, session: str) -> None:
                 if state["encoder"] is not None:
                     state["generation"] = tap.new_generation()
                 state["encoder"] = encoder
-            tap.offer(session, SENT, kind, codec, enc.timestamp, list(enc.payloads), state["generation"])
+            tap.offer(session, SENT, kind, codec, enc.timestamp, list(enc.payloads), state["generation"],
+                      state["taken"])
         return enc
 
     sender._next_encoded_frame = _next_encoded_frame

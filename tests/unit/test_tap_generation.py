@@ -286,3 +286,33 @@ def test_a_received_frame_is_timed_by_its_first_packet_not_its_release() -> None
     print(f"\naudio frames: timed {max(late) * 1000:.1f} ms at most after their packet was fed")
     # each within the wrapper's own call (well under the 20 ms to the next packet), not a release later
     assert all(0 <= d < 0.01 for d in late), late
+
+
+def test_a_sent_frame_is_timed_when_the_sender_takes_it_not_after_encoding() -> None:
+    """The recorder anchors the officer's RTP time on the tap's time; timing a
+    sent frame after the encoder would carry the encoder's latency (tens of ms
+    on a busy machine, more on a key frame) into the recording's A/V sync."""
+    sink = _Frames()
+    tap = EncodedFrameTap(sink)
+    tap.start()
+    times: list[tuple[float, float]] = []  # (the track handed the frame over, the encoded frame came back)
+
+    class _Camera(VideoStreamTrack):
+        async def recv(self):
+            frame = await super().recv()
+            times.append((time.monotonic(), 0.0))
+            return frame
+
+    async def main() -> None:
+        sender = RTCRtpSender(_Camera(), _transport())
+        tap_sender(sender, tap, "appt")
+        for _ in range(5):
+            await sender._next_encoded_frame(VP8)
+            times[-1] = (times[-1][0], time.monotonic())
+
+    asyncio.run(main())
+    tap.close()
+    got = sink.of(SENT, "video")
+    assert len(got) == 5
+    for frame, (taken, done) in zip(got, times, strict=True):
+        assert taken <= frame.monotonic <= taken + (done - taken) / 2, (frame.monotonic, taken, done)
