@@ -12,6 +12,7 @@ real media process (an aiortc victim on loopback, as in test_call_recording.py):
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -31,6 +32,7 @@ from evr_desktop.recording.manifest import MANIFEST_FILE, iter_recording, read_m
 from evr_desktop.recording.recover import DEFAULT_REASON
 from evr_desktop.vault.age import X25519Identity
 from tests.conftest import PASSPHRASE
+from tests.ui.conftest import set_up
 from tests.ui.test_call_flow import on_loop
 from tests.ui.test_call_flow import victim_loop as victim_loop  # the fixture
 from tests.ui.test_call_recording import _actions, _call, _escrow_key
@@ -206,18 +208,20 @@ class _Lines(logging.Handler):
         self.lines.append(self.format(record))
 
 
-@pytest.fixture
-def app_logs(tmp_path):
+@contextlib.contextmanager
+def app_logs(folder: Path):
     """The app's logs, as they would be written when it runs: this process's
     log records (INFO, as ``__main__`` configures it) and its standard error,
-    which the media process inherits and logs to. Standard error is sent to a
-    file of the test's own before the media process is started (at unlock)."""
+    which the media process inherits and logs to, sent to a file of the
+    test's own. Entered in the test's body, before the app is unlocked (the
+    media process starts then): pytest puts its capture file on fd 2 only
+    between phases, never in the middle of one."""
     handler = _Lines()
     root = logging.getLogger()
     old_level = root.level
     root.addHandler(handler)
     root.setLevel(logging.INFO)
-    stderr_file = tmp_path / "stderr.log"
+    stderr_file = folder / "stderr.log"
     saved = os.dup(2)
     with open(stderr_file, "wb") as f:
         os.dup2(f.fileno(), 2)
@@ -231,9 +235,14 @@ def app_logs(tmp_path):
 
 
 def test_after_a_recorded_call_no_plaintext_media_or_chat_anywhere(
-        private_tmp, app_logs, qtbot, unlocked, victim_loop, monkeypatch):
-    main = unlocked
-    app_log, stderr_file = app_logs
+        private_tmp, qtbot, app_window, victim_loop, monkeypatch, tmp_path):
+    main = app_window
+    with app_logs(tmp_path) as (app_log, stderr_file):
+        set_up(qtbot, main)  # unlocks: the media process starts, with this TMPDIR and standard error
+        _recorded_call_then_scan(qtbot, main, victim_loop, monkeypatch, private_tmp, app_log, stderr_file)
+
+
+def _recorded_call_then_scan(qtbot, main, victim_loop, monkeypatch, private_tmp, app_log, stderr_file) -> None:
     officer_line = "The blue kettle whistled twice at Llanfihangel-yng-Ngwynfa station"
     victim_line = "Quartz pelicans juggled seventeen lanterns behind Oystermouth pier"
     a, victim, http = _call(qtbot, main, victim_loop, "99VC1234542")
