@@ -188,11 +188,12 @@ def test_a_recorded_call_against_chromium_probes_whole_and_in_sync(tmp_path: Pat
     media = [t for i in range(4) for t in times.get(i, [])]
     span = max(media) - min(media)
     gaps = {i: max(b - a for a, b in zip(sorted(times[i]), sorted(times[i])[1:], strict=False)) for i in (0, 2)}
-    # Every frame decoded, and passed through with its own time (no frame-rate
-    # conversion: its complaints about frames closer than one 30 fps tick are
-    # about ffmpeg's output, not the recording, which is variable frame rate).
+    # Every frame decoded, and passed through with its own time in the input's
+    # time base (no frame-rate conversion: its complaints about frames closer
+    # than one 30 fps tick are about ffmpeg's output; the recording is variable
+    # frame rate, and an anchor moved earlier puts a frame or two 1 ms apart).
     decoded = tool("ffmpeg", "-v", "error", "-xerror", "-i", "pipe:0", "-map", "0:v", "-map", "0:a",
-                   "-fps_mode", "passthrough", "-f", "null", "-")
+                   "-fps_mode", "passthrough", "-enc_time_base", "-1", "-f", "null", "-")
     onsets = _onsets(plain)
     print(f"\ncall {call_length:.2f} s (ICE restart connected again at {restarted:.2f} s); the recording spans "
           f"{span:.2f} s in {len(manifest.segments)} segments; widest gap: victim video {gaps[0]:.3f} s, officer "
