@@ -76,13 +76,13 @@ def opus_stream(n: int, freq: float = 440.0) -> list[bytes]:
 
 
 def call_frames(seconds: float, *, t0: float = 1000.0, rtp0: dict[str, int] | None = None,
-                fps: int = 30) -> list[TapFrame]:
+                fps: int = 30, size: tuple[int, int] = (320, 240)) -> list[TapFrame]:
     """Both directions, audio and video, in arrival order, over ``seconds``."""
     rtp0 = rtp0 or {}
     nv, na = int(seconds * fps), int(seconds * 50)
     frames: list[TapFrame] = []
     for direction, seed in (("received", 1), ("sent", 2)):
-        video = vp8_stream(nv, fps=fps, seed=seed)
+        video = vp8_stream(nv, w=size[0], h=size[1], fps=fps, seed=seed)
         base = rtp0.get(direction + "v", 12345 * seed)
         for i, (data, key) in enumerate(video):
             frames.append(TapFrame(direction, "video", "video/VP8", 90000, (base + i * 90000 // fps) & 0xFFFFFFFF,
@@ -96,16 +96,24 @@ def call_frames(seconds: float, *, t0: float = 1000.0, rtp0: dict[str, int] | No
 
 
 def record_paced_main() -> None:
-    """Child process for the kill test: ``python -c ... FOLDER OFFICER ESCROW SECONDS``.
-    Records a synthetic call fed at its real pace; prints ``START <monotonic>``."""
+    """Child process for the kill test: ``python -c ... FOLDER OFFICER ESCROW SECONDS [FRAMES]``.
+    Records a synthetic call fed at its real pace; prints ``START <monotonic>``
+    (``time.monotonic`` is the system's CLOCK_MONOTONIC: the parent's clock too),
+    the moment media time 0 is due. FRAMES: a pickle of ``call_frames(..., t0=0.0)``
+    made once by the parent (many children need not each encode the same media)."""
     import dataclasses
+    import pickle
     import sys
     import time
 
     from evr_desktop.recording.recorder import Recorder
 
     folder, officer, escrow, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-    frames = call_frames(seconds, t0=0.0)
+    if len(sys.argv) > 5:
+        with open(sys.argv[5], "rb") as f:
+            frames = pickle.load(f)
+    else:
+        frames = call_frames(seconds, t0=0.0)
     rec = Recorder(__import__("pathlib").Path(folder), officer_recipient=officer, escrow_recipient=escrow)
     t0 = time.monotonic()
     print(f"START {t0}", flush=True)

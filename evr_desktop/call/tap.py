@@ -13,6 +13,14 @@ Design (docs/call-engine.md has the long form):
   out in one form: a VP8 frame, an H.264 Annex-B access unit, an Opus
   packet), marks keyframes, and calls the sink (the recorder). A sink that
   raises is logged and counted, never propagated.
+- ``monotonic`` is when the frame met the wire on our side: for a sent frame
+  when the sender took the raw frame from its track (before the encoder's
+  latency, tens of ms on a busy machine), for a received frame when its *first
+  packet* reached the receiver, not when the jitter buffer released it. The
+  recorder anchors RTP time on it, and the buffers hold the kinds unequally:
+  aiortc's audio buffer releases a packet only once more are queued behind
+  it, the video buffer on the frame's last packet (tests/e2e/test_recording_chromium.py
+  measured the victim's beep ~95 ms after the flash with the release time).
 
 Where it hooks into aiortc (pinned ``aiortc==1.16.0``; everything else in
 the project uses aiortc's public API only):
@@ -27,7 +35,32 @@ the project uses aiortc's public API only):
   depayloaded frame for the decoder thread) is replaced, before
   ``receive()`` starts the decoder thread, by a subclass whose ``put`` also
   offers the frame to the tap. ``None`` (the decoder's stop signal) is passed
-  through untouched.
+  through untouched. The receiver's ``_handle_rtp_packet`` is wrapped on the
+  instance too (the DTLS transport looks it up on the receiver for every
+  packet), to note the SSRC of the packet being handled (a frame is put
+  on the decoder queue while the packet that completed it is handled) and the
+  first arrival of each RTP timestamp; the receiver's ``TimestampMapper``
+  (``_RTCRtpReceiver__timestamp_mapper``) is wrapped on the instance to learn
+  the raw RTP timestamp of the frame being put. Without it the release time
+  is used.
+
+**Stream generation.** ``EncodedFrame.generation`` is an integer that changes
+whenever a stream's RTP timestamp origin may have changed; frames of one
+stream with one generation lie on one RTP timeline. A new value is drawn
+from the tap's counter (so values are never reused within a tap):
+
+- for each sender tapped, and again whenever its encoder object changes
+  (aiortc's Opus encoder starts its timestamps at 0; a new sender has a new
+  encoder). An ICE restart rebuilds the peer connection
+  (``CallSession.restart``), so every stream of the call gets a new sender
+  and receiver, tapped anew: new generations both ways.
+- for each receiver tapped, and again whenever the SSRC of the frames it
+  completes changes (a sender that restarted its stream; aiortc's receiver
+  maps every SSRC through one ``TimestampMapper``, so a new SSRC arrives with
+  an arbitrary jump). Retransmissions (RTX) count as their original SSRC.
+
+The recorder re-anchors a stream's RTP time on its arrival time when the
+generation changes (docs/recording.md "One clock").
 
 :func:`tap_sender` and :func:`tap_receiver` check these internals exist and
 raise :class:`TapUnsupported` otherwise (the engine then reports that the
@@ -36,6 +69,7 @@ recording tap is unavailable instead of failing the call).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
@@ -67,7 +101,10 @@ class EncodedFrame:
     timestamp: int  # RTP timestamp (ticks of clock_rate; per-stream origin)
     data: bytes  # the codec bitstream of the whole frame
     keyframe: bool  # video: decodable on its own; audio: always True
-    monotonic: float  # time.monotonic() when the frame crossed the tap
+    monotonic: float  # time.monotonic() when it met the wire (received: its first packet; see the module doc)
+    # A new value whenever this stream's RTP timestamp origin may have changed
+    # (an ICE restart, a new SSRC received, a new encoder): see the module docstring.
+    generation: int = 0
 
 
 @dataclass(slots=True)
@@ -79,6 +116,7 @@ class _Raw:
     timestamp: int
     payloads: object  # list[bytes] (sent) or bytes (received, already depayloaded)
     monotonic: float
+    generation: int
 
 
 def _is_keyframe(codec_name: str, data: bytes) -> bool:
@@ -113,6 +151,12 @@ class EncodedFrameTap:
         self.delivered: Counter[tuple[str, str]] = Counter()  # -> frames handed to the sink
         self.dropped = 0  # queue full: lost to the recorder, not to the call
         self.sink_errors = 0
+        self._generations = itertools.count(1)
+
+    def new_generation(self) -> int:
+        """A stream generation never handed out before by this tap."""
+        with self._lock:
+            return next(self._generations)
 
     def start(self) -> None:
         with self._lock:
@@ -138,11 +182,11 @@ class EncodedFrameTap:
     # -- event-loop side: O(1), never blocks -------------------------------------
 
     def offer(self, session: str, direction: str, kind: str, codec, timestamp: int,
-              payloads) -> bool:
+              payloads, generation: int = 0, at: float | None = None) -> bool:
+        """Queue one frame; ``at``: when it met the wire (``time.monotonic``), now by default."""
         try:
-            self._queue.put_nowait(
-                _Raw(session, direction, kind, codec, timestamp, payloads, time.monotonic())
-            )
+            self._queue.put_nowait(_Raw(session, direction, kind, codec, timestamp, payloads,
+                                        time.monotonic() if at is None else at, generation))
         except queue.Full:
             self.dropped += 1
             return False
@@ -169,6 +213,7 @@ class EncodedFrameTap:
                     codec=codec.mimeType, clock_rate=codec.clockRate,
                     timestamp=raw.timestamp, data=data,
                     keyframe=_is_keyframe(codec.name, data), monotonic=raw.monotonic,
+                    generation=raw.generation,
                 )
             except Exception:
                 log.exception("encoded tap: could not assemble a %s frame", raw.kind)
@@ -193,30 +238,76 @@ def tap_sender(sender, tap: EncodedFrameTap, session: str) -> None:
         raise TapUnsupported("RTCRtpSender._next_encoded_frame is missing")
     bound = sender._next_encoded_frame
     kind = sender.kind
+    state: dict[str, Any] = {"encoder": None, "generation": tap.new_generation(), "taken": None}
+    track = getattr(sender, "track", None)
+    if track is not None and callable(getattr(track, "recv", None)):
+        # When the sender takes each raw frame from its track (just captured: the
+        # relay hands over the newest), before the encoder's latency: the time
+        # the recorder anchors on, as the first packet's arrival is on the
+        # receive side. aiortc calls ``self.__track.recv()``: found on the instance.
+        take = track.recv
+
+        async def _recv():
+            frame = await take()
+            state["taken"] = time.monotonic()
+            return frame
+
+        track.recv = _recv
 
     async def _next_encoded_frame(codec):
+        state["taken"] = None
         enc = await bound(codec)
         if enc is not None:
-            tap.offer(session, SENT, kind, codec, enc.timestamp, list(enc.payloads))
+            # aiortc makes the encoder at the first frame: the first one seen keeps
+            # the sender's generation; any later replacement starts a new timeline.
+            encoder = getattr(sender, _SENDER_ENCODER, None)
+            if encoder is not state["encoder"]:
+                if state["encoder"] is not None:
+                    state["generation"] = tap.new_generation()
+                state["encoder"] = encoder
+            tap.offer(session, SENT, kind, codec, enc.timestamp, list(enc.payloads), state["generation"],
+                      state["taken"])
         return enc
 
     sender._next_encoded_frame = _next_encoded_frame
+
+
+_SENDER_ENCODER = "_RTCRtpSender__encoder"
 
 
 class _TapQueue(queue.Queue):
     def __init__(self, tap: EncodedFrameTap, session: str, kind: str):
         super().__init__()
         self._tap, self._session, self._kind = tap, session, kind
+        self.ssrc: int | None = None  # of the packet being handled (set by the receiver's wrapper)
+        self._generation_ssrc: int | None = None
+        self.generation = 0
+        self.raw_timestamp: int | None = None  # of the frame being put (set by the mapper's wrapper)
+        self.arrivals: dict[int, float] = {}  # raw RTP timestamp -> its first packet's arrival
+
+    def arrived(self, timestamp: int) -> None:
+        if timestamp not in self.arrivals:
+            if len(self.arrivals) >= _ARRIVALS_KEPT:
+                del self.arrivals[next(iter(self.arrivals))]  # the oldest (dicts keep insertion order)
+            self.arrivals[timestamp] = time.monotonic()
 
     def put(self, item, block: bool = True, timeout: float | None = None) -> None:
         if item is not None:
             codec, frame = item
-            self._tap.offer(self._session, RECEIVED, self._kind, codec, frame.timestamp, frame.data)
+            if self.generation == 0 or self.ssrc != self._generation_ssrc:
+                self._generation_ssrc = self.ssrc
+                self.generation = self._tap.new_generation()
+            raw, self.raw_timestamp = self.raw_timestamp, None
+            self._tap.offer(self._session, RECEIVED, self._kind, codec, frame.timestamp, frame.data,
+                            self.generation, self.arrivals.get(raw) if raw is not None else None)
         super().put(item, block, timeout)
 
 
 _RECEIVER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _RECEIVER_THREAD = "_RTCRtpReceiver__decoder_thread"
+_RECEIVER_RTX = "_RTCRtpReceiver__rtx_ssrc"
+_RECEIVER_MAPPER = "_RTCRtpReceiver__timestamp_mapper"
+_ARRIVALS_KEPT = 512  # RTP timestamps remembered per receiver: more than its jitter buffer holds
 
 
 def tap_receiver(receiver, tap: EncodedFrameTap, session: str, kind: str) -> None:
@@ -228,9 +319,32 @@ def tap_receiver(receiver, tap: EncodedFrameTap, session: str, kind: str) -> Non
         raise TapUnsupported("RTCRtpReceiver's decoder queue is not where the tap expects it")
     if getattr(receiver, _RECEIVER_THREAD) is not None:
         raise TapUnsupported("the receiver has already started: tap it before setRemoteDescription")
+    if not callable(getattr(type(receiver), "_handle_rtp_packet", None)):
+        raise TapUnsupported("RTCRtpReceiver._handle_rtp_packet is missing")
     if isinstance(old, _TapQueue):
         return
-    setattr(receiver, _RECEIVER_QUEUE, _TapQueue(tap, session, kind))
+    tap_queue = _TapQueue(tap, session, kind)
+    handle = receiver._handle_rtp_packet
+
+    async def _handle_rtp_packet(packet, arrival_time_ms: int) -> None:
+        rtx = getattr(receiver, _RECEIVER_RTX, None) or {}
+        tap_queue.ssrc = rtx.get(packet.ssrc, packet.ssrc)  # a retransmission counts as its original
+        tap_queue.arrived(packet.timestamp)
+        await handle(packet, arrival_time_ms)
+
+    setattr(receiver, _RECEIVER_QUEUE, tap_queue)
+    receiver._handle_rtp_packet = _handle_rtp_packet
+    mapper = getattr(receiver, _RECEIVER_MAPPER, None)
+    if mapper is not None and callable(getattr(mapper, "map", None)):
+        to_frame_time = mapper.map
+
+        def _map(timestamp: int) -> int:  # called just before each frame is put on the decoder queue
+            tap_queue.raw_timestamp = timestamp
+            return to_frame_time(timestamp)
+
+        mapper.map = _map
+    else:
+        log.warning("encoded tap: no timestamp mapper on the receiver; received frames are timed at release")
 
 
 # --- keyframe requests (for the recorder's start; aiortc 1.16.0 internals) ------------

@@ -2,9 +2,10 @@
 
 The recorder sits below ``call`` (import layers), so it does not import the
 tap's ``EncodedFrame``; it reads frames through this protocol, which that
-dataclass satisfies as it is. ``generation`` is optional: a tap that counts
-stream generations (a new RTP timestamp origin after an ICE restart) may add
-it; without it the recorder detects the jump from the timestamps alone.
+dataclass satisfies as it is. ``generation`` is read if present (the tap's
+frames have it: a new value whenever a stream's RTP timestamp origin may have
+changed); a source without it leaves the recorder to detect a jump from the
+timestamps alone, which misses a new origin within 1 s of the prediction.
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ and video keeps the sender's cadence, free of network jitter. The mapping is
 re-anchored on a new stream generation (``frame.generation``, when the tap
 provides it), a change of clock rate, or whenever the RTP prediction and the
 arrival differ by more than :data:`REANCHOR_SECONDS` (an ICE restart brings a
-new timestamp origin; a phone that stalled). The four tracks are thereby in
+new timestamp origin; a phone that stalled). A frame that arrives more than
+:data:`EARLIER_SECONDS` before its prediction becomes the anchor (the anchor
+frame itself was late: delay only adds). The four tracks are thereby in
 sync to within the arrival jitter at the anchor.
 
 **Keyframes.** Each video track starts on a keyframe; frames before it are
@@ -66,6 +68,10 @@ TRACK_TITLES = {
 CODECS = {"video/vp8": "vp8", "video/h264": "h264", "audio/opus": "opus"}
 DEFAULT_CODEC = {VIDEO: "video/VP8", AUDIO: "audio/opus"}
 REANCHOR_SECONDS = 1.0
+#: A frame that arrives this much earlier than its stream's anchor predicts moves
+#: the anchor to it. Above ordinary arrival jitter (so a steady stream keeps its
+#: sender's cadence exactly) and well inside the 100 ms sync goal.
+EARLIER_SECONDS = 0.05
 CHAT_SHOWN_MS = 4000
 _MS = Fraction(1, 1000)
 
@@ -352,7 +358,14 @@ class Recorder:
             c.ext += step
             c.last_rtp = frame.timestamp
             t = c.anchor_t + (c.ext - c.anchor_ext) / c.rate
-            if abs(t - arrival) > REANCHOR_SECONDS:
+            if t - arrival > EARLIER_SECONDS and t - arrival <= REANCHOR_SECONDS:
+                # This frame met the wire well before its anchor predicts: the anchor
+                # frame itself was late (a first keyframe that took long to encode on a
+                # busy machine, a congested first second). Delay only ever adds, so the
+                # least-delayed frame is the better anchor.
+                c.anchor_ext, c.anchor_t = c.ext, arrival
+                t = arrival
+            elif abs(t - arrival) > REANCHOR_SECONDS:
                 c.anchor_ext, c.anchor_t = c.ext, arrival
                 t = arrival
                 reanchored = True

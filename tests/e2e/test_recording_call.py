@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import tempfile
 import time
@@ -30,8 +31,12 @@ class _ToRecorder(list):
     def __init__(self, recorder: Recorder) -> None:
         super().__init__()
         self.recorder = recorder
+        self.generations: dict[tuple[str, str], list[int]] = {}  # per stream, each new one in order
 
     def append(self, frame) -> None:  # the tap's sink, on the tap's thread
+        seen = self.generations.setdefault((frame.direction, frame.kind), [])
+        if not seen or seen[-1] != frame.generation:
+            seen.append(frame.generation)
         self.recorder(frame)
 
 
@@ -44,9 +49,11 @@ def test_a_recorded_call_with_an_ice_restart(tmp_path: Path) -> None:
                         session="appt-rec", on_keyframe_wanted=wanted.append)
     first_frame: list[float] = []
 
+    sink = _ToRecorder(recorder)
+
     async def main() -> float:
         async with World() as w:
-            w.tapped = _ToRecorder(recorder)
+            w.tapped = sink
             appt = "appt-rec"
             victim, _ = await connected_call(w, appt)
             w.engine.add_listener(lambda e: recorder.add_chat("victim", e.text)
@@ -69,6 +76,11 @@ def test_a_recorded_call_with_an_ice_restart(tmp_path: Path) -> None:
 
     recorded = run(main(), timeout=60)
     result = recorder.close("call ended")
+    # The restart rebuilt the peer connection: every stream, both ways, has a new
+    # generation after it (a new RTP timestamp origin), and never an old one again.
+    print(f"\nstream generations: {sink.generations}")
+    assert len(sink.generations) == 4
+    assert all(len(g) >= 2 and g == sorted(g) for g in sink.generations.values()), sink.generations
     assert result.finalised and result.error is None
     manifest = read_manifest(folder, [escrow])
     assert all(s["complete"] and s["end_s"] - s["start_s"] <= 2.0 for s in manifest.segments)
@@ -104,7 +116,8 @@ def test_a_recorded_call_with_an_ice_restart(tmp_path: Path) -> None:
         blob = path.read_bytes()
         assert b"\x1a\x45\xdf\xa3" not in blob and b"I am recorded" not in blob, path
         assert not any(s in blob for s in samples), path
-    for path in Path(tempfile.gettempdir()).rglob("*"):
+    # os.walk, not rglob: other programs' temp folders come and go while it walks
+    for path in (Path(d) / f for d, _, files in os.walk(tempfile.gettempdir()) for f in files):
         try:
             if path.is_file() and not path.is_symlink() and path.stat().st_mtime >= started_wall \
                     and path.stat().st_size < 64 << 20:
