@@ -86,18 +86,15 @@ PC_SPY_JS = r"""
 """
 
 # The newest connection's video counters: frames the victim sent, and frames it
-# received, decoded and dropped from the officer (plus RTP packets lost).
+# decoded from the officer.
 PC_STATS_JS = """async () => {
   const pc = window.__pcs && window.__pcs[window.__pcs.length - 1];
-  const out = {sent: 0, received: 0, decoded: 0, dropped: 0, packets_lost: 0};
+  const out = {sent: 0, decoded: 0};
   if (!pc) return out;
   (await pc.getStats()).forEach((s) => {
     if ((s.kind || s.mediaType) !== 'video') return;
     if (s.type === 'outbound-rtp') out.sent += s.framesSent || 0;
-    if (s.type === 'inbound-rtp') {
-      out.received += s.framesReceived || 0; out.decoded += s.framesDecoded || 0;
-      out.dropped += s.framesDropped || 0; out.packets_lost += s.packetsLost || 0;
-    }
+    if (s.type === 'inbound-rtp') out.decoded += s.framesDecoded || 0;
   });
   return out;
 }"""
@@ -278,7 +275,6 @@ def part_c(args: Any) -> dict[str, Any]:
             time.sleep(SETTLE_S)
             info0 = officer.calls.engine.call_info(appt).result(5)
             pc0 = page.evaluate(PC_STATS_JS)
-            painted0 = officer.on_gui(lambda: officer.screen.remote.frames_painted)
             cpu0 = cpu_seconds(officer.pid)
             t0, m0 = time.time() * 1000, time.monotonic()
             officer.on_gui(officer.meter.start)
@@ -286,7 +282,6 @@ def part_c(args: Any) -> dict[str, Any]:
             late = officer.on_gui(officer.meter.stop)
             t1, m1 = time.time() * 1000, time.monotonic()
             cpu1 = cpu_seconds(officer.pid)
-            painted1 = officer.on_gui(lambda: officer.screen.remote.frames_painted)
             pc1 = page.evaluate(PC_STATS_JS)
             info1 = officer.calls.engine.call_info(appt).result(5)
             o2v = [lat for at, lat in page.evaluate("window.__bench.samples") if t0 <= at <= t1]
@@ -304,11 +299,9 @@ def part_c(args: Any) -> dict[str, Any]:
             "cpu_gui": (cpu1[0] - cpu0[0]) / span, "cpu_media": (cpu1[1] - cpu0[1]) / span,
             "o2v": statistics.median(o2v) if o2v else None, "n_o2v": len(o2v),
             "v2o": statistics.median(v2o) if v2o else None, "n_v2o": len(v2o),
-            "longest": max(late) if late else None, "ticks": len(late),
-            "fps_o2v": o_dec / span, "fps_v2o": v_in / span, "painted": (painted1 - painted0) / span,
-            "lost_v2o": v_sent - v_in, "sent_v2o": v_sent,
-            "lost_o2v": (made - o_dec) if made is not None else None, "sent_o2v": made,
-            "dropped_o2v": pc1["dropped"] - pc0["dropped"], "pkts_lost_o2v": pc1["packets_lost"] - pc0["packets_lost"],
+            "longest": max(late) if late else None,
+            "fps_o2v": o_dec / span, "fps_v2o": v_in / span,
+            "lost_v2o": v_sent - v_in, "lost_o2v": (made - o_dec) if made is not None else None,
             "frames_in_total": info1["frames_in"]["video"], "recording": None,
         }
         if record:
@@ -346,8 +339,10 @@ def part_c(args: Any) -> dict[str, Any]:
                         for record in (False, True):
                             row = one_call(browser, phone, stamp, record, args.seconds)
                             out["calls"].append(row)
+                            longest = _num(row["longest"], ".0f")
                             print(f"  C: call {i + 1} {'with' if record else 'without'} recording: "
-                                  f"media CPU {row['cpu_media']:.3f} s/s, longest stall {row['longest']:.0f} ms"
+                                  f"media CPU {row['cpu_media']:.3f} s/s, longest stall {longest} ms, "
+                                  f"latency read from {row['n_o2v']} / {row['n_v2o']} frames (o->v / v->o)"
                                   + (f", {row['recording_error']}" if row.get("recording_error") else ""),
                                   file=sys.stderr, flush=True)
                 finally:
