@@ -377,16 +377,17 @@ def _median(rows: list[dict], key: str) -> float | None:
 
 
 def _num(v: float | None, fmt: str) -> str:
-    return "n/a" if v is None else format(v, fmt)
+    return "n/a" if v is None else format(float(format(v, fmt)) + 0.0, fmt)  # + 0.0: never "-0"
 
 
 def report_c(c: dict[str, Any], seconds: float) -> None:
     calls = c["calls"]
     off = [r for r in calls if not r["record"]]
-    on = [r for r in calls if r["record"]]
+    on = [r for r in calls if r["record"] and r.get("recording")]  # an incomplete recording measured nothing
     w, h = c["size"]
+    n_with = sum(1 for r in calls if r["record"])
     print(f"\nC. Live calls at {w}x{h} both ways, the app's engine in its media process <-> Chromium "
-          f"(headless, the victim's page); {len(off)} without and {len(on)} with recording, interleaved; "
+          f"(headless, the victim's page); {len(off)} without and {n_with} with recording, interleaved; "
           f"{seconds:.0f} s measured per call after a {SETTLE_S:.0f} s settle")
     print(f"Machine: {c['machine']}; load average at the end {os.getloadavg()[0]:.1f}\n")
     rows = []
@@ -423,7 +424,7 @@ def report_c(c: dict[str, Any], seconds: float) -> None:
         a, b = _median(off, key), _median(on, key)
         diff = (b - a) if a is not None and b is not None else None
         ok = verdict(a, b, diff) if verdict is not None and diff is not None else None
-        shown = "n/a" if diff is None else f"{float(format(diff, fmt)) + 0.0:+{fmt}}"  # no "-0"
+        shown = "n/a" if diff is None else f"{float(format(diff, fmt)) + 0.0:+{fmt}}"
         goal_rows.append([label, _num(a, fmt), _num(b, fmt), shown, goal,
                           "-" if verdict is None else ("n/a" if ok is None else ("PASS" if ok else "FAIL"))])
 
@@ -445,7 +446,10 @@ def report_c(c: dict[str, Any], seconds: float) -> None:
     line("video fps victim->officer", "fps_v2o", ".1f", "", None)
     line("frames lost officer->victim", "lost_o2v", ".0f", "", None)
     line("frames lost victim->officer", "lost_v2o", ".0f", "", None)
-    print(f"Medians over the calls ({len(off)} without, {len(on)} with recording); report only, nothing asserted")
+    left_out = sum(1 for r in calls if r["record"] and not r.get("recording"))
+    print(f"Medians over the calls ({len(off)} without, {len(on)} with recording"
+          + (f"; {left_out} with an INCOMPLETE recording left out" if left_out else "")
+          + "); report only, nothing asserted")
     print(table(["", "without", "with", "difference", "goal", "verdict"], goal_rows))
 
 
@@ -512,10 +516,12 @@ def part_d(args: Any, c: dict[str, Any] | None, b_cost: float | None) -> None:
         rows.append([name, f"{med:.3f}", f"{lo:.3f}", f"{hi:.3f}", f"{statistics.median(v[1] for v in vals):.2f}",
                      str(len(vals))])
     if c and c.get("calls"):
-        off = [r["cpu_media"] for r in c["calls"] if not r["record"]]
-        on = [r["cpu_media"] for r in c["calls"] if r["record"] and r.get("recording")]
-        if off and on:
-            pairs = [b - a for a, b in zip(off, on, strict=False)]
+        calls = c["calls"]  # without, with, without, with, ...: each "with" paired with the call before it
+        pairs = [b["cpu_media"] - a["cpu_media"] for a, b in zip(calls[::2], calls[1::2], strict=False)
+                 if b.get("recording")]
+        off = [r["cpu_media"] for r in calls if not r["record"]]
+        on = [r["cpu_media"] for r in calls if r["record"] and r.get("recording")]
+        if pairs:
             med, lo, hi = stats(pairs)
             rows.append(["EVR recorder (encrypted): C, media CPU with - without",
                          f"{statistics.median(on) - statistics.median(off):.3f}", f"{lo:.3f}", f"{hi:.3f}", "-",
@@ -570,7 +576,10 @@ def main() -> int:
         if c["calls"]:
             report_c(c, args.seconds)
     if "D" in parts:
-        part_d(args, c, b_cost)
+        try:
+            part_d(args, c, b_cost)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            problems.append(f"D: ffmpeg failed ({exc}); it needs libvpx and libopus")
     print(f"\nTotal {time.monotonic() - started:.0f} s.")
     for p in problems:
         print(f"PROBLEM: {p}", file=sys.stderr)
