@@ -6,6 +6,7 @@ the call").
     .venv/bin/python bench/recording.py --only A,B                     # no call: ~30 s
     .venv/bin/python bench/recording.py --only C --calls 5 --seconds 30
     .venv/bin/python bench/recording.py --runs 5 --mib 256             # A and B: runs, size
+    .venv/bin/python bench/recording.py --only A,B,C,E,D               # and aiortc's MediaRecorder (~9-11 min)
 
 A. Encryption throughput. The same bytes (a 16 MiB random block repeated up to
    --mib) go through `vault.age.Encryptor` in this process, and through
@@ -35,7 +36,15 @@ D. The conventional recorders' reference: ffmpeg recording equivalent input
    recordings had; made with testsrc/sine, read with ``-re``) to a plain
    file, as ``-c copy`` (remux only) and as a decode + re-encode (libvpx
    realtime, libopus); CPU seconds per second of media from
-   ``getrusage(RUSAGE_CHILDREN)``; beside it our recorder's cost from C and B.
+   ``getrusage(RUSAGE_CHILDREN)``; beside it our recorder's cost from C and B
+   (and E's, when E ran).
+E. Only when named (``--only C,E,D``; ~3 min more): aiortc's own
+   ``MediaRecorder`` on live calls, as C but with the engine in this process
+   (``EmbeddedCalls``) and the victim's decoded tracks split by a
+   ``MediaRelay`` into a ``MediaRecorder`` (WebM: libvpx + libopus, PyAV's
+   defaults) on the engine's event loop: the conventional way to record a
+   WebRTC call in Python, which issue 10 measured at +0.43 CPU-s/s and
+   latency 65 ms -> 2.4 s. Its file is read back by ffprobe.
 
 Prints tables; asserts nothing (a benchmark reports, tests assert). Exits 1
 if a part could not run or a recording was incomplete.
@@ -219,9 +228,119 @@ def check_recording(folder: Path, identities: list[Any], seconds: float) -> dict
             "tracks": {title: (t["frames"], t["dropped"]) for title, t in tracks.items()}}
 
 
-def part_c(args: Any) -> dict[str, Any]:
+def _primed_track(source: Any, first: Any) -> Any:
+    """``source`` (a video track) whose first ``recv`` returns ``first``, already taken from it."""
+    from aiortc.mediastreams import MediaStreamTrack
+
+    class Primed(MediaStreamTrack):
+        kind = "video"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._first = first
+
+        async def recv(self) -> Any:
+            if self._first is not None:
+                frame, self._first = self._first, None
+                return frame
+            return await source.recv()
+
+    return Primed()
+
+
+class AiortcRecorders:
+    """E: aiortc's own ``MediaRecorder`` on the victim's received tracks, the
+    way a recorder of decoded frames works: each track the engine decodes is
+    split by a ``MediaRelay``, one branch to the engine as before (the call
+    window), the other to a ``MediaRecorder`` writing WebM (PyAV's libvpx and
+    libopus with their defaults) on the engine's event loop. A benchmark's
+    patch of the in-process engine (``CallSession._consume``), active for the
+    calls armed with a file; the app never does this."""
+
+    def __init__(self) -> None:
+        from evr_desktop.call import engine
+
+        self._cls = engine.CallSession
+        self._orig = engine.CallSession._consume
+        self._path: Path | None = None
+        self._open: dict[str, dict[str, Any]] = {}
+        self.done: dict[str, Path] = {}
+        orig, me = self._orig, self
+
+        async def consume(session: Any, track: Any, pc: Any) -> None:
+            path = me._path
+            if path is None:
+                return await orig(session, track, pc)
+            import asyncio
+
+            from aiortc.contrib.media import MediaRecorder, MediaRelay
+
+            entry = me._open.get(session.appointment)
+            if entry is None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                entry = me._open[session.appointment] = {"rec": MediaRecorder(str(path)), "relay": MediaRelay(),
+                                                         "branches": {}, "consumers": 0}
+            entry["branches"][track.kind] = entry["relay"].subscribe(track)
+            if len(entry["branches"]) == 2:
+                # aiortc's recorder sizes the video stream from its first frame, but
+                # the container's header goes out with the first packet: audio first
+                # leaves a 640x480 video stream that never gets a packet (seen here).
+                # So the recorder starts holding a video frame, video first.
+                async def start() -> None:
+                    video = entry["branches"]["video"]
+                    first = await video.recv()
+                    entry["rec"].addTrack(_primed_track(video, first))
+                    entry["rec"].addTrack(entry["branches"]["audio"])
+                    await entry["rec"].start()
+
+                entry["starting"] = asyncio.ensure_future(start())
+            entry["consumers"] += 1
+            try:
+                return await orig(session, entry["relay"].subscribe(track), pc)
+            finally:
+                entry["consumers"] -= 1
+                if entry["consumers"] == 0:
+                    await entry["rec"].stop()
+                    me._open.pop(session.appointment, None)
+                    me.done[session.appointment] = path
+
+        self._cls._consume = consume
+
+    def arm(self, path: Path | None) -> None:
+        """Record the next call into ``path`` (None: the next call unrecorded)."""
+        self._path = path
+
+    def unpatch(self) -> None:
+        self._cls._consume = self._orig
+
+    def check(self, appointment: str, seconds: float) -> dict[str, Any]:
+        """The WebM file of the call, closed, read by ffprobe: both streams
+        with packets (frames recorded, against frames decoded in C's note)."""
+        import json
+
+        deadline = time.monotonic() + 20
+        while appointment not in self.done and time.monotonic() < deadline:
+            time.sleep(0.05)
+        path = self.done.get(appointment)
+        if path is None or not path.exists():
+            raise RuntimeError("aiortc's MediaRecorder did not close its file within 20 s of the call's end")
+        probe = json.loads(subprocess.run(
+            ["ffprobe", "-v", "error", "-count_packets", "-show_entries",
+             "stream=codec_type,nb_read_packets:format=duration", "-of", "json", str(path)],
+            check=True, capture_output=True, text=True, timeout=60).stdout)
+        frames = {s["codec_type"]: int(s.get("nb_read_packets", 0)) for s in probe.get("streams", [])}
+        if not frames.get("video") or not frames.get("audio"):
+            raise RuntimeError(f"streams without packets: {frames}")
+        return {"duration_s": float(probe["format"].get("duration", 0.0)), "segments": 1,
+                "bytes": path.stat().st_size,
+                "tracks": {"victim video": (frames["video"], 0), "victim audio": (frames["audio"], 0)}}
+
+
+def part_c(args: Any, recorder: str = "evr") -> dict[str, Any]:
     """Runs the Qt event loop on this (the main) thread until the calls are
-    done; returns the per-call results."""
+    done; returns the per-call results. ``recorder="evr"``: C, the app's
+    recorder in the media process. ``"aiortc"``: E, the engine in this
+    process and aiortc's ``MediaRecorder`` on the victim's tracks."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/call.py imports its neighbours flat
     from call import (
         FPS,
@@ -236,7 +355,9 @@ def part_c(args: Any) -> dict[str, Any]:
     from evr_desktop.call import events as ev
 
     size = tuple(int(v) for v in args.size.lower().split("x"))
-    officer = Officer("media", size)
+    officer = Officer("media" if recorder == "evr" else "in-process", size)
+    theirs = AiortcRecorders() if recorder == "aiortc" else None
+    part = "E" if theirs is not None else "C"
     keys = [X25519Identity.generate(), X25519Identity.generate()]  # officer, escrow: fresh, thrown away
     root = Path(tempfile.mkdtemp(prefix="evr-bench-rec-"))
     ended: dict[str, Any] = {}
@@ -273,7 +394,9 @@ def part_c(args: Any) -> dict[str, Any]:
                 with lock:
                     failed[appointment] = f"record_start refused: {type(exc).__name__}: {exc}"
 
-        officer.on_call_start = record_start if record else None
+        officer.on_call_start = record_start if record and theirs is None else None
+        if theirs is not None:
+            theirs.arm(folder / "recording.webm" if record else None)
         ctx, page, _ = officer.start_call(browser, phone, stamp)
         appt = officer.on_gui(lambda: officer.st["appt"])
         try:
@@ -304,6 +427,7 @@ def part_c(args: Any) -> dict[str, Any]:
         row: dict[str, Any] = {
             "record": record, "appt": appt, "seconds": span,
             "cpu_gui": (cpu1[0] - cpu0[0]) / span, "cpu_media": (cpu1[1] - cpu0[1]) / span,
+            "cpu_total": (cpu1[0] - cpu0[0] + cpu1[1] - cpu0[1]) / span,
             "o2v": statistics.median(o2v) if o2v else None, "n_o2v": len(o2v),
             "v2o": statistics.median(v2o) if v2o else None, "n_v2o": len(v2o),
             "longest": max(late) if late else None,
@@ -313,7 +437,15 @@ def part_c(args: Any) -> dict[str, Any]:
             "lost_v2o": v_sent - v_in, "lost_o2v": (made - o_dec) if made is not None else None,
             "frames_in_total": info1["frames_in"]["video"], "recording": None,
         }
-        if record:
+        if record and theirs is not None:
+            try:
+                row["recording"] = theirs.check(appt, seconds)
+            except Exception as exc:  # noqa: BLE001  reported, and the run exits 1
+                row["recording_error"] = f"{type(exc).__name__}: {exc}"
+                out["problems"].append(f"call {appt[:8]} (aiortc MediaRecorder): {row['recording_error']}")
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+        elif record:
             deadline = time.monotonic() + 20
             while appt not in ended and appt not in failed and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -343,14 +475,15 @@ def part_c(args: Any) -> dict[str, Any]:
                 try:
                     if not args.no_warmup:  # the first call of a fresh media process pays its warm-up
                         one_call(browser, phone, stamp, False, 3.0)
-                        print("  C: warm-up call done", file=sys.stderr, flush=True)
+                        print(f"  {part}: warm-up call done", file=sys.stderr, flush=True)
                     for i in range(args.calls):
                         for record in (False, True):
                             row = one_call(browser, phone, stamp, record, args.seconds)
                             out["calls"].append(row)
                             longest = _num(row["longest"], ".0f")
-                            print(f"  C: call {i + 1} {'with' if record else 'without'} recording: "
-                                  f"media CPU {row['cpu_media']:.3f} s/s, longest stall {longest} ms, "
+                            print(f"  {part}: call {i + 1} {'with' if record else 'without'} recording: "
+                                  f"CPU {row['cpu_total']:.3f} s/s (media process {row['cpu_media']:.3f}), "
+                                  f"longest stall {longest} ms, "
                                   f"latency read from {row['n_o2v']} / {row['n_v2o']} frames (o->v / v->o)"
                                   + (f", {row['recording_error']}" if row.get("recording_error") else ""),
                                   file=sys.stderr, flush=True)
@@ -364,9 +497,11 @@ def part_c(args: Any) -> dict[str, Any]:
     try:
         officer.run(driver)
     finally:
+        if theirs is not None:
+            theirs.unpatch()
         shutil.rmtree(root, ignore_errors=True)
     if failure:
-        out["problems"].append("C did not complete:\n" + failure[0])
+        out["problems"].append(f"{part} did not complete:\n" + failure[0])
     out["machine"] = machine_info(out.get("browser", "?"))
     return out
 
@@ -380,20 +515,28 @@ def _num(v: float | None, fmt: str) -> str:
     return "n/a" if v is None else format(float(format(v, fmt)) + 0.0, fmt)  # + 0.0: never "-0"
 
 
-def report_c(c: dict[str, Any], seconds: float) -> None:
+def report_c(c: dict[str, Any], seconds: float, aiortc: bool = False) -> None:
+    """C's tables; with ``aiortc``, E's (the same columns; CPU media is 0, the
+    engine being in this process; the goals, ours, shown for comparison)."""
     calls = c["calls"]
     off = [r for r in calls if not r["record"]]
     on = [r for r in calls if r["record"] and r.get("recording")]  # an incomplete recording measured nothing
     w, h = c["size"]
     n_with = sum(1 for r in calls if r["record"])
-    print(f"\nC. Live calls at {w}x{h} both ways, the app's engine in its media process <-> Chromium "
-          f"(headless, the victim's page); {len(off)} without and {n_with} with recording, interleaved; "
-          f"{seconds:.0f} s measured per call after a {SETTLE_S:.0f} s settle")
+    if aiortc:
+        print(f"\nE. aiortc's MediaRecorder (WebM, decoded frames re-encoded on the engine's loop) on live calls at "
+              f"{w}x{h}, the engine in this process (CPU GUI = the whole officer) <-> Chromium; {len(off)} without "
+              f"and {n_with} with it, interleaved; {seconds:.0f} s measured per call after a {SETTLE_S:.0f} s settle")
+    else:
+        print(f"\nC. Live calls at {w}x{h} both ways, the app's engine in its media process <-> Chromium "
+              f"(headless, the victim's page); {len(off)} without and {n_with} with recording, interleaved; "
+              f"{seconds:.0f} s measured per call after a {SETTLE_S:.0f} s settle")
     print(f"Machine: {c['machine']}; load average at the end {os.getloadavg()[0]:.1f}\n")
     rows = []
     for n, r in enumerate(calls, start=1):
         rec = r.get("recording")
-        rec_s = (f"{rec['segments']} seg, {rec['duration_s']:.1f} s, {rec['bytes'] >> 10} KiB" if rec
+        rec_s = (f"{'WebM' if aiortc else str(rec['segments']) + ' seg'}, {rec['duration_s']:.1f} s, "
+                 f"{rec['bytes'] >> 10} KiB" if rec
                  else ("INCOMPLETE" if r.get("recording_error") else "-"))
         rows.append([f"{(n + 1) // 2} {'with' if r['record'] else 'without'}",
                      f"{r['cpu_media']:.3f}", f"{r['cpu_gui']:.3f}", f"{r['cpu_media'] + r['cpu_gui']:.3f}",
@@ -415,8 +558,9 @@ def report_c(c: dict[str, Any], seconds: float) -> None:
         if rec:
             received = r["frames_in_total"]
             victim = rec["tracks"].get("victim video", (0, 0))
-            print(f"  recorded victim video: {victim[0]} frames (+{victim[1]} before the first keyframe) of "
-                  f"{received} the engine had decoded when the measurement ended (the call ended just after)")
+            held = "" if aiortc else f" (+{victim[1]} before the first keyframe)"
+            print(f"  recorded victim video: {victim[0]} frames{held} of {received} the engine had decoded "
+                  f"when the measurement ended (the call ended just after)")
     print()
     goal_rows = []
 
@@ -428,8 +572,6 @@ def report_c(c: dict[str, Any], seconds: float) -> None:
         goal_rows.append([label, _num(a, fmt), _num(b, fmt), shown, goal,
                           "-" if verdict is None else ("n/a" if ok is None else ("PASS" if ok else "FAIL"))])
 
-    for r in calls:
-        r["cpu_total"] = r["cpu_media"] + r["cpu_gui"]
     line("CPU s per s of call, officer total", "cpu_total", ".3f", f"adds < {GOAL_CPU}",
          lambda a, b, d: d < GOAL_CPU)
     line("  of which media process", "cpu_media", ".3f", "", None)
@@ -483,7 +625,7 @@ def ffmpeg_cost(cmd: list[str], seconds: float) -> tuple[float, float]:
     return cpu / seconds, wall / seconds
 
 
-def part_d(args: Any, c: dict[str, Any] | None, b_cost: float | None) -> None:
+def part_d(args: Any, c: dict[str, Any] | None, b_cost: float | None, e: dict[str, Any] | None = None) -> None:
     seconds = args.seconds
     with_rec = [r["recording"] for r in (c or {}).get("calls", []) if r.get("recording")]
     if with_rec:  # the bit rate of what the recorder actually stored (all four tracks)
@@ -515,17 +657,15 @@ def part_d(args: Any, c: dict[str, Any] | None, b_cost: float | None) -> None:
         med, lo, hi = stats([v[0] for v in vals])
         rows.append([name, f"{med:.3f}", f"{lo:.3f}", f"{hi:.3f}", f"{statistics.median(v[1] for v in vals):.2f}",
                      str(len(vals))])
-    if c and c.get("calls"):
-        calls = c["calls"]  # without, with, without, with, ...: each "with" paired with the call before it
-        pairs = [b["cpu_media"] - a["cpu_media"] for a, b in zip(calls[::2], calls[1::2], strict=False)
-                 if b.get("recording")]
-        off = [r["cpu_media"] for r in calls if not r["record"]]
-        on = [r["cpu_media"] for r in calls if r["record"] and r.get("recording")]
+    for label, run, key in (("EVR recorder (encrypted): C, media CPU with - without", c, "cpu_media"),
+                            ("aiortc MediaRecorder (plain WebM): E, CPU with - without", e, "cpu_total")):
+        calls = (run or {}).get("calls", [])  # without, with, ...: each "with" paired with the call before it
+        pairs = [b[key] - a[key] for a, b in zip(calls[::2], calls[1::2], strict=False) if b.get("recording")]
         if pairs:
-            med, lo, hi = stats(pairs)
-            rows.append(["EVR recorder (encrypted): C, media CPU with - without",
-                         f"{statistics.median(on) - statistics.median(off):.3f}", f"{lo:.3f}", f"{hi:.3f}", "-",
-                         str(len(pairs))])
+            off = [r[key] for r in calls if not r["record"]]
+            on = [r[key] for r in calls if r["record"] and r.get("recording")]
+            rows.append([label, f"{statistics.median(on) - statistics.median(off):.3f}", f"{min(pairs):.3f}",
+                         f"{max(pairs):.3f}", "-", str(len(pairs))])
     if b_cost is not None:
         rows.append(["EVR recorder (encrypted): B, synthetic feed", f"{b_cost:.4f}", "", "", "-", str(args.runs)])
     print(f"\nD. Recording {seconds:.0f} s of both sides of a call (2 x 1280x720 VP8 at {video_kbps} kb/s, 2 x Opus "
@@ -533,7 +673,8 @@ def part_d(args: Any, c: dict[str, Any] | None, b_cost: float | None) -> None:
     print(table(["recorder", "CPU s per s of media", "min", "max", "wall / media", "runs"], rows))
     print("\n  ffmpeg's CPU from getrusage(RUSAGE_CHILDREN) around each run; transcode = libvpx -deadline realtime")
     print("  -cpu-used 8 + libopus, the cheapest re-encode (aiortc's MediaRecorder decodes and re-encodes too).")
-    print("  C's row: median with minus median without; its min/max: pairwise differences (call i with - without).")
+    print("  C's and E's rows: median with minus median without; min/max: pairwise differences (call i with -")
+    print("  without). E's engine runs in the benchmark's process: its CPU is the officer's whole side.")
 
 
 # -- main -------------------------------------------------------------------------------------
@@ -546,12 +687,13 @@ def main() -> int:
     ap.add_argument("--calls", type=int, default=3, help="C: calls without and as many with recording; D: runs")
     ap.add_argument("--seconds", type=float, default=20.0, help="C: measured seconds per call; D: media length")
     ap.add_argument("--size", default="1280x720", help="C: video size both ways, WxH")
-    ap.add_argument("--only", default="A,B,C,D", help="parts to run, e.g. A,B or C")
+    ap.add_argument("--only", default="A,B,C,D",
+                    help="parts to run, e.g. A,B or C; E (aiortc's MediaRecorder on a call, ~3 min) only if named")
     ap.add_argument("--no-warmup", action="store_true", help="C: no untimed first call")
     args = ap.parse_args()
     parts = {p.strip().upper() for p in args.only.split(",") if p.strip()}
-    if not parts or parts - set("ABCD"):
-        ap.error(f"--only takes a comma-separated list of A, B, C, D, not {args.only!r}")
+    if not parts or parts - set("ABCDE"):
+        ap.error(f"--only takes a comma-separated list of A, B, C, D, E, not {args.only!r}")
     try:
         w, h = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
@@ -565,7 +707,7 @@ def main() -> int:
         sys.exit(f"needed and not found: {', '.join(needed)} (apt-get install {' '.join(needed)})")
     started = time.monotonic()
     problems: list[str] = []
-    b_cost = c = None
+    b_cost = c = e = None
     if "A" in parts:
         part_a(args)
     if "B" in parts:
@@ -575,9 +717,14 @@ def main() -> int:
         problems += c["problems"]
         if c["calls"]:
             report_c(c, args.seconds)
+    if "E" in parts:
+        e = part_c(args, recorder="aiortc")
+        problems += e["problems"]
+        if e["calls"]:
+            report_c(e, args.seconds, aiortc=True)
     if "D" in parts:
         try:
-            part_d(args, c, b_cost)
+            part_d(args, c, b_cost, e)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
             problems.append(f"D: ffmpeg failed ({exc}); it needs libvpx and libopus")
     print(f"\nTotal {time.monotonic() - started:.0f} s.")
