@@ -343,6 +343,238 @@ class RefRendezvous:
             self.thread.join(5)
 
 
+# -- the officer's side, shared with bench/recording.py ----------------------------------
+
+
+def new_victim(browser: Any, phone: dict, stamp: str) -> tuple[Any, Any]:
+    """A fresh phone-emulated Chromium context whose camera is the stamped canvas."""
+    ctx = browser.new_context(**phone)
+    ctx.add_init_script(stamp)
+    return ctx, ctx.new_page()
+
+
+def launch_chromium(p: Any, cores: str, tmp: str) -> tuple[Any, dict]:
+    """Debian's headless Chromium (the flags of tests/e2e/browser.py, its temporary files in
+    ``tmp``) and the Pixel 7 emulation the victim's contexts use."""
+    browser = p.chromium.launch(executable_path=chromium_path(cores, tmp), headless=True,
+                                args=list(CHROMIUM_FLAGS), env={**os.environ, "TMPDIR": tmp})
+    phone = dict(p.devices["Pixel 7"])
+    phone.pop("default_browser_type", None)
+    return browser, phone
+
+
+class Officer:
+    """The officer's side of an app call as the benchmarks drive it: the app's
+    engine (``media``: ``MediaCalls``, its own process, as the app runs it;
+    ``in-process``: ``EmbeddedCalls``) with a real ``CallScreen`` painting
+    offscreen, the stall meter of C on the GUI thread, and the time stamp read
+    back from every victim frame painted (``st["samples"]``: wall-clock ms at
+    paint, latency ms).
+
+    Made on the main thread, whose Qt event loop :meth:`run` turns while a
+    driver thread (Playwright's sync API must not share the GUI thread) calls
+    the rest; everything that touches Qt goes through :meth:`on_gui`.
+    ``on_call_start(appointment)``, if set, runs on the GUI thread when the
+    victim is waiting, just before the call starts: where the app sends
+    ``record_start``. bench/recording.py imports this to measure the same
+    calls with recording off and on."""
+
+    def __init__(self, engine: str, size: tuple[int, int]) -> None:
+        from PySide6.QtCore import QObject, Qt, QTimer, Signal, qInstallMessageHandler
+        from PySide6.QtWidgets import QApplication
+
+        from evr_desktop.call import events as ev
+        from evr_desktop.capture.synthetic import read_timestamp
+        from evr_desktop.ui.call_screen import CallScreen
+
+        class Bridge(QObject):
+            call = Signal(object)  # a callable, run on the GUI thread
+            event = Signal(object)  # an engine event
+
+        class StallMeter(QObject):
+            """A precise TICK_MS timer on the GUI thread; each tick's lateness
+            (time since the previous tick minus TICK_MS) is how long the event loop
+            could not run anything: a stall the officer would feel."""
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.timer = QTimer(self)
+                self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+                self.timer.setInterval(TICK_MS)
+                self.timer.timeout.connect(self._tick)
+                self.late: list[float] = []
+                self._last = 0.0
+
+            def start(self) -> None:
+                self.late = []
+                self._last = time.perf_counter()
+                self.timer.start()
+
+            def stop(self) -> list[float]:
+                self.timer.stop()
+                return list(self.late)
+
+            def _tick(self) -> None:
+                now = time.perf_counter()
+                self.late.append(max(0.0, (now - self._last) * 1000 - TICK_MS))
+                self._last = now
+
+        default_handler = None
+
+        def quiet(mode: Any, context: Any, message: str) -> None:
+            if "propagateSizeHints" in message:  # the offscreen platform, once per shown window
+                return
+            if default_handler is not None:
+                default_handler(mode, context, message)
+            else:
+                print(message, file=sys.stderr)
+
+        default_handler = qInstallMessageHandler(quiet)
+        self.app = QApplication.instance() or QApplication(sys.argv)
+        self.current = {"size": size}
+        if engine == "in-process":
+            from evr_desktop.call.embedded import EmbeddedCalls
+            from evr_desktop.capture.devices import choose_sources
+
+            self.calls: Any = EmbeddedCalls(sources=lambda: choose_sources(
+                False, width=self.current["size"][0], height=self.current["size"][1], fps=FPS))
+        else:
+            from evr_desktop.media.proxy import MediaCalls
+
+            self.calls = MediaCalls(synthetic=(size[0], size[1], FPS))
+        self.calls.start()
+        self.screen = CallScreen(self.calls.engine)
+        self.screen.resize(1280, 800)
+        self.screen.show()
+        self.bridge = Bridge()
+        self.bridge.call.connect(lambda fn: fn())
+        self.meter = StallMeter()
+        self.on_call_start: Any = None
+        # State of the app call in progress (touched on the GUI thread).
+        self.st: dict[str, Any] = {"appt": None, "first": None, "samples": [], "last": None, "res": None,
+                                   "call_start": None}
+        self.first_painted = threading.Event()
+        screen, st = self.screen, self.st
+
+        def on_event(e: Any) -> None:  # GUI thread
+            if isinstance(e, ev.VictimWaiting) and e.appointment == st["appt"] and screen.appointment is None:
+                st["call_start"] = time.time() * 1000
+                if self.on_call_start is not None:
+                    self.on_call_start(e.appointment)
+                screen.start(e.appointment)
+            screen.on_event(e)
+
+        self.bridge.event.connect(on_event)
+        self.calls.engine.add_listener(lambda e: self.bridge.event.emit(e))
+
+        def on_paint() -> None:  # GUI thread, inside VideoView.paintEvent
+            now = time.time() * 1000
+            if st["appt"] is None:
+                return
+            if st["first"] is None:
+                st["first"] = now
+                self.first_painted.set()
+            img = screen.remote._image
+            if img is None:
+                return
+            frame = qimage_rgb(img)
+            st["res"] = (frame.shape[1], frame.shape[0])
+            ts = read_timestamp(frame[::2, ::2])
+            if ts is not None and ts != st["last"]:
+                st["last"] = ts
+                st["samples"].append((now, now - ts))
+
+        screen.remote.painted.connect(on_paint)
+
+    @property
+    def pid(self) -> int | None:
+        """The media process's pid (None with the engine in process)."""
+        return getattr(self.calls, "pid", None)
+
+    def on_gui(self, fn: Any, timeout: float = 5.0) -> Any:
+        """Run ``fn`` on the GUI thread and wait for its result."""
+        box: list[Any] = []
+        done = threading.Event()
+        self.bridge.call.emit(lambda: (box.append(fn()), done.set()))
+        if not done.wait(timeout):
+            raise RuntimeError("the GUI thread did not answer")
+        return box[0]
+
+    def use_size(self, size: tuple) -> None:
+        self.current["size"] = size
+        if hasattr(self.calls, "set_synthetic"):  # the media process: tell the child
+            self.calls.set_synthetic(size[0], size[1], FPS)
+
+    def record_start(self, appointment: str, folder: Path, officer_recipient: str, escrow_recipient: str) -> None:
+        """What the app sends before ``start_call`` (GUI thread, blocking: the
+        meters are not running then)."""
+        engine = self.calls.engine
+        if not hasattr(engine, "record_start"):
+            raise SystemExit("recording needs --engine media")
+        engine.record_start(appointment, str(folder), officer_recipient, escrow_recipient).result(10)
+
+    def start_call(self, browser: Any, phone: dict, stamp: str) -> tuple[Any, Any, float]:
+        """Book, open the link in Chromium, consent: returns once the first
+        victim frame is painted in the call window."""
+        from evr_desktop.domain.appointment import Appointment, OffenceType, VictimDetails
+
+        appt = Appointment(slot=datetime.now().astimezone() + timedelta(minutes=5), urn="99CR0000001",
+                           offence=OffenceType.BURGLARY_THEFT,
+                           victim=VictimDetails("Bench Invented-Victim", date(1980, 1, 1), "07700 900000"))
+        link = self.calls.issue_link(appt)
+        done = threading.Event()
+
+        def reset() -> None:
+            self.st.update(appt=appt.id, first=None, samples=[], last=None, res=None, call_start=None)
+            done.set()
+
+        self.first_painted.clear()
+        self.bridge.call.emit(reset)
+        done.wait(5)
+        ctx, page = new_victim(browser, phone, stamp)
+        try:
+            t0 = time.time() * 1000
+            page.goto(link)
+            page.locator("#consent-agree").click()
+            page.locator("#perm-start").click()
+            if not self.first_painted.wait(WAIT_S):
+                raise RuntimeError("no frame painted in the call window")
+        except BaseException:
+            self.end_call(ctx)
+            raise
+        return ctx, page, t0
+
+    def end_call(self, ctx: Any) -> None:
+        ended = threading.Event()
+
+        def end() -> None:
+            self.screen.end_call()
+            self.st["appt"] = None
+            ended.set()
+
+        self.bridge.call.emit(end)
+        ended.wait(5)
+        time.sleep(0.3)
+        ctx.close()
+
+    def run(self, driver: Any) -> None:
+        """Turn the Qt event loop until ``driver`` (on a thread of its own)
+        returns, then close the window and stop the engine."""
+
+        def drive() -> None:
+            try:
+                driver()
+            finally:
+                self.bridge.call.emit(self.app.quit)
+
+        thread = threading.Thread(target=drive, name="playwright", daemon=True)
+        thread.start()
+        self.app.exec()
+        thread.join(10)
+        self.screen.close()
+        self.calls.stop()
+
+
 # -- the benchmark ------------------------------------------------------------------------
 
 
@@ -370,134 +602,18 @@ def main() -> int:
     sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes.split(",") if s]
     stall_size = tuple(int(v) for v in args.stall_size.lower().split("x"))
 
-    from PySide6.QtCore import QObject, Qt, QTimer, Signal, qInstallMessageHandler
-    from PySide6.QtWidgets import QApplication
-
-    from evr_desktop.call import events as ev
-    from evr_desktop.capture.synthetic import read_timestamp
-    from evr_desktop.domain.appointment import Appointment, OffenceType, VictimDetails
-    from evr_desktop.ui.call_screen import CallScreen
-    from evr_desktop.vault.age import X25519Identity
-
-    class Bridge(QObject):
-        call = Signal(object)  # a callable, run on the GUI thread
-        event = Signal(object)  # an engine event
-
-    class StallMeter(QObject):
-        """A precise TICK_MS timer on the GUI thread; each tick's lateness
-        (time since the previous tick minus TICK_MS) is how long the event loop
-        could not run anything: a stall the officer would feel."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.timer = QTimer(self)
-            self.timer.setTimerType(Qt.TimerType.PreciseTimer)
-            self.timer.setInterval(TICK_MS)
-            self.timer.timeout.connect(self._tick)
-            self.late: list[float] = []
-            self._last = 0.0
-
-        def start(self) -> None:
-            self.late = []
-            self._last = time.perf_counter()
-            self.timer.start()
-
-        def stop(self) -> list[float]:
-            self.timer.stop()
-            return list(self.late)
-
-        def _tick(self) -> None:
-            now = time.perf_counter()
-            self.late.append(max(0.0, (now - self._last) * 1000 - TICK_MS))
-            self._last = now
-
-    default_handler = None
-
-    def quiet(mode: Any, context: Any, message: str) -> None:
-        if "propagateSizeHints" in message:  # the offscreen platform, once per shown window
-            return
-        if default_handler is not None:
-            default_handler(mode, context, message)
-        else:
-            print(message, file=sys.stderr)
-
-    default_handler = qInstallMessageHandler(quiet)
-    app = QApplication.instance() or QApplication(sys.argv)
-    current = {"size": sizes[0]}
-    if args.engine == "in-process":
-        from evr_desktop.call.embedded import EmbeddedCalls
-        from evr_desktop.capture.devices import choose_sources
-
-        calls = EmbeddedCalls(sources=lambda: choose_sources(
-            False, width=current["size"][0], height=current["size"][1], fps=FPS))
-    else:
-        from evr_desktop.media.proxy import MediaCalls
-
-        calls = MediaCalls(synthetic=(current["size"][0], current["size"][1], FPS))
-    calls.start()
+    officer = Officer(args.engine, sizes[0])
+    calls, screen, meter, st, on_gui = officer.calls, officer.screen, officer.meter, officer.st, officer.on_gui
+    start_app_call, end_app_call = officer.start_call, officer.end_call
     load = [busy(i % (os.cpu_count() or 1)) for i in range(args.load)]
-    screen = CallScreen(calls.engine)
-    screen.resize(1280, 800)
-    screen.show()
-    bridge = Bridge()
-    bridge.call.connect(lambda fn: fn())
-    meter = StallMeter()
+    record_root: Path | None = None
+    if args.record:  # as the app does: record_start before start_call (media process only)
+        from evr_desktop.vault.age import X25519Identity
 
-    def on_gui(fn: Any, timeout: float = 5.0) -> Any:
-        """Run ``fn`` on the GUI thread and wait for its result."""
-        box: list[Any] = []
-        done = threading.Event()
-        bridge.call.emit(lambda: (box.append(fn()), done.set()))
-        if not done.wait(timeout):
-            raise RuntimeError("the GUI thread did not answer")
-        return box[0]
-
-    # Officer-side state of the app run in progress (touched on the GUI thread).
-    st: dict[str, Any] = {"appt": None, "first": None, "samples": [], "last": None, "res": None,
-                          "call_start": None}
-    first_painted = threading.Event()
-
-    def on_event(e: Any) -> None:  # GUI thread
-        if isinstance(e, ev.VictimWaiting) and e.appointment == st["appt"] and screen.appointment is None:
-            st["call_start"] = time.time() * 1000
-            if args.record:  # as the app does: record_start before start_call (media process only)
-                record_start(e.appointment)
-            screen.start(e.appointment)
-        screen.on_event(e)
-
-    record_root = Path(tempfile.mkdtemp(prefix="evr-bench-rec-"))
-    record_keys = [X25519Identity.generate().recipient, X25519Identity.generate().recipient]
-    recorded: list[Any] = []
-
-    def record_start(appointment: str) -> None:
-        engine = calls.engine
-        if not hasattr(engine, "record_start"):
-            raise SystemExit("--record needs --engine media")
-        folder = record_root / uuid.uuid4().hex
-        engine.record_start(appointment, str(folder), *record_keys).result(10)
-        recorded.append(folder)
-
-    bridge.event.connect(on_event)
-    calls.engine.add_listener(lambda e: bridge.event.emit(e))
-
-    def on_paint() -> None:  # GUI thread, inside VideoView.paintEvent
-        now = time.time() * 1000
-        if st["appt"] is None:
-            return
-        if st["first"] is None:
-            st["first"] = now
-            first_painted.set()
-        img = screen.remote._image
-        if img is None:
-            return
-        frame = qimage_rgb(img)
-        st["res"] = (frame.shape[1], frame.shape[0])
-        ts = read_timestamp(frame[::2, ::2])
-        if ts is not None and ts != st["last"]:
-            st["last"] = ts
-            st["samples"].append((now, now - ts))
-
-    screen.remote.painted.connect(on_paint)
+        root = record_root = Path(tempfile.mkdtemp(prefix="evr-bench-rec-"))
+        keys = [X25519Identity.generate().recipient, X25519Identity.generate().recipient]
+        officer.on_call_start = lambda appointment: officer.record_start(
+            appointment, root / uuid.uuid4().hex, keys[0], keys[1])
 
     results: dict[str, Any] = {}
     failure: list[str] = []
@@ -509,16 +625,9 @@ def main() -> int:
         tmp = tempfile.mkdtemp(prefix="evr-bench-call-")
         try:
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=chromium_path(args.chromium_cores, tmp), headless=True,
-                                            args=list(CHROMIUM_FLAGS),
-                                            env={**os.environ, "TMPDIR": tmp})
+                browser, phone = launch_chromium(p, args.chromium_cores, tmp)
                 results["browser"] = browser.version
-                phone = dict(p.devices["Pixel 7"])
-                phone.pop("default_browser_type", None)
-                def use_size(size: tuple) -> None:
-                    current["size"] = size
-                    if hasattr(calls, "set_synthetic"):  # the media process: tell the child
-                        calls.set_synthetic(size[0], size[1], FPS)
+                use_size = officer.use_size
 
                 try:
                     if args.stall_seconds > 0:
@@ -563,12 +672,6 @@ def main() -> int:
             import shutil
 
             shutil.rmtree(tmp, ignore_errors=True)
-            bridge.call.emit(app.quit)
-
-    def new_victim(browser: Any, phone: dict, stamp: str) -> tuple[Any, Any]:
-        ctx = browser.new_context(**phone)
-        ctx.add_init_script(stamp)
-        return ctx, ctx.new_page()
 
     def stall_run(browser: Any, phone: dict, stamp: str, seconds: float) -> dict:
         """Event-loop stalls: the call window idle (same process, engine
@@ -591,48 +694,6 @@ def main() -> int:
         print(f"  stalls: idle {idle_s:.0f} s, call {seconds:.0f} s measured", file=sys.stderr, flush=True)
         return {"idle": idle, "idle_s": idle_s, "call": during, "call_s": seconds, "painted": painted,
                 "cpu_gui": (cpu1[0] - cpu0[0]) / seconds, "cpu_media": (cpu1[1] - cpu0[1]) / seconds}
-
-    def start_app_call(browser: Any, phone: dict, stamp: str) -> tuple[Any, Any, float]:
-        """Book, open the link in Chromium, consent: returns once the first
-        victim frame is painted in the call window."""
-        appt = Appointment(slot=datetime.now().astimezone() + timedelta(minutes=5), urn="99CR0000001",
-                           offence=OffenceType.BURGLARY_THEFT,
-                           victim=VictimDetails("Bench Invented-Victim", date(1980, 1, 1), "07700 900000"))
-        link = calls.issue_link(appt)
-        done = threading.Event()
-
-        def reset() -> None:
-            st.update(appt=appt.id, first=None, samples=[], last=None, res=None, call_start=None)
-            done.set()
-
-        first_painted.clear()
-        bridge.call.emit(reset)
-        done.wait(5)
-        ctx, page = new_victim(browser, phone, stamp)
-        try:
-            t0 = time.time() * 1000
-            page.goto(link)
-            page.locator("#consent-agree").click()
-            page.locator("#perm-start").click()
-            if not first_painted.wait(WAIT_S):
-                raise RuntimeError("no frame painted in the call window")
-        except BaseException:
-            end_app_call(ctx)
-            raise
-        return ctx, page, t0
-
-    def end_app_call(ctx: Any) -> None:
-        ended = threading.Event()
-
-        def end() -> None:
-            screen.end_call()
-            st["appt"] = None
-            ended.set()
-
-        bridge.call.emit(end)
-        ended.wait(5)
-        time.sleep(0.3)
-        ctx.close()
 
     def app_run(browser: Any, phone: dict, stamp: str) -> dict:
         ctx, page, t0 = start_app_call(browser, phone, stamp)
@@ -715,12 +776,11 @@ def main() -> int:
         return out
 
     started = time.monotonic()
-    thread = threading.Thread(target=driver, name="playwright", daemon=True)
-    thread.start()
-    app.exec()
-    thread.join(10)
-    screen.close()
-    calls.stop()
+    officer.run(driver)
+    if record_root is not None:
+        import shutil
+
+        shutil.rmtree(record_root, ignore_errors=True)
     for proc in load:
         proc.kill()
         proc.wait()
