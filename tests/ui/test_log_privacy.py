@@ -5,11 +5,15 @@ records and the media process's standard error are collected and grepped."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
 import re
 import socket
 import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
@@ -18,6 +22,7 @@ from PySide6.QtWidgets import QMessageBox
 from evr_desktop.domain.appointment import OffenceType, Status
 from evr_desktop.logs import configure
 from tests.e2e.browser import chromium, phone, playwright
+from tests.ui.conftest import set_up
 from tests.ui.test_call_flow import book_and_send_link, select
 from tests.unit.test_logs import logging_kept
 
@@ -46,8 +51,32 @@ def debug_logs(monkeypatch):
         yield buf
 
 
-def test_a_full_call_at_debug_logs_no_address(debug_logs, capfd, qtbot, unlocked, monkeypatch):
-    main = unlocked
+@contextlib.contextmanager
+def media_stderr(folder: Path) -> Iterator[Path]:
+    """The process's standard error (fd 2, which the media process inherits and
+    logs to) sent to a file of the test's own, from inside the test's body:
+    pytest swaps its own capture onto fd 2 between phases, so a media process
+    started during a fixture's set-up would log where the test cannot read."""
+    path = folder / "stderr.log"
+    saved = os.dup(2)
+    with open(path, "wb") as f:
+        os.dup2(f.fileno(), 2)
+    try:
+        yield path
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def test_a_full_call_at_debug_logs_no_address(debug_logs, qtbot, app_window, monkeypatch, tmp_path):
+    with media_stderr(tmp_path) as stderr_file:
+        set_up(qtbot, app_window)  # unlock: the media process starts now, logging into stderr_file
+        _call(qtbot, app_window, monkeypatch)
+    child = [line for line in stderr_file.read_text(errors="replace").splitlines() if line.startswith("{")]
+    _check(child + debug_logs.getvalue().splitlines())
+
+
+def _call(qtbot, main, monkeypatch) -> None:
     a = book_and_send_link(qtbot, main, "Heulwen Invented-Logged", "07700 900666", "99LG1234526",
                            OffenceType.BURGLARY_THEFT)
     with playwright() as p, chromium(p) as browser:
@@ -70,9 +99,10 @@ def test_a_full_call_at_debug_logs_no_address(debug_logs, capfd, qtbot, unlocked
         qtbot.mouseClick(screen.end_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: main.session.store.get(a.id).status is Status.CALL_ENDED, timeout=10000)
     qtbot.wait(500)
-    child = [line for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
-    app = debug_logs.getvalue().splitlines()
-    records = [json.loads(line) for line in child + app]
+
+
+def _check(lines: list[str]) -> None:
+    records = [json.loads(line) for line in lines]
     # The test could fail: the libraries did log at DEBUG, and there were addresses to scrub.
     loggers = {r["logger"].split(".")[0] for r in records}
     assert {"aioice", "aiortc"} <= loggers, loggers
