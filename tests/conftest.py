@@ -3,7 +3,10 @@ offscreen (Picard's conftest does the same)."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,3 +54,30 @@ def session(workspace: Workspace):
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` with its bytes: to prove nothing changed."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@contextlib.contextmanager
+def logging_kept() -> Iterator[None]:
+    """Put the process's logging back as it was: ``evr_desktop.logs.configure``
+    (which the command line's ``main()`` calls) replaces the root handler, and a
+    handler left on a closed capture stream would break every later test's logs."""
+    from evr_desktop.logs import NOISY
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level, {n: logging.getLogger(n).level for n in NOISY})
+    try:
+        yield
+    finally:
+        for h in list(root.handlers):
+            root.removeHandler(h)
+        for h in saved[0]:
+            root.addHandler(h)
+        root.setLevel(saved[1])
+        for name, level in saved[2].items():
+            logging.getLogger(name).setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    with logging_kept():
+        yield

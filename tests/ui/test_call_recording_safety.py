@@ -296,7 +296,7 @@ def _recorded_call_then_scan(qtbot, main, victim_loop, monkeypatch, private_tmp,
     logs = {"the app's log": "\n".join(app_log.lines).encode(),
             "the app's standard error (the media process logs there)": media_log}
     assert len(app_log.lines) > 5 and "media process" in logs["the app's log"].decode()
-    assert b"[media]" in media_log  # the media process's own log lines were captured
+    assert b'"process": "media"' in media_log  # the media process's own log lines were captured
     assert any(p.name.startswith("seg-") for p in map(Path, files))
     found = _scan({**files, **logs}, patterns)
     print(f"\nscanned {len(files)} files ({sum(map(len, files.values())) // 1024} KiB) under the profile and "

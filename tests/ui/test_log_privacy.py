@@ -21,10 +21,10 @@ from PySide6.QtWidgets import QMessageBox
 
 from evr_desktop.domain.appointment import OffenceType, Status
 from evr_desktop.logs import configure
+from tests.conftest import logging_kept
 from tests.e2e.browser import chromium, phone, playwright
 from tests.ui.conftest import set_up
 from tests.ui.test_call_flow import book_and_send_link, select
-from tests.unit.test_logs import logging_kept
 
 pytestmark = pytest.mark.slow
 WAIT_MS = 20000

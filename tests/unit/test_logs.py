@@ -3,15 +3,14 @@ one JSON line with no address, SDP or candidate in it."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 
-from evr_desktop.logs import NOISY, configure, scrub
+from evr_desktop.logs import configure, scrub
+from tests.conftest import logging_kept
 
 SDP = ("v=0\r\no=- 3920 2 IN IP4 203.0.113.7\r\ns=-\r\nc=IN IP4 203.0.113.7\r\n"
        "a=candidate:1 1 udp 2122260223 192.168.1.23 54321 typ host\r\na=fingerprint:sha-256 AB:CD\r\n")
@@ -36,23 +35,6 @@ def test_scrub_leaves_no_address(text):
 def test_scrub_keeps_ids_and_plain_words():
     text = "victim waiting: appointment=0f3e8a7b9c1d4e2fa1b2c3d4e5f60718 link=7eed108fd6d3 reason=second-device"
     assert scrub(text) == text
-
-
-@contextlib.contextmanager
-def logging_kept() -> Iterator[None]:
-    """Put the process's logging back as it was (configure() replaces the root handler)."""
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level, {n: logging.getLogger(n).level for n in NOISY})
-    try:
-        yield
-    finally:
-        for h in list(root.handlers):
-            root.removeHandler(h)
-        for h in saved[0]:
-            root.addHandler(h)
-        root.setLevel(saved[1])
-        for name, level in saved[2].items():
-            logging.getLogger(name).setLevel(level)
 
 
 def test_every_record_is_a_scrubbed_json_line_and_the_noisy_libraries_are_quiet(monkeypatch):
