@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QImage, QKeySequence, QPainter, QShortcut
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QKeySequence, QPainter, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -139,6 +139,11 @@ class CallScreen(QWidget):
         self.recording.setObjectName("recordingIndicator")
         self.recording.setStyleSheet("color: #c1121f; font-weight: 700;")
         self.recording.setToolTip("This call is being recorded (encrypted as it is written).")
+        # A fixed width: the text changes every second, and a label that changes
+        # size makes the whole bar lay itself out again, mid-call, on the GUI thread.
+        bold = QFont(self.recording.font())
+        bold.setBold(True)
+        self.recording.setFixedWidth(QFontMetrics(bold).horizontalAdvance("● Recording 000:00") + 12)
         self.recording.hide()
         self._recording_since: float | None = None
         self._recording_note = ""
@@ -411,7 +416,8 @@ class CallScreen(QWidget):
             return
         s = int(time.monotonic() - self._recording_since)
         self.recording.setText(f"● Recording {s // 60:02d}:{s % 60:02d}")
-        self.recording.show()
+        if self.recording.isHidden():
+            self.recording.show()
 
     # -- stills -----------------------------------------------------------------------
     def request_still(self) -> None:
