@@ -3,11 +3,16 @@ bitstreams (PyAV's libvpx and libopus), shaped like the tap's frames."""
 
 from __future__ import annotations
 
+import contextlib
 import fractions
+import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 
 
 @dataclass(frozen=True)
@@ -128,3 +133,20 @@ def record_paced_main() -> None:
             print(f"FED {f.monotonic:.3f}", flush=True)
     rec.close()
     print("DONE", flush=True)
+
+
+@contextlib.contextmanager
+def small_filesystem(tmp_path: Path, size: str) -> Iterator[Path]:
+    """A size-limited tmpfs (``size``: "1m", "256k") mounted at ``tmp_path/small``
+    for a full-disk test; unmounted afterwards. Needs root (./dev test runs as
+    root in CI): without it the test fails rather than pass unseen."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(mnt)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.fail(f"cannot mount a size-limited tmpfs (needs root): {mounted.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)

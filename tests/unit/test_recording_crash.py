@@ -10,13 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from evr_desktop.recording.manifest import iter_recording, read_manifest
 from evr_desktop.recording.recorder import FAILED, RECORDING, Recorder
 from evr_desktop.recording.recover import find_unfinished, recover
 from evr_desktop.vault.age import X25519Identity, decrypt, decrypt_prefix
-from tests.recording_media import call_frames
+from tests.recording_media import call_frames, small_filesystem
 
 REPO = Path(__file__).resolve().parents[2]
 MKV_MAGIC = b"\x1a\x45\xdf\xa3"
@@ -120,13 +118,7 @@ def test_killed_mid_call_loses_at_most_two_seconds(tmp_path: Path) -> None:
 
 
 def test_full_disk_is_reported_and_what_was_written_stays_valid(tmp_path: Path) -> None:
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mnt)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a size-limited tmpfs here (needs root): {mounted.stderr.strip()}")
-    try:
+    with small_filesystem(tmp_path, "1m") as mnt:
         officer, escrow = X25519Identity.generate(), X25519Identity.generate()
         frames = call_frames(8.0)
         statuses: list = []
@@ -166,5 +158,3 @@ def test_full_disk_is_reported_and_what_was_written_stays_valid(tmp_path: Path) 
         assert again.startswith(plain)
         print(f"full disk: {len(complete)} segments kept, manifest written at close: "
               f"{result.manifest_sha256 is not None}, {len(again) - len(plain)} bytes from the abandoned one")
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)

@@ -50,7 +50,7 @@ from evr_desktop.store.sqlite import SqliteStore
 from evr_desktop.store.stills import SqliteStillRepository
 from evr_desktop.vault.age import X25519Identity, decrypt
 from tests.conftest import PASSPHRASE
-from tests.recording_media import call_frames
+from tests.recording_media import call_frames, small_filesystem
 from tests.unit.test_domain import make
 from tests.unit.test_media_channel import proxy_and_child as proxy_and_child  # the fixture
 from tests.unit.test_media_channel import raw
@@ -245,13 +245,7 @@ def test_refusals_no_frame_no_recording_no_escrow(tmp_path, keys):
 
 def test_a_full_disk_refuses_the_still_and_loses_nothing(tmp_path, keys):
     officer, escrow = keys
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(mnt)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a size-limited tmpfs here (needs root): {mounted.stderr.strip()}")
-    try:
+    with small_filesystem(tmp_path, "256k") as mnt:
         rec = Recorder(mnt / "rec", officer_recipient=officer.recipient, escrow_recipient=escrow.recipient)
         small = capture_still(rec, _frame(64, 48), exhibit="IT/1", appointment="appt-1")
         assert small.at_s is None and small.recording_state == "starting"  # before the recording's first frame
@@ -265,21 +259,13 @@ def test_a_full_disk_refuses_the_still_and_loses_nothing(tmp_path, keys):
         assert [s["exhibit"] for s in rec.stills] == ["IT/1"]
         again = capture_still(rec, _frame(64, 48, seed=3), exhibit="IT/3", appointment="appt-1")
         assert again.name == "stills/still-0002.png.age"
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
 
 
 def test_a_still_after_the_recording_failed_is_allowed_and_says_so(tmp_path, keys):
     """The disk filled mid-call (the recording stopped); the officer freed space: a still is
     still encrypted to the call's recipients, timed on the recording's clock, marked failed."""
     officer, escrow = keys
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mnt)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a size-limited tmpfs here (needs root): {mounted.stderr.strip()}")
-    try:
+    with small_filesystem(tmp_path, "1m") as mnt:
         frames = call_frames(8.0)
         now = [frames[0].monotonic]
         rec = Recorder(mnt / "rec", officer_recipient=officer.recipient, escrow_recipient=escrow.recipient,
@@ -299,8 +285,6 @@ def test_a_still_after_the_recording_failed_is_allowed_and_says_so(tmp_path, key
             recover(mnt / "rec", [officer])
         listed = read_manifest(mnt / "rec", [escrow]).data["stills"]
         assert [s["ciphertext_sha256"] for s in listed] == [result.ciphertext_sha256]
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
 
 
 def test_a_folder_that_cannot_be_written_refuses_the_still(tmp_path, keys):
