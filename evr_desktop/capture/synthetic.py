@@ -97,23 +97,34 @@ def read_timestamp(frame: np.ndarray) -> int | None:
 
 class _Pacer:
     """Sleep until the next tick of a fixed period; if we fell behind by more
-    than one period, skip ahead instead of bursting to catch up."""
+    than ``backlog`` seconds (one period unless told), skip ahead instead of
+    bursting to catch up.
 
-    def __init__(self, period: float):
+    Video skips (a camera drops frames it could not deliver); audio catches up
+    over a sound card's buffer, because a microphone's samples are continuous:
+    skipping would shorten the audio's timeline against the wall clock, and a
+    recording that maps it by RTP spacing would drift out of lip sync."""
+
+    def __init__(self, period: float, backlog: float | None = None):
         self.period = period
+        self.backlog = period if backlog is None else backlog
         self.next: float | None = None
+        self.started: float | None = None  # time.time() of the first tick
 
     def wait(self, stop: threading.Event | None = None) -> None:
         now = time.monotonic()
         if self.next is None:
             self.next = now
+            self.started = time.time()
         delay = self.next - now
         if delay > 0:
             if stop is not None:
                 stop.wait(delay)
             else:
                 time.sleep(delay)
-        elif delay < -self.period:
+        elif delay < -self.backlog:
+            if self.started is not None:
+                self.started += -delay  # the skipped time is lost to the sample clock
             self.next = now
         self.next += self.period
 
@@ -196,7 +207,8 @@ class SyntheticAudioSource:
         self.frequency = frequency
         self.level = level
         self.count = 0
-        self._pacer = _Pacer(self.samples_per_frame / self.sample_rate)
+        # a sound card's buffer: up to 200 ms missed by a busy reader is delivered late, not lost
+        self._pacer = _Pacer(self.samples_per_frame / self.sample_rate, backlog=0.2)
         self._stop = threading.Event()
 
     def open(self) -> None:
@@ -204,6 +216,12 @@ class SyntheticAudioSource:
 
     def close(self) -> None:
         self._stop.set()
+
+    def sample_time(self, n: int) -> float:
+        """The wall-clock time (``time.time()``) frame ``n``'s first sample
+        stands for, on the source's own sample clock."""
+        started = self._pacer.started if self._pacer.started is not None else time.time()
+        return started + n * self.samples_per_frame / self.sample_rate
 
     def samples(self, n: int) -> np.ndarray:
         start = n * self.samples_per_frame

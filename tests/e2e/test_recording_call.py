@@ -142,8 +142,9 @@ class _BeepAudio(SyntheticAudioSource):
         self._pacer.wait(self._stop)
         n = self.count
         self.count += 1
-        # the 20 ms frame that starts now: a tone while the flash is on
-        on = int(time.time() * 1000) % 1000 < FLASH_MS
+        # a tone while the flash is on, judged on the sample clock (like a microphone's:
+        # a frame read late by a busy thread still stands for its own 20 ms)
+        on = int(self.sample_time(n) * 1000) % 1000 < FLASH_MS
         return self.samples(n) if on else np.zeros(self.samples_per_frame, np.int16)
 
 

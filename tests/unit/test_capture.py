@@ -102,15 +102,40 @@ def test_audio_frames_are_paced_and_continuous():
     assert 0.19 * 32767 < np.abs(joined).max() <= 0.2 * 32767 + 1
 
 
-def test_pacing_skips_ahead_instead_of_bursting():
-    src = SyntheticAudioSource()
+def test_video_pacing_skips_ahead_instead_of_bursting():
+    src = SyntheticVideoSource(64, 48, fps=50)
     src.open()
     src.read()
     time.sleep(0.2)  # the consumer stalled for 10 frames
     t0 = time.monotonic()
     for _ in range(4):
         src.read()
-    assert time.monotonic() - t0 >= 0.05  # not 4 frames at once
+    assert time.monotonic() - t0 >= 0.05  # not 4 frames at once: a camera drops what it missed
+
+
+def test_audio_catches_up_over_a_sound_cards_buffer_and_keeps_its_sample_clock():
+    src = SyntheticAudioSource()
+    src.open()
+    src.read()
+    time.sleep(0.1)  # a short stall: the samples are delivered late, not lost
+    t0 = time.monotonic()
+    for _ in range(4):
+        src.read()
+    assert time.monotonic() - t0 < 0.05
+    # the sample clock still reads the wall clock (within a frame or two)
+    assert abs(src.sample_time(src.count) - time.time()) < 0.05
+
+
+def test_audio_skips_a_stall_longer_than_the_buffer_and_its_sample_clock_says_so():
+    src = SyntheticAudioSource()
+    src.open()
+    src.read()
+    time.sleep(0.6)  # longer than a sound card holds: that time is lost
+    t0 = time.monotonic()
+    for _ in range(4):
+        src.read()
+    assert time.monotonic() - t0 >= 0.05  # not 30 frames at once
+    assert abs(src.sample_time(src.count) - time.time()) < 0.05
 
 
 def test_close_unblocks_a_paced_read():
