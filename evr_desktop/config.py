@@ -78,10 +78,20 @@ class Settings:
     notify_url: str = ""
     notify_template_id: str = ""
     notify_key_file: str = ""
+    # Force mode's calls: the force's evr-rendezvous (its public https:// address;
+    # TLS only) and, when the system does not trust its certificate, a CA bundle
+    # file (PEM). Empty: the demo's rendezvous on this computer's loopback.
+    rendezvous_url: str = ""
+    rendezvous_ca_file: str = ""
 
     @property
     def notify_configured(self) -> bool:
         return bool(self.notify_url and self.notify_template_id and self.notify_key_file)
+
+    @property
+    def force_calls(self) -> bool:
+        """Calls go through the force's rendezvous (not the demo's loopback one)."""
+        return bool(self.rendezvous_url)
 
     # Bounds keep a hand-edited file from disabling the lock altogether.
     @staticmethod
@@ -112,7 +122,13 @@ def load_settings(paths: Paths) -> Settings:
                     raise SettingsError(f"Setting {f.name} must be an http(s) URL, or empty.")
                 values[f.name] = value
                 continue
-            if f.name in ("notify_template_id", "notify_key_file"):
+            if f.name == "rendezvous_url":
+                if not isinstance(value, str) or (value and not value.startswith("https://")) or len(value) > 2048:
+                    raise SettingsError("Setting rendezvous_url must be the force's https:// address (TLS only), "
+                                        "or empty for the demo.")
+                values[f.name] = value
+                continue
+            if f.name in ("notify_template_id", "notify_key_file", "rendezvous_ca_file"):
                 if not isinstance(value, str) or len(value) > 4096:
                     raise SettingsError(f"Setting {f.name} must be text.")
                 values[f.name] = value

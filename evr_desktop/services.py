@@ -358,6 +358,24 @@ class Session:
         current = self.record(current.id, Happening.LINK_SENT) or current
         return LinkSent(current, link, text, sms_problem=sms_problem)
 
+    def officer_token(self, audience: str) -> str:
+        """Force mode: a short-lived token that names this officer to the force's
+        rendezvous (``audience``: its address), signed here with the officer's key
+        from the vault; the media process that connects gets only the token.
+        Raises ``Refused`` when the vault's key or certificate cannot be used."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        from .rendezvous.officer_token import make_officer_token
+
+        try:
+            cert = x509.load_pem_x509_certificate(self.vault.header.certificate_pem.encode("ascii"))
+            key = serialization.load_pem_private_key(self.vault.signing_key_pem.encode("ascii"), password=None)
+            return make_officer_token(cert, key, audience)
+        except (ValueError, TypeError, UnicodeError) as exc:
+            raise Refused(["This officer's certificate or key cannot sign in to the force's video service "
+                           f"({type(exc).__name__}). Contact IT."]) from None
+
     def sms_notifier(self) -> Notifier | None:
         """Force mode's GOV.UK Notify sender (``settings.json``), or None: the
         outbox only. Settings that cannot be used are said, as a failed send

@@ -1,7 +1,12 @@
 """The embedded default: the app runs the rendezvous itself, on loopback, on
 the call engine's own asyncio loop, so one command gives a complete system on
-one machine (the demo). A force points the engine at its own rendezvous
-instead, and issues links through that server's API.
+one machine (the demo).
+
+Force mode (``force_url``): no rendezvous here. The engine connects to the
+force's ``evr-rendezvous`` over TLS (its CA bundle from ``force_ca``, or the
+system's trust) as the officer, with a short-lived officer token the app
+makes and renews (``set_officer_token``), and links are issued through that
+server's API (``request_link``), which binds each to this officer.
 """
 
 from __future__ import annotations
@@ -30,11 +35,17 @@ class EmbeddedCalls:
     loop (the token registry belongs to that loop)."""
 
     def __init__(self, *, sources: Callable[[], Any] | None = None, host_candidates: str = "with-loopback",
-                 listen: socket.socket | None = None, tap_sink: Callable[[Any], None] | None = None):
+                 listen: socket.socket | None = None, tap_sink: Callable[[Any], None] | None = None,
+                 force_url: str | None = None, force_ca: str | None = None):
         """``listen``: a listening loopback socket to serve the rendezvous on
         (the media process gets the app's, so links keep their address when
         it is restarted); None: a free port of its own. ``tap_sink``: the
-        engine's encoded-frame sink (the media process's recording router)."""
+        engine's encoded-frame sink (the media process's recording router).
+        ``force_url``/``force_ca``: force mode (see the module's doc)."""
+        if force_url is not None and not force_url.startswith("https://"):
+            raise ValueError("The force's rendezvous address must start with https:// (TLS only).")
+        self.force_url = force_url
+        self._force_ca = force_ca
         self._sources = sources
         self._tap_sink = tap_sink
         self._listen = listen
@@ -47,17 +58,29 @@ class EmbeddedCalls:
         self.speaker_note = ""
 
     def start(self, timeout: float = 15.0) -> None:
+        kwargs: dict[str, Any] = {}
+        if self._sources is not None:
+            kwargs["sources"] = self._sources
+        if self._tap_sink is not None:
+            kwargs["tap_sink"] = self._tap_sink
+        if self.force_url is not None:
+            self.base_url = self.force_url.rstrip("/")
+            # No credentials yet: the signalling client waits for the app's first token.
+            self.engine = CallEngine(
+                CallSettings(rendezvous_url=self.base_url, officer_secret="", rendezvous_ca=self._force_ca,
+                             renewable_credentials=True, ice_servers=[], host_candidates=self._host_candidates),
+                **kwargs,
+            )
+            self.engine.start()
+            self._start_speaker()
+            gc.freeze()  # as below
+            return
         from ..rendezvous.server import create_app, start
         from ..rendezvous.tokens import TokenRegistry
 
         secret = secrets.token_urlsafe(32)
         port = self._listen.getsockname()[1] if self._listen is not None else _free_port()
         self.base_url = f"http://127.0.0.1:{port}"
-        kwargs: dict[str, Any] = {}
-        if self._sources is not None:
-            kwargs["sources"] = self._sources
-        if self._tap_sink is not None:
-            kwargs["tap_sink"] = self._tap_sink
         self.engine = CallEngine(
             CallSettings(rendezvous_url=self.base_url, officer_secret=secret, ice_servers=[],
                          host_candidates=self._host_candidates),
@@ -95,27 +118,45 @@ class EmbeddedCalls:
         assert self.engine is not None
         self.engine.remote_audio_sink = lambda _appointment, frame: speaker.put(frame)
 
+    def set_officer_token(self, token: str) -> None:
+        """Force mode: the officer token the app made (and renews)."""
+        if self.engine is not None:
+            self.engine.set_officer_secret(token)
+
     def issue_link(self, appointment: Appointment, timeout: float = 5.0) -> str:
-        """A new one-time join link for the appointment (earlier ones are revoked)."""
-        assert self.engine is not None and self._registry is not None, "start() first"
+        """A new one-time join link for the appointment (earlier ones are revoked).
+        Force mode: from the force's rendezvous, bound to this officer (it may
+        take a little longer: the server is across the network)."""
+        assert self.engine is not None, "start() first"
         start = appointment.slot.astimezone(timezone.utc)
         end = start + timedelta(minutes=appointment.duration_minutes)
+        from ..rendezvous.tokens import DEFAULT_LATE
+
+        if end + DEFAULT_LATE <= datetime.now(timezone.utc):
+            raise ValueError(
+                "This appointment's slot is over, so a link would not work. Edit the appointment "
+                "to book a new time, then send the link."
+            )
+        if self.force_url is not None:
+            from .engine import request_link
+
+            engine = self.engine
+            data = engine.submit(request_link(engine.settings, appointment.id, start, end)).result(max(timeout, 20))
+            return str(data["url"])
+        assert self._registry is not None
 
         async def issue() -> str:
-            now = datetime.now(timezone.utc)
-            if end + self._registry.late <= now:
-                raise ValueError(
-                    "This appointment's slot is over, so a link would not work. Edit the appointment "
-                    "to book a new time, then send the link."
-                )
-            token, _link_id = self._registry.issue(appointment.id, start, end, now)
+            token, _link_id = self._registry.issue(appointment.id, start, end, datetime.now(timezone.utc))
             return f"{self.base_url}/j/{token}"
 
         return self.engine.submit(issue()).result(timeout)
 
     def restore_link(self, appointment: Appointment, token: str, timeout: float = 5.0) -> str:
         """Make a link issued by an earlier media process work again (unclaimed);
-        see ``TokenRegistry.restore``. Returns the link."""
+        see ``TokenRegistry.restore``. Returns the link. Force mode: the force's
+        rendezvous kept it, nothing to do."""
+        if self.force_url is not None:
+            return f"{self.base_url}/j/{token}"
         assert self.engine is not None and self._registry is not None, "start() first"
         start = appointment.slot.astimezone(timezone.utc)
         end = start + timedelta(minutes=appointment.duration_minutes)

@@ -90,12 +90,16 @@ class CommitTimeout(Exception):
 class CallSettings:
     rendezvous_url: str  # "http://127.0.0.1:8123" (embedded) or "https://meet.example.police.uk"
     # The bearer the rendezvous knows this officer by: the embedded demo's secret,
-    # or in force mode a short-lived officer token (rendezvous/officers.py
-    # make_officer_token), replaced before it expires (read at each connect).
+    # or in force mode a short-lived officer token (rendezvous/officer_token.py),
+    # replaced before it expires (CallEngine.set_officer_secret; read at each
+    # connect). Empty: the signalling client waits until one is given.
     officer_secret: str
     # Force mode: a CA bundle (PEM file) to trust for the rendezvous's TLS, when
     # it is not one the system trusts. None: the system's.
     rendezvous_ca: str | None = None
+    # Force mode: credentials expire and are renewed by the app, so a refusal
+    # (401) waits for new ones instead of stopping for good (the demo's fixed secret).
+    renewable_credentials: bool = False
     # [{"urls": "turn:turn.example:3478", "username": "...", "credential": "..."}]. Empty: host
     # candidates only (aiortc's own default, a public Google STUN server, is never used).
     ice_servers: list[dict[str, Any]] = field(default_factory=list)
@@ -286,6 +290,15 @@ class SignallingClient:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._http: aiohttp.ClientSession | None = None
         self._stopping = False
+        # Set (on the engine's loop) when the app gives new credentials.
+        self.credentials_changed = asyncio.Event()
+
+    async def _credentials(self) -> str:
+        """The current bearer, waiting (without a connection attempt) while there is none."""
+        while not self.engine.settings.officer_secret and not self._stopping:
+            self.credentials_changed.clear()
+            await self.credentials_changed.wait()
+        return self.engine.settings.officer_secret
 
     async def run(self) -> None:
         s = self.engine.settings
@@ -297,15 +310,30 @@ class SignallingClient:
         outage_reported = False
         try:
             while not self._stopping:
+                secret = await self._credentials()
+                if self._stopping:
+                    return
                 try:
                     ws = await self._http.ws_connect(
                         self.url,
-                        headers={"Authorization": f"Bearer {s.officer_secret}"},
+                        headers={"Authorization": f"Bearer {secret}"},
                         heartbeat=15.0,
                         compress=0,
                         max_msg_size=256 * 1024,
                     )
                 except aiohttp.WSServerHandshakeError as exc:
+                    if exc.status == 401 and self.engine.settings.renewable_credentials:
+                        if self.engine.settings.officer_secret != secret:
+                            continue  # new credentials arrived meanwhile: try them at once
+                        self.engine._emit(ev.Error(
+                            "The force's video service did not accept this officer's credentials. "
+                            "Calls are unavailable until the app is unlocked again; if it keeps "
+                            "happening, contact IT (the certificate may be revoked or expired).",
+                            code="unauthorized"))
+                        self.credentials_changed.clear()
+                        await self.credentials_changed.wait()
+                        delay = s.reconnect_initial
+                        continue
                     if exc.status == 401:
                         self.engine._emit(ev.Error(
                             "The rendezvous refused this app's credentials, so victims "
@@ -378,6 +406,7 @@ class SignallingClient:
 
     async def stop(self) -> None:
         self._stopping = True
+        self.credentials_changed.set()  # a wait for credentials ends too
         ws = self._ws
         if ws is not None and not ws.closed:
             try:
@@ -921,6 +950,18 @@ class CallEngine:
         fn = self.frame_listener
         if fn is not None:
             fn(key)
+
+    def set_officer_secret(self, secret: str) -> None:
+        """New credentials for the rendezvous (force mode's officer token, renewed
+        by the app before it expires): used from the next connection on, and a
+        client waiting for credentials tries at once. Thread-safe."""
+        from dataclasses import replace
+
+        # The settings object is immutable in use: swapping it is one reference assignment.
+        self.settings = replace(self.settings, officer_secret=secret)
+        loop, client = self._loop, self.signalling
+        if loop is not None and client is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(client.credentials_changed.set)
 
     # -- lifecycle ---------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 IN_PROCESS_ENV = "EVR_MEDIA_IN_PROCESS"
@@ -29,15 +30,29 @@ def in_process() -> bool:
     return os.environ.get(IN_PROCESS_ENV) == "1" or sys.platform == "win32"
 
 
-def make_calls() -> Any:
+@dataclass(frozen=True)
+class ForceRendezvous:
+    """Force mode: the force's ``evr-rendezvous`` (its public https:// address,
+    and a CA bundle file for its TLS when the system does not trust it)."""
+
+    url: str
+    ca_file: str | None = None
+
+
+def make_calls(force: ForceRendezvous | None = None) -> Any:
     """The calls object the app uses: a ``MediaCalls`` (the engine in a child
     process) or, in process, ``EmbeddedCalls``. Both offer ``start()``,
-    ``stop()``, ``issue_link``, ``choose_devices``, ``list_devices``,
-    ``speaker_note`` and ``engine``. Constructing is cheap; ``start()`` does the work."""
+    ``stop()``, ``issue_link``, ``set_officer_token``, ``choose_devices``,
+    ``list_devices``, ``speaker_note`` and ``engine``. Constructing is cheap;
+    ``start()`` does the work. ``force``: the force's rendezvous instead of the
+    demo's loopback one (host candidates from the real interfaces, never loopback)."""
+    kwargs: dict[str, Any] = {}
+    if force is not None:
+        kwargs = {"force_url": force.url, "force_ca": force.ca_file, "host_candidates": "default"}
     if in_process():
         from ..call.embedded import EmbeddedCalls
 
-        return EmbeddedCalls()
+        return EmbeddedCalls(**kwargs)
     from .proxy import MediaCalls
 
-    return MediaCalls()
+    return MediaCalls(**kwargs)

@@ -65,6 +65,8 @@ PARENT_SENDS: Spec = {
     "list_devices": {**_ID},
     "set_synthetic": {**_ID, "width": ((int,), True), "height": ((int,), True), "fps": ((int,), True)},
     "stop": {**_ID},
+    # Force mode: the officer token for the force's rendezvous (made and renewed by the app).
+    "officer_token": {**_ID, "token": ((str,), True)},
     # Record this call (sent before start_call, once the victim consented): the
     # two public age recipients, never a key. The reply fails when recording is refused.
     "record_start": {**_ID, **_APPT, "folder": ((str,), True), "officer_recipient": ((str,), True),

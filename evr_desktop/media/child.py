@@ -7,8 +7,9 @@ the parent dies (``PR_SET_PDEATHSIG`` on Linux, a poll of the parent's pid and
 the channel's end everywhere), so no media process outlives the app.
 
 It is given no vault secret: the officer secret it uses is the one-off
-secret between it and its own loopback rendezvous (or, in a force, what the
-call needs: public data and the session's TURN credentials). The only media
+secret between it and its own loopback rendezvous, or, in a force, a
+short-lived officer token the app signed (``officer_token``; never the key),
+and what the call needs: public data and the session's TURN credentials. The only media
 it writes is the call's recording, encrypted as it is written to the two
 public age recipients the app sends with ``record_start`` (one
 ``RecordingRouter`` is the engine's tap sink and listener; one ``Recorder``
@@ -334,6 +335,8 @@ class MediaChild:
             threading.Thread(target=self.reply_now,
                              args=(msg_id, lambda: self.calls.restore_link(appointment, m["token"])),
                              daemon=True).start()
+        elif kind == "officer_token":
+            self.reply_now(msg_id, lambda: self.calls.set_officer_token(m["token"]))
         elif kind == "set_synthetic":
             def resize() -> None:
                 if not self.synthetic:
@@ -421,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--local-frames", required=True)
     p.add_argument("--host-candidates", default="with-loopback")
     p.add_argument("--rendezvous-fd", type=int, help="the app's listening socket for the demo's rendezvous")
+    p.add_argument("--rendezvous-url", help="force mode: the force's rendezvous (https://)")
+    p.add_argument("--rendezvous-ca", help="force mode: a CA bundle (PEM) for the rendezvous's TLS")
     p.add_argument("--synthetic", metavar="WxHxFPS",
                    help="benchmarks and tests: always send the test pattern and tone, at this size")
     args = p.parse_args(argv)
@@ -446,7 +451,9 @@ def main(argv: list[str] | None = None) -> int:
         w, h, fps = (int(v) for v in args.synthetic.lower().split("x"))
         synthetic.update(width=w, height=h, fps=fps)
         kwargs["sources"] = lambda: choose_sources(False, **synthetic)
-    if args.rendezvous_fd is not None:
+    if args.rendezvous_url:
+        kwargs.update(force_url=args.rendezvous_url, force_ca=args.rendezvous_ca)
+    elif args.rendezvous_fd is not None:
         kwargs["listen"] = socket.socket(fileno=args.rendezvous_fd)
     # One router for every call: the engine's tap sink and one of its listeners;
     # a recorder is attached per call by record_start.

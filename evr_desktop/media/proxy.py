@@ -85,6 +85,8 @@ class CommandFailed(Exception):
 _KNOWN_ERRORS: dict[str, type[Exception]] = {
     "ValueError": ValueError, "LookupError": LookupError, "KeyError": LookupError,
     "TimeoutError": TimeoutError, "RuntimeError": RuntimeError,
+    # the rendezvous could not be reached or refused (force mode's links): plain words
+    "ConnectionError": ConnectionError,
 }
 
 
@@ -212,8 +214,15 @@ class MediaCalls:
     ``choose_devices``, ``speaker_note``, ``engine``) over a media process."""
 
     def __init__(self, *, host_candidates: str = "with-loopback", hang_timeout: float = HANG_TIMEOUT,
-                 synthetic: tuple[int, int, int] | None = None):
+                 synthetic: tuple[int, int, int] | None = None, force_url: str | None = None,
+                 force_ca: str | None = None):
+        """``force_url``/``force_ca``: force mode (``EmbeddedCalls``'s doc): the
+        child connects to the force's rendezvous with the officer token that
+        ``set_officer_token`` gives (kept here, and given to a restarted child)."""
         self.host_candidates = host_candidates
+        self.force_url = force_url
+        self.force_ca = force_ca
+        self._officer_token = ""
         self.synthetic = synthetic  # (width, height, fps): always the test pattern (benchmarks)
         self.hang_timeout = hang_timeout
         self.engine = MediaEngine(self)
@@ -255,7 +264,8 @@ class MediaCalls:
         """Start the child and wait until its engine and rendezvous are up."""
         if self._supervisor is not None:
             return
-        self._listen = socket.create_server(("127.0.0.1", 0))
+        if self.force_url is None:
+            self._listen = socket.create_server(("127.0.0.1", 0))
         self._supervisor = threading.Thread(target=self._supervise, name="media-supervisor", daemon=True)
         self._supervisor.start()
         if not self._first.wait(timeout):
@@ -286,8 +296,19 @@ class MediaCalls:
         self._links[appointment.id] = (link.rsplit("/j/", 1)[-1], slot, minutes)
         return link
 
+    def set_officer_token(self, token: str) -> None:
+        """Force mode: the officer token for the rendezvous (renewed by the app)."""
+        self._officer_token = token
+        if self.running:
+            self.command("officer_token", token=token)
+
     def _restore_links(self) -> None:
-        """In a new child: the links the old one issued and that were not spent."""
+        """In a new child: the links the old one issued and that were not spent
+        (force mode: the force's rendezvous kept them; the child needs the officer token)."""
+        if self.force_url is not None:
+            if self._officer_token:
+                self.command("officer_token", token=self._officer_token)
+            return
         for appointment, (token, slot, minutes) in list(self._links.items()):
             try:
                 self.command("restore_link", appointment=appointment, token=token, slot=slot,
@@ -414,16 +435,20 @@ class MediaCalls:
         remote = FrameSlot.create(REMOTE_MAX)
         local = FrameSlot.create(LOCAL_MAX)
         mine, theirs = socket.socketpair()
-        assert self._listen is not None
-        listen = self._listen.fileno()
+        if self.force_url is not None:
+            where = ["--rendezvous-url", self.force_url, *(["--rendezvous-ca", self.force_ca] if self.force_ca else [])]
+            fds: tuple[int, ...] = (theirs.fileno(),)
+        else:
+            assert self._listen is not None
+            where = ["--rendezvous-fd", str(self._listen.fileno())]
+            fds = (theirs.fileno(), self._listen.fileno())
         try:
             proc = subprocess.Popen(
-                [*media_command(), "--fd", str(theirs.fileno()), "--parent", str(os.getpid()),
-                 "--rendezvous-fd", str(listen),
+                [*media_command(), "--fd", str(theirs.fileno()), "--parent", str(os.getpid()), *where,
                  "--remote-frames", remote.name, "--local-frames", local.name,
                  "--host-candidates", self.host_candidates,
                  *(["--synthetic", "x".join(map(str, self.synthetic))] if self.synthetic else [])],
-                pass_fds=(theirs.fileno(), listen), stdin=subprocess.DEVNULL, close_fds=True,
+                pass_fds=fds, stdin=subprocess.DEVNULL, close_fds=True,
             )
         except BaseException:
             remote.unlink()

@@ -90,7 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError, ssl.SSLError) as exc:
             print(f"evr-rendezvous: cannot load the officer CA or TLS files: {exc}", file=sys.stderr)
             return 2
-        officer_auth = CertificateAuth(ca, args.crl)
+        # Officer tokens (the apps' media processes, which hold no key) name this
+        # server's public address; without one, only mutual TLS is accepted.
+        officer_auth = CertificateAuth(ca, args.crl, audience=args.public_url or None)
+        if not args.public_url:
+            print("evr-rendezvous: warning: no --public-url, so officer tokens are refused "
+                  "(officers must connect with their certificates on --officer-port)", file=sys.stderr)
     else:
         try:
             secret = args.officer_secret_file.read_text("utf-8").strip()

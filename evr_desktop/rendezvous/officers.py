@@ -29,7 +29,6 @@ or None):
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -45,40 +44,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
+from .officer_token import MAX_TOKEN_SECONDS, TOKEN_PREFIX, audience_of, make_officer_token, unb64
+
+__all__ = ["MAX_TOKEN_SECONDS", "TOKEN_PREFIX", "CertificateAuth", "SecretAuth", "make_officer_token",
+           "officer_id_of", "officer_tls_context"]
+
 log = logging.getLogger("evr_desktop.rendezvous")
 
 DEFAULT_OFFICER = "officer"  # the one officer of secret mode (the embedded demo)
-TOKEN_PREFIX = "evr1."
-MAX_TOKEN_SECONDS = 600  # a token lives 10 minutes at most; the app makes a fresh one well before
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def make_officer_token(cert: x509.Certificate, key: object, audience: str, now: float | None = None,
-                       lifetime: int = MAX_TOKEN_SECONDS) -> str:
-    """``evr1.<payload>.<signature>``: the officer's certificate, the audience (the
-    rendezvous's address), issued-at and expiry, signed with the officer's key
-    (ECDSA or RSA, SHA-256). Made in the app's process, where the key is."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-
-    issued = int(now if now is not None else time.time())
-    payload = json.dumps({"cert": _b64(cert.public_bytes(serialization.Encoding.DER)), "aud": audience,
-                          "iat": issued, "exp": issued + min(lifetime, MAX_TOKEN_SECONDS)},
-                         separators=(",", ":")).encode()
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        signature = key.sign(payload, ec.ECDSA(hashes.SHA256()))
-    elif isinstance(key, rsa.RSAPrivateKey):
-        signature = key.sign(payload, padding.PKCS1v15(), hashes.SHA256())
-    else:
-        raise TypeError("an officer key is ECDSA or RSA")
-    return f"{TOKEN_PREFIX}{_b64(payload)}.{_b64(signature)}"
 
 
 class OfficerAuth(Protocol):
@@ -112,7 +85,7 @@ class CertificateAuth:
                  audience: str | None = None):
         """``audience``: what an officer token must name (this rendezvous's
         address, as the apps are configured with it); None: tokens refused."""
-        self.audience = audience
+        self.audience = audience_of(audience) if audience else None
         self.ca = ca
         self.crl_path = crl_path
         self.clock = clock
@@ -179,11 +152,11 @@ class CertificateAuth:
             return None
         try:
             payload_b64, signature_b64 = token[len(TOKEN_PREFIX):].split(".")
-            payload = _unb64(payload_b64)
+            payload = unb64(payload_b64)
             claims = json.loads(payload)
-            cert = x509.load_der_x509_certificate(_unb64(claims["cert"]))
+            cert = x509.load_der_x509_certificate(unb64(claims["cert"]))
             public = cert.public_key()
-            signature = _unb64(signature_b64)
+            signature = unb64(signature_b64)
             if isinstance(public, ec.EllipticCurvePublicKey):
                 public.verify(signature, payload, ec.ECDSA(hashes.SHA256()))
             elif isinstance(public, rsa.RSAPublicKey):

@@ -27,6 +27,7 @@ from .operations import Operation, Worker
 if TYPE_CHECKING:
     from ..call.embedded import EmbeddedCalls
     from ..domain.exhibit import ExhibitReference
+    from ..media import ForceRendezvous
     from ..media.proxy import MediaCalls
     from ..services import LinkSent, RecordingPlan, Session
     from .call_screen import CallScreen
@@ -35,6 +36,11 @@ if TYPE_CHECKING:
     from .statement_screen import StatementScreen
 
 log = logging.getLogger(__name__)
+
+# The engine's Error codes that mean victims cannot reach this officer now.
+RENDEZVOUS_PROBLEMS = frozenset({"unreachable", "rendezvous-error", "dropped", "unauthorized", "replaced"})
+UNAVAILABLE_DROPPED = "The connection to the video service dropped. Reconnecting…"
+UNAVAILABLE_MEDIA = "The video part stopped. Restarting it…"
 
 
 @dataclass
@@ -79,6 +85,11 @@ class CallController:
         # appointment id -> the session the call's recording started under: its end is audited
         # even when it arrives after a lock (locking ends the call; the audit log stays open).
         self._recording_sessions: dict[str, Session] = {}
+        self._force: ForceRendezvous | None = None  # force mode's rendezvous (settings), None: the demo's
+        self._token_timer: QObject | None = None
+        # Why victims cannot reach this officer now (shown on the queue), None when they can.
+        self.calls_unavailable: str | None = None
+        self.rendezvous_connected = False  # the officer's connection to the rendezvous is up
 
     def _status(self, text: str, ms: int) -> None:
         self.host.window.statusBar().showMessage(text, ms)
@@ -90,10 +101,33 @@ class CallController:
         self.host.show_error(exc)
 
     def start(self) -> None:
-        """Start the media process (engine and loopback rendezvous) once, from
-        the worker, after the queue's first paint. The GUI's process never
-        imports the engine (aiortc, PyAV, OpenCV): it runs in the child."""
-        if self.embedded is not None or self._starting:
+        """Start the media process (engine and rendezvous connection) once, from
+        the worker, after the queue's first paint (at every unlock: once started,
+        only a fresh officer token in force mode). The GUI's process never
+        imports the engine (aiortc, PyAV, OpenCV): it runs in the child.
+
+        Force mode (settings ``rendezvous_url``): the child connects to the
+        force's rendezvous with a short-lived token signed here with the
+        officer's key (the child never holds it), renewed every few minutes
+        while the app is unlocked. While locked none is made: a connection
+        that drops then stays down until the next unlock, and the queue says so."""
+        if self.embedded is not None:
+            self._renew_token()
+            return
+        if self._starting:
+            return
+        session = self.host.session()
+        if session is None:
+            return
+        from ..media import ForceRendezvous
+
+        settings = session.settings
+        self._force = (ForceRendezvous(settings.rendezvous_url, settings.rendezvous_ca_file or None)
+                       if settings.force_calls else None)
+        try:
+            token = session.officer_token(self._force.url) if self._force is not None else ""
+        except Exception as exc:  # noqa: BLE001 - told, and calls stay off
+            self.host.show_error(exc)
             return
         self._starting = True
         from .call_bridge import CallBridge
@@ -101,15 +135,18 @@ class CallController:
         bridge = CallBridge()
         bridge.event.connect(self._call_event)
         self._bridge = bridge
+        force = self._force
 
         def make() -> MediaCalls | EmbeddedCalls | None:
             from ..media import make_calls
 
-            calls = make_calls()
+            calls = make_calls(force)
             calls.start()
             if self._closed:  # the app quit while it started: stop it here, on the worker
                 calls.stop()
                 return None
+            if token:
+                calls.set_officer_token(token)
             return calls
 
         def started(calls: MediaCalls | EmbeddedCalls | None) -> None:
@@ -120,6 +157,16 @@ class CallController:
             calls.engine.add_listener(bridge)
             if calls.speaker_note:
                 self._status(calls.speaker_note, 15000)
+            if self._force is not None:
+                from PySide6.QtCore import QTimer
+
+                from ..rendezvous.officer_token import REFRESH_SECONDS
+
+                timer = QTimer(self.host.window)
+                timer.setInterval(REFRESH_SECONDS * 1000)
+                timer.timeout.connect(self._renew_token)
+                timer.start()
+                self._token_timer = timer
             log.info("call engine ready")
 
         def failed(exc: BaseException) -> None:
@@ -127,6 +174,24 @@ class CallController:
             self.host.show_error(exc)
 
         Operation(self.host.worker, self.host.window, make).success(started).failure(failed).run()
+
+    def _renew_token(self) -> None:
+        """Force mode: a fresh officer token for the media process (unlocked only)."""
+        calls, session, force = self.embedded, self.host.session(), self._force
+        if calls is None or session is None or force is None:
+            return
+        try:
+            calls.set_officer_token(session.officer_token(force.url))
+        except Exception as exc:  # noqa: BLE001 - the connection stays until the token ends; told now
+            log.warning("force rendezvous: no fresh officer token (%s)", type(exc).__name__)
+            self._status(str(exc), 15000)
+
+    def _calls_unavailable(self, why: str | None) -> None:
+        """The queue says when victims cannot reach this officer (None: they can)."""
+        if why == self.calls_unavailable:
+            return
+        self.calls_unavailable = why
+        self.host.queue().set_calls_unavailable(why)
 
     @property
     def ready(self) -> bool:
@@ -295,9 +360,15 @@ class CallController:
             # page; the officer is told which appointment and why (no names).
             self.link_refusals.append((e.appointment, e.reason))
             self._status(f"A join link was refused ({e.reason}): {e.note}", 15000)
+        elif isinstance(e, ev.SignallingChanged):
+            self.rendezvous_connected = e.connected
+            self._calls_unavailable(None if e.connected else UNAVAILABLE_DROPPED)
         elif isinstance(e, ev.Error):
             self._status(e.message, 10000)
+            if e.code in RENDEZVOUS_PROBLEMS and not e.appointment:
+                self._calls_unavailable(e.message)
         elif isinstance(e, ev.MediaProcessLost):
+            self._calls_unavailable(UNAVAILABLE_MEDIA)
             self._media_lost(e)
         elif isinstance(e, ev.MediaProcessRestarted):
             self._status("Video calls are working again.", 10000)

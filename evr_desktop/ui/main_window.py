@@ -50,6 +50,8 @@ def plain_message(exc: BaseException) -> str:
         return " ".join(exc.reasons)
     if isinstance(exc, (VaultError, StoreError, ValueError)):
         return str(exc)
+    if type(exc) is ConnectionError and str(exc):  # the call engine's own sentence (rendezvous refused or away)
+        return str(exc)
     if isinstance(exc, OSError):
         return f"The disk could not be written or read ({exc.strerror or exc}). Nothing was lost."
     return f"Something went wrong ({type(exc).__name__}). Nothing was saved; please try again or call IT."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from html import escape
 
 from PySide6.QtCore import QDate, QItemSelection, QModelIndex, Qt, Signal
 from PySide6.QtWidgets import (
@@ -252,7 +253,17 @@ class QueueScreen(QWidget):
         splitter.addWidget(self.detail)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
+        # Victims cannot reach this officer now (the rendezvous is unreachable, the
+        # credentials were refused, the video part is restarting): said on the queue,
+        # where "Victim waiting" would otherwise just not appear.
+        self.calls_state = QLabel(self)
+        self.calls_state.setObjectName("callsUnavailable")
+        self.calls_state.setWordWrap(True)
+        self.calls_state.setStyleSheet("#callsUnavailable { background: #fff4ce; color: #3b2f00; "
+                                       "border: 1px solid #b38600; padding: 4px 8px; }")
+        self.calls_state.hide()
         layout = QVBoxLayout(self)
+        layout.addWidget(self.calls_state)
         layout.addLayout(bar)
         layout.addWidget(splitter, 1)
         for sig in (self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.modelReset, self.proxy.layoutChanged):
@@ -267,6 +278,17 @@ class QueueScreen(QWidget):
 
     def _update_count(self) -> None:
         self.count_label.setText(f"{self.proxy.rowCount()} of {self.model.rowCount()} appointments")
+
+    def set_calls_unavailable(self, why: str | None) -> None:
+        """Show why video calls are unavailable (None: hide the notice)."""
+        if why is None:
+            self.calls_state.hide()
+            self.calls_state.clear()
+            return
+        self.calls_state.setText(f"<b>Video calls unavailable.</b> {escape(why, quote=False)} Victims cannot join "
+                                 "and links cannot be sent until this clears.")
+        self.calls_state.setAccessibleName(f"Video calls unavailable. {why}")
+        self.calls_state.show()
 
     def set_appointments(self, items: list[Appointment]) -> None:
         self.model.set_appointments(items)
