@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 
@@ -38,7 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
     audit = sub.add_parser("audit", help="the audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
-    audit_sub.add_parser("verify", parents=[common], help="check the audit log's hash chain and checkpoint")
+    audit_verify = audit_sub.add_parser(
+        "verify", parents=[common], help="check the audit log's hash chain, checkpoint and signed checkpoints")
+    audit_verify.add_argument(
+        "--ca", metavar="CA.pem", help="the force CA certificate (PEM) the signed checkpoints must chain to "
+        "(default: the profile's, after its passphrase authenticates it; without either, signatures are "
+        "checked but not their CA)")
     statement = sub.add_parser("statement", help="signed witness statements")
     statement_sub = statement.add_subparsers(dest="statement_command", required=True)
     statement_verify = statement_sub.add_parser(
@@ -46,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     statement_verify.add_argument("file", metavar="FILE.pdf", help="the signed statement")
     statement_verify.add_argument(
-        "--ca", metavar="CA.pem", help="the force CA certificate, PEM or DER (default: the profile's force CA)"
+        "--ca", metavar="CA.pem", help="the force CA certificate, PEM or DER (default: the profile's force CA, "
+        "once the profile's passphrase authenticates it: asked for, or --passphrase-fd N)"
     )
     evidence = sub.add_parser("evidence", help="recordings, for the evidence team")
     evidence_sub = evidence.add_subparsers(dest="evidence_command", required=True)
@@ -71,6 +78,40 @@ def _parser() -> argparse.ArgumentParser:
 def _read_fd(fd: int) -> str:
     with os.fdopen(fd, "r", encoding="utf-8", closefd=True) as fh:
         return fh.readline().rstrip("\r\n")
+
+
+def _trusted_ca(args: argparse.Namespace, paths: Any, *, required: bool) -> tuple[bytes | None, str]:
+    """The force CA to trust: ``--ca``, or the profile's, taken from its vault
+    only once the passphrase (``--passphrase-fd``, or asked on a terminal)
+    authenticates it: the header alone could have been swapped. (None, "")
+    when neither is at hand and it is not ``required``."""
+    if getattr(args, "ca", None):
+        try:
+            return Path(args.ca).read_bytes(), ""
+        except OSError as exc:
+            return None, f"cannot read the CA file {args.ca}: {exc.strerror or exc}"
+    if args.passphrase_fd is not None:
+        passphrase = _read_fd(args.passphrase_fd)
+    elif sys.stdin.isatty() and (required or (paths.vault.exists())):
+        import getpass
+
+        passphrase = getpass.getpass("Passphrase (to trust this profile's force CA; Enter to skip): ")
+        if not passphrase and not required:
+            return None, ""
+    elif required:
+        return None, ("no CA to check against: pass --ca CA.pem, or the profile's passphrase "
+                      "(--passphrase-fd N) to trust its force CA")
+    else:
+        return None, ""
+    from .vault.vault import VaultError, unlock
+
+    try:
+        unlocked = unlock(paths.profile, passphrase)
+    except VaultError as exc:
+        return None, f"the profile's force CA could not be authenticated ({exc})"
+    ca = unlocked.header.force_ca_pem.encode("ascii")
+    unlocked.close()
+    return ca, ""
 
 
 def _harden_process() -> None:
@@ -107,14 +148,30 @@ def main(argv: list[str] | None = None) -> int:
 
     paths = resolve_paths(args.profile, args.demo)
     if args.command == "audit":
-        from .audit.log import run_verify
+        from cryptography import x509
 
-        return run_verify(paths.audit)
+        from .audit.signed import run_verify_signed
+
+        ca_pem, problem = _trusted_ca(args, paths, required=False)
+        if problem:
+            print(f"evr-desktop: {problem}", file=sys.stderr)
+            return 2
+        try:
+            ca = x509.load_pem_x509_certificate(ca_pem) if ca_pem else None
+        except ValueError:
+            print("evr-desktop: the CA file is not a PEM certificate", file=sys.stderr)
+            return 2
+        return run_verify_signed(paths.audit, ca)
     if args.command == "statement":
         from .statement.verify import run_verify as run_statement_verify
 
-        ca = Path(args.ca) if args.ca else None
-        return run_statement_verify(Path(args.file), ca_path=ca, profile=paths.profile)
+        if args.ca:
+            return run_statement_verify(Path(args.file), ca_path=Path(args.ca))
+        ca_pem, problem = _trusted_ca(args, paths, required=True)
+        if problem:
+            print(f"evr-desktop: {problem}", file=sys.stderr)
+            return 2
+        return run_statement_verify(Path(args.file), ca_pem=ca_pem)
     _harden_process()
     passphrase = _read_fd(args.passphrase_fd) if args.passphrase_fd is not None else None
     from .app import run_gui

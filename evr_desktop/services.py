@@ -9,6 +9,8 @@ skipped by a screen that forgets them. Nothing here imports Qt.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -46,6 +48,9 @@ if TYPE_CHECKING:
 __all__ = ["LinkSent", "NotEligible", "Refused", "RecordingPlan", "Session", "Workspace"]
 
 log = logging.getLogger(__name__)
+
+# How often, in use, the audit checkpoint is signed (as well as at every lock and export).
+SIGN_CHECKPOINT_EVERY = 15 * 60.0
 
 
 def _refuse(a: appt.Appointment, reasons: list[str]) -> None:
@@ -214,6 +219,8 @@ class Session:
         self._outbox: OutboxNotifier | None = None
         self._safety: SqliteSafety | None = None
         self._sms: Notifier | None = None  # force mode's SMS sender, made on first use
+        self._signing = threading.Lock()
+        self._last_signed = time.monotonic()  # the first interval checkpoint comes after SIGN_CHECKPOINT_EVERY
 
     @property
     def statements(self) -> StatementService:
@@ -227,6 +234,30 @@ class Session:
 
     def audit_event(self, category: Category, object_id: str, action: str) -> None:
         self.audit.append(self.officer.collar, category, object_id, action)
+        if time.monotonic() - self._last_signed >= SIGN_CHECKPOINT_EVERY:
+            self._sign_quietly("interval")
+
+    def sign_audit_checkpoint(self, reason: str) -> dict[str, Any]:
+        """Sign the audit log's checkpoint with the officer's key (audit/signed.py):
+        at every lock, every ``SIGN_CHECKPOINT_EVERY`` seconds of use, and every
+        export. Raises ``ValueError`` when the signatures file is damaged, ``OSError``
+        when it cannot be written."""
+        from .audit.signed import sign_checkpoint, signer_from_pem
+
+        with self._signing:
+            signer = signer_from_pem(self.vault.header.certificate_pem, self.vault.signing_key_pem)
+            signed = sign_checkpoint(self.audit, signer, self.officer.collar, reason)
+            self._last_signed = time.monotonic()
+            return signed
+
+    def _sign_quietly(self, reason: str) -> None:
+        """A signed checkpoint that must never stop the officer's work: a failure
+        is logged (no data in it) and ``audit verify`` reports the damage."""
+        try:
+            self.sign_audit_checkpoint(reason)
+        except (ValueError, OSError, TypeError) as exc:
+            self._last_signed = time.monotonic()  # not again at every entry
+            log.warning("audit: no signed checkpoint (%s): %s", reason, type(exc).__name__)
 
     # -- appointments -----------------------------------------------------
     def list_appointments(self, day: date | None = None) -> list[appt.Appointment]:
@@ -621,5 +652,6 @@ class Session:
 
     def lock(self) -> None:
         self.audit_event(Category.CONSULTATION, "vault", "session.lock")
+        self._sign_quietly("lock")  # before the key is dropped
         self.store.close()
         self.vault.close()

@@ -720,6 +720,11 @@ class AuditLog:
         with self._lock:
             return self._seq
 
+    def checkpoint(self) -> tuple[int, str, str]:
+        """(size, head, Merkle root hex) now: what a signed checkpoint signs."""
+        with self._lock:
+            return self._seq, self._head, self._merkle.root().hex()
+
     def append(
         self, officer: str, category: Category | str, object_id: str, action: str
     ) -> AuditEntry:

@@ -310,11 +310,13 @@ def run_verify(
     pdf_path: Path,
     *,
     ca_path: Path | None = None,
-    profile: Path | None = None,
+    ca_pem: bytes | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """`evr-desktop statement verify`: 0 ok, 1 not ok, 2 unreadable input or no CA."""
+    """`evr-desktop statement verify`: 0 ok, 1 not ok, 2 unreadable input or no CA.
+    The CA is ``ca_path`` (``--ca``) or ``ca_pem`` (from a vault the caller
+    authenticated with its passphrase), never a profile's unauthenticated header."""
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
     import logging
@@ -323,7 +325,7 @@ def run_verify(
     logging.getLogger("pyhanko").setLevel(logging.CRITICAL)
     logging.getLogger("pyhanko_certvalidator").setLevel(logging.CRITICAL)
     try:
-        ca = _read_ca(ca_path, profile)
+        ca = ca_pem if ca_pem is not None else _read_ca(ca_path)
         data = _read_pdf(Path(pdf_path))
         report = verify_statement(data, ca)
     except VerificationError as exc:
@@ -342,19 +344,11 @@ def _read_pdf(path: Path) -> bytes:
         raise VerificationError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
 
 
-def _read_ca(ca_path: Path | None, profile: Path | None) -> bytes:
-    if ca_path is not None:
-        try:
-            return Path(ca_path).read_bytes()
-        except OSError as exc:
-            raise VerificationError(f"Cannot read the CA file {ca_path}: {exc.strerror or exc}.") from exc
-    if profile is None:
-        raise VerificationError("No CA to check against: pass --ca CA.pem or --profile DIR.")
-    from ..vault.vault import VaultError, read_header
-
+def _read_ca(ca_path: Path | None) -> bytes:
+    if ca_path is None:
+        raise VerificationError("No CA to check against: pass --ca CA.pem, or the profile's passphrase "
+                                "(--passphrase-fd N) to trust its force CA.")
     try:
-        return read_header(Path(profile)).force_ca_pem.encode("ascii")
-    except VaultError as exc:
-        raise VerificationError(
-            f"No force CA in the profile {profile} ({exc}) - pass --ca CA.pem."
-        ) from exc
+        return Path(ca_path).read_bytes()
+    except OSError as exc:
+        raise VerificationError(f"Cannot read the CA file {ca_path}: {exc.strerror or exc}.") from exc

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import os
 import re
 import subprocess
 import sys
@@ -476,7 +477,7 @@ def test_cli_bad_input_exits_2_with_a_clear_message(work, signed, ca_file, capsy
         (write(work, "truncated.pdf", signed[: len(signed) // 2]), ["--ca", str(ca_file)], "damaged or incomplete"),
         (work / "missing.pdf", ["--ca", str(ca_file)], "Cannot read"),
         (write(work, "ok.pdf", signed), ["--ca", str(work / "ok.pdf")], "not a certificate"),
-        (write(work, "ok2.pdf", signed), ["--profile", str(work / "no-profile")], "No force CA in the profile"),
+        (write(work, "ok2.pdf", signed), ["--profile", str(work / "no-profile")], "no CA to check against"),
     ]
     for path, extra, message in cases:
         rc, out, err = cli(str(path), *extra, capsys=capsys)
@@ -515,5 +516,15 @@ def test_signing_with_the_demo_vault_and_verifying_against_its_profile(tmp_path,
     assert report.ok, format_report(report)
     assert report.signatures[0].signer_serial == "TW 9001"
     path = write(tmp_path, "statement.pdf", signed)
-    rc, out, _ = cli(str(path), "--profile", str(profile), capsys=capsys)
-    assert rc == 0 and "DEMO Force CA" in out
+    # The profile's force CA is trusted only once its passphrase authenticates the vault:
+    # without it (no --ca, no terminal to ask on) nothing is checked.
+    rc, out, err = cli(str(path), "--profile", str(profile), capsys=capsys)
+    assert rc == 2 and "--passphrase-fd" in err and out == ""
+    for passphrase, expected in (("wrong horse battery staple 42", 2), ("correct horse battery staple 42", 0)):
+        r, w = os.pipe()
+        os.write(w, passphrase.encode() + b"\n")
+        os.close(w)
+        rc = main(["--passphrase-fd", str(r), "statement", "verify", str(path), "--profile", str(profile)])
+        out, err = capsys.readouterr()
+        assert rc == expected, err
+    assert "DEMO Force CA" in out
