@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
         "--ca", metavar="CA.pem", help="the force CA certificate, PEM or DER (default: the profile's force CA, "
         "once the profile's passphrase authenticates it: asked for, or --passphrase-fd N)"
     )
-    evidence = sub.add_parser("evidence", help="recordings, for the evidence team")
+    evidence = sub.add_parser("evidence", help="recordings and evidence bundles, for the evidence team")
     evidence_sub = evidence.add_subparsers(dest="evidence_command", required=True)
     decrypt = evidence_sub.add_parser(
         "decrypt",
@@ -72,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
     recover_p.add_argument("-i", "--identity", action="append", required=True, metavar="IDENTITY_FILE")
     recover_p.add_argument("-o", "--output", metavar="OUT", help="also write the recovered plaintext here")
     recover_p.add_argument("file", metavar="FILE", help="an unfinished segment, or an unfinished recording folder")
+    verify_p = evidence_sub.add_parser(
+        "verify", help="check an evidence bundle: every hash, the manifest's signature, every signed PDF, "
+        "the recordings and the audit extract (exit 1 naming every problem)")
+    verify_p.add_argument("bundle", metavar="BUNDLE", help="the exported bundle folder")
+    verify_p.add_argument("--ca", metavar="CA.pem", help="your copy of the force CA (without it, the bundle's own "
+                          "copy is used and the result says it is not anchored)")
+    verify_p.add_argument("--json", action="store_true", help="the report as JSON")
     return p
 
 
@@ -138,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     from .logs import configure
 
     configure("app")
+    if args.command == "evidence" and args.evidence_command == "verify":
+        from .evidence.verify import run_verify as run_bundle_verify
+
+        return run_bundle_verify(args.bundle, args.ca, args.json)
     if args.command == "evidence":
         from .recording import cli as evidence_cli
 

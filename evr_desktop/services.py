@@ -9,6 +9,7 @@ skipped by a screen that forgets them. Nothing here imports Qt.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
@@ -560,6 +561,60 @@ class Session:
                 continue
             results.append(result)
         return results
+
+    def export_case(
+        self, appointment_id: str, destination: str | os.PathLike[str], *,
+        progress: Callable[[int, int], None] | None = None, cancelled: Callable[[], bool] | None = None,
+    ) -> Path:
+        """The case's evidence bundle in ``destination`` (evidence/bundle.py):
+        the signed statements and VPS, the restricted rear pages apart, the
+        recordings and stills still encrypted, the exhibit list, the case's
+        audit entries with inclusion proofs against a checkpoint signed now, a
+        manifest signed (CMS) with the officer's key, SHA256SUMS. Audited as a
+        disclosure. Raises ``Refused`` when there is nothing signed to export,
+        ``evidence.bundle.ExportError`` (nothing left behind) when it cannot be written."""
+        from .evidence.bundle import BundleFile, cms_signer, readme, write_bundle
+        from .evidence.case import SignedStatement, Still, gather
+        from .vault.age import X25519Identity
+
+        current = self.store.get(appointment_id)
+        statements = []
+        for summary in self.statements.repo.list_for_appointment(current.id):
+            signed = self.statements.repo.signed(summary.id)
+            if signed is None:
+                continue
+            rear = self.statements.repo.signed_rear_page(summary.id)
+            statements.append(SignedStatement(summary.id, str(summary.statement_type), signed[0], signed[1],
+                                              rear[1] if rear is not None else None))
+        folders = []
+        if self.recordings is not None and (self.recordings / current.id).is_dir():
+            folders = sorted(p for p in (self.recordings / current.id).iterdir()
+                             if p.is_dir() and not p.is_symlink() and (p / "manifest.json.age").is_file())
+        stills = [Still(r.id, r.exhibit, r.taken_at, r.at_s, Path(r.file), r.ciphertext_sha256, r.plaintext_sha256,
+                        r.width, r.height) for r in self.list_stills(current.id)]
+        if not statements and not folders and not stills:
+            raise Refused(["There is nothing to export for this appointment yet: no signed statement, "
+                           "recording or still."])
+        # The checkpoint the extract's proofs point to, signed now (and so every export is also a signed checkpoint).
+        checkpoint = self.sign_audit_checkpoint("export")
+        from .audit.signed import log_leaves
+
+        entries = self.audit.entries()
+        related = {current.id, *(s.id for s in statements), *(p.name for p in folders), *(s.id for s in stills)}
+        material = gather(
+            appointment_id=current.id, urn=current.urn, officer=self.officer.collar, force=self.officer.force,
+            statements=statements, recordings=folders, identities=[X25519Identity.from_string(self.vault.age_identity)],
+            stills=stills, audit_entries=entries, audit_leaves=log_leaves(self.audit.folder, checkpoint["size"]),
+            signed_checkpoint=checkpoint, certificate_pem=self.vault.header.certificate_pem,
+            ca_pem=self.vault.header.force_ca_pem,
+            sign=cms_signer(self.vault.header.certificate_pem, self.vault.signing_key_pem, self.vault.chain_pem),
+            related_ids=related,
+        )
+        when = datetime.now(timezone.utc)
+        material.files.insert(0, BundleFile("README.txt", "readme", data=readme(material, when)))
+        folder = write_bundle(material, destination, progress=progress, cancelled=cancelled, now=when)
+        self.audit_event(Category.DISCLOSURE, current.id, "evidence.export")
+        return folder
 
     def list_recordings(self, appointment_id: str) -> list[RecordingSummary]:
         """The appointment's recordings (start, duration, size, state, stills),
