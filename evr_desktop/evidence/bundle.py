@@ -54,8 +54,9 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _BINARY = getattr(os, "O_BINARY", 0)
 
 
-class ExportError(Exception):
-    """The export could not be made; nothing was left behind. The message is for the officer."""
+class ExportError(ValueError):
+    """The export could not be made; nothing was left behind. The message is for the officer
+    (a ``ValueError``: the UI shows its words as they are)."""
 
 
 class ExportCancelled(ExportError):

@@ -172,6 +172,7 @@ class MainWindow:
             q.link_requested.connect(self.calls.send_link)
             q.call_requested.connect(self.calls.start_call)
             q.recordings_requested.connect(self.show_recordings)
+            q.export_requested.connect(self.export_evidence)
             self.stack.addWidget(q)
             self._queue = q
         return self._queue
@@ -532,6 +533,16 @@ class MainWindow:
         session = self.session
         if session is not None:
             Operation(self.worker, None, lambda: session.view_appointment(appointment_id)).failure(self._error).run()
+
+    def export_evidence(self, a: Appointment) -> None:
+        """The case's evidence bundle, into a folder the officer picks (``ui.export_flow``)."""
+        session = self.session
+        if session is None:
+            return
+        from .export_flow import export_evidence
+
+        export_evidence(self.window, self.worker, session, a, self._error,
+                        lambda text: self.window.statusBar().showMessage(text, 15000))
 
     def show_recordings(self, a: Appointment) -> None:
         """The appointment's recordings (``ui.recordings_dialog``), and the player for one."""

@@ -42,6 +42,7 @@ class DetailPane(QFrame):
     link_requested = Signal(object)
     call_requested = Signal(object)
     recordings_requested = Signal(object)
+    export_requested = Signal(object)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -96,6 +97,11 @@ class DetailPane(QFrame):
         self.recordings_button.setToolTip("The recordings of this appointment's calls, and playing them back")
         self.recordings_button.clicked.connect(
             lambda: self._appointment and self.recordings_requested.emit(self._appointment))
+        self.export_button = QPushButton("E&xport evidence…", self)
+        self.export_button.setObjectName("exportButton")
+        self.export_button.setToolTip("The case file's evidence bundle: signed statements, recordings, stills, "
+                                      "audit extract, signed and checkable by anyone")
+        self.export_button.clicked.connect(lambda: self._appointment and self.export_requested.emit(self._appointment))
         self.next_status = QComboBox(self)
         self.next_status.setObjectName("nextStatus")
         self.apply_status = QPushButton("Set status", self)
@@ -116,6 +122,7 @@ class DetailPane(QFrame):
         layout.addWidget(self.statement_button)
         layout.addWidget(self.vps_button)
         layout.addWidget(self.recordings_button)
+        layout.addWidget(self.export_button)
         layout.addLayout(status_row)
         layout.addStretch(1)
         self.show_appointment(None)
@@ -123,7 +130,7 @@ class DetailPane(QFrame):
     def show_appointment(self, a: Appointment | None) -> None:
         self._appointment = a
         for w in (self.edit_button, self.statement_button, self.vps_button, self.next_status, self.apply_status,
-                  self.link_button, self.call_button, self.recordings_button):
+                  self.link_button, self.call_button, self.recordings_button, self.export_button):
             w.setEnabled(a is not None)
         self.link_label.setText(self._outbox_notes.get(a.id, "") if a is not None else "")
         self.next_status.clear()
@@ -176,6 +183,7 @@ class QueueScreen(QWidget):
     link_requested = Signal(object)
     call_requested = Signal(object)
     recordings_requested = Signal(object)
+    export_requested = Signal(object)
     viewed = Signal(str)  # appointment id, for the audit log
 
     def __init__(self, parent: QWidget | None = None):
@@ -247,6 +255,7 @@ class QueueScreen(QWidget):
         self.detail.link_requested.connect(self.link_requested)
         self.detail.call_requested.connect(self.call_requested)
         self.detail.recordings_requested.connect(self.recordings_requested)
+        self.detail.export_requested.connect(self.export_requested)
 
         splitter = QSplitter(self)
         splitter.addWidget(self.table)

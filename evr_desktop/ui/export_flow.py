@@ -1,0 +1,87 @@
+"""Export evidence (issue 12, item 3) as the officer does it: pick a folder,
+watch a progress bar with Cancel, then see the bundle checked by the same
+verifier a third party runs, with its result in plain words.
+
+The export runs on the worker (``Session.export_case``); progress comes back
+through ``Worker.on_gui`` at most every 1%, and Cancel sets a flag the
+export reads between chunks: a cancelled export leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog, QWidget
+
+from .operations import Operation, Worker
+
+if TYPE_CHECKING:
+    from ..domain.appointment import Appointment
+    from ..services import Session
+
+
+def choose_folder(parent: QWidget) -> str:
+    """The folder to export into (empty: the officer cancelled)."""
+    return QFileDialog.getExistingDirectory(parent, "Export the evidence bundle into…")
+
+
+def export_evidence(parent: QWidget, worker: Worker, session: Session, a: Appointment,
+                    show_error: Callable[[BaseException], None], status: Callable[[str], None]) -> None:
+    folder = choose_folder(parent)
+    if not folder:
+        return
+    progress = QProgressDialog("Exporting the evidence bundle…", "Cancel", 0, 1000, parent)
+    progress.setObjectName("exportProgress")
+    progress.setWindowTitle("Export evidence")
+    progress.setWindowModality(Qt.WindowModality.WindowModal)
+    progress.setMinimumDuration(0)
+    progress.setAutoClose(False)
+    progress.setAutoReset(False)
+    progress.setValue(0)
+    cancel = threading.Event()
+    progress.canceled.connect(cancel.set)
+    shown = [-1]
+
+    def moved(done: int, total: int) -> None:  # on the worker
+        permille = 1000 if total <= 0 else min(1000, done * 1000 // total)
+        if permille - shown[0] >= 10 or permille == 1000:
+            shown[0] = permille
+            worker.on_gui(lambda: progress.setValue(permille) if not cancel.is_set() else None)
+
+    def run() -> tuple[Path, Any]:
+        from ..evidence.verify import verify_bundle
+
+        bundle = session.export_case(a.id, folder, progress=moved, cancelled=cancel.is_set)
+        # The same checks a prosecutor or a defence expert runs, against the vault's force CA.
+        return bundle, verify_bundle(bundle, session.vault.header.force_ca_pem.encode("ascii"))
+
+    def done(result: tuple[Path, Any]) -> None:
+        progress.close()
+        bundle, report = result
+        if report.ok:
+            box = QMessageBox(QMessageBox.Icon.Information, "Evidence exported",
+                              f"The evidence bundle was exported and checked: every file, signature and audit "
+                              f"proof verifies.\n\n{bundle}", QMessageBox.StandardButton.Ok, parent)
+        else:
+            box = QMessageBox(QMessageBox.Icon.Warning, "Evidence exported, but it does not verify",
+                              "The bundle was written but its check found problems. Do not use it; export again "
+                              "or call IT.\n\n" + "\n".join(f"- {p}" for p in report.problems[:8]),
+                              QMessageBox.StandardButton.Ok, parent)
+        box.setObjectName("exportDone")
+        box.open()
+        status(f"Evidence bundle written: {bundle.name}")
+
+    def failed(exc: BaseException) -> None:
+        progress.close()
+        from ..evidence.bundle import ExportCancelled
+
+        if isinstance(exc, ExportCancelled):
+            status("The export was cancelled; nothing was left behind.")
+            return
+        show_error(exc)
+
+    Operation(worker, parent, run).success(done).failure(failed).run()

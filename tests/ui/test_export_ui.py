@@ -1,0 +1,73 @@
+"""Export evidence from the window, as an officer does it (issue 12, item 3):
+the appointment's Export evidence button, a folder picked, a progress bar,
+the bundle checked and the result said; and Cancel mid-way leaves nothing."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox, QProgressDialog
+
+from evr_desktop.evidence import bundle as bundle_module
+from evr_desktop.evidence.verify import verify_bundle
+from tests.e2e.test_evidence_export import _case
+from tests.ui.test_call_flow import select
+
+pytestmark = pytest.mark.slow
+
+
+def _prepare(qtbot, main, tmp_path: Path, monkeypatch) -> tuple[object, Path]:
+    a = _case(main.session, tmp_path)
+    main.queue.upsert(main.session.store.get(a.id))
+    main.queue.day_enabled.setChecked(False)
+    select(main, a.id)
+    dest = tmp_path / "case-file"
+    dest.mkdir()
+    monkeypatch.setattr("evr_desktop.ui.export_flow.choose_folder", lambda _parent: str(dest))
+    return a, dest
+
+
+def test_the_officer_exports_and_sees_it_verified(qtbot, unlocked, tmp_path, monkeypatch):
+    main = unlocked
+    _a, dest = _prepare(qtbot, main, tmp_path, monkeypatch)
+    assert main.queue.detail.export_button.isEnabled()
+    qtbot.mouseClick(main.queue.detail.export_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: main.window.findChild(QMessageBox, "exportDone") is not None, timeout=30000)
+    box = main.window.findChild(QMessageBox, "exportDone")
+    assert "exported and checked" in box.text(), box.text()
+    bundles = list(dest.iterdir())
+    assert len(bundles) == 1 and verify_bundle(bundles[0], main.session.vault.header.force_ca_pem.encode()).ok
+    assert any(e.action == "evidence.export" for e in main.session.audit.entries())
+    keep = os.environ.get("EVR_KEEP_SCREENSHOTS")
+    if keep:  # for a person to look at: the queue with the button, and the result
+        main.window.resize(1366, 768)
+        qtbot.wait(300)
+        main.window.grab().save(os.path.join(keep, "export-done.png"))
+        box.grab().save(os.path.join(keep, "export-done-box.png"))
+    box.close()
+
+
+def test_cancel_mid_way_leaves_nothing_behind(qtbot, unlocked, tmp_path, monkeypatch):
+    main = unlocked
+    _a, dest = _prepare(qtbot, main, tmp_path, monkeypatch)
+    real = bundle_module._read_chunks
+
+    def slow(source):  # noqa: ANN001 - a slow disk, so that there is time to press Cancel
+        for chunk in real(source):
+            time.sleep(0.3)
+            yield chunk
+
+    monkeypatch.setattr(bundle_module, "_read_chunks", slow)
+    qtbot.mouseClick(main.queue.detail.export_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: main.window.findChild(QProgressDialog, "exportProgress") is not None
+                    and main.window.findChild(QProgressDialog, "exportProgress").isVisible(), timeout=10000)
+    progress = main.window.findChild(QProgressDialog, "exportProgress")
+    cancel = next(b for b in progress.findChildren(type(main.queue.detail.export_button)) if b.text() == "Cancel")
+    qtbot.mouseClick(cancel, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "cancelled" in main.window.statusBar().currentMessage(), timeout=20000)
+    assert list(dest.iterdir()) == []
+    assert not any(e.action == "evidence.export" for e in main.session.audit.entries())
