@@ -562,6 +562,35 @@ class Session:
             results.append(result)
         return results
 
+    def working_copy_jobs(self, appointment_id: str) -> list[tuple[PlaybackPlan, list[str]]]:
+        """The appointment's finalised recordings that have no working copy yet
+        (``recording/working_copy.py``), each with its segments' file keys and the
+        two public recipients the copy is encrypted to (never an identity: it is
+        made in the media process). Audited as a combination of the recording."""
+        from .evidence.case import WORKING_COPY
+        from .recording.library import playback_keys
+        from .recording.manifest import ManifestError
+        from .vault.age import AgeError, X25519Identity
+
+        current = self.store.get(appointment_id)
+        if self.recordings is None or not (self.recordings / current.id).is_dir():
+            return []
+        identity = X25519Identity.from_string(self.vault.age_identity)
+        recipients = [self.vault.header.age_recipient, self.vault.header.escrow_recipient]
+        jobs = []
+        for folder in sorted((self.recordings / current.id).iterdir()):
+            if not folder.is_dir() or folder.is_symlink() or (folder / WORKING_COPY).is_file():
+                continue
+            try:
+                manifest, segments = playback_keys(folder, [identity])
+            except (ManifestError, AgeError, OSError, ValueError):
+                continue  # damaged: exported as it is, without a working copy
+            if not manifest.get("finalised") or not segments:
+                continue
+            jobs.append((PlaybackPlan(current.id, folder.name, folder, True, "", tuple(segments)), recipients))
+            self.audit_event(Category.COMBINATION, current.id, "recording.working_copy")
+        return jobs
+
     def export_case(
         self, appointment_id: str, destination: str | os.PathLike[str], *,
         progress: Callable[[int, int], None] | None = None, cancelled: Callable[[], bool] | None = None,

@@ -36,7 +36,7 @@ import os
 import secrets
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -68,7 +68,9 @@ class BundleFile:
     path: str  # relative, POSIX, built from safe parts only
     role: str
     source: Path | None = None  # copied from here...
-    data: bytes | None = None  # ...or these bytes
+    data: bytes | None = None  # ...or these bytes...
+    chunks: Callable[[], Iterable[bytes]] | None = None  # ...or these (e.g. decrypted as they are read)
+    size_hint: int = 0  # for the progress bar, with ``chunks``
 
 
 @dataclass
@@ -189,7 +191,8 @@ def write_bundle(material: CaseMaterial, destination: str | os.PathLike[str], *,
     dest = _destination(Path(destination))
     when = now or datetime.now(timezone.utc)
     name = bundle_name(material.urn, material.appointment_id, when)
-    total = sum((f.source.stat().st_size if f.source is not None else len(f.data or b"")) for f in material.files)
+    total = sum((f.source.stat().st_size if f.source is not None else f.size_hint if f.chunks is not None
+                 else len(f.data or b"")) for f in material.files)
     done = 0
 
     def advance(n: int) -> None:
@@ -217,9 +220,16 @@ def write_bundle(material: CaseMaterial, destination: str | os.PathLike[str], *,
             target = staging / rel
             # inside the staging folder made just now, owner-only: nothing else is in it
             os.makedirs(target.parent, mode=0o700, exist_ok=True)
-            chunks = _read_chunks(f.source) if f.source is not None else [f.data or b""]
+            if f.source is not None:
+                chunks: Iterable[bytes] = _read_chunks(f.source)
+            elif f.chunks is not None:
+                chunks = f.chunks()
+            else:
+                chunks = [f.data or b""]
             digest, size = _write_new(target, chunks, is_cancelled, advance)
             entries.append({"path": rel, "role": f.role, "size": size, "sha256": digest})
+        if progress is not None:
+            progress(total, total)  # a decrypted file is a little smaller than its size hint
         manifest = {
             "format": FORMAT,
             "created": when.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),

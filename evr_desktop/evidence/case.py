@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,20 @@ class Still:
     plaintext_sha256: str
     width: int
     height: int
+
+
+WORKING_COPY = "working-copy.mp4.age"
+CHAT = "chat.json.age"
+
+
+def _decrypting(path: Path, identities: Sequence[Identity]) -> Callable[[], Iterator[bytes]]:
+    def chunks() -> Iterator[bytes]:
+        from ..vault.age import Decryptor
+
+        with open(path, "rb") as fh:
+            yield from Decryptor(fh, identities)
+
+    return chunks
 
 
 def _json(obj: Any) -> bytes:
@@ -99,10 +113,20 @@ def gather(
         for name, role in ((START_FILE, "recording-start"), (MANIFEST_FILE, "recording-manifest")):
             if (folder / name).is_file():
                 files.append(BundleFile(f"recordings/{rid}/{name}", role, source=folder / name))
+        # The working copy (plays in ordinary players) and the chat, made after the call by the media
+        # process and kept encrypted on the laptop: decrypted here, as they are written into the bundle.
+        extras: dict[str, str] = {}
+        for name, out, role in ((WORKING_COPY, "working-copy.mp4", "working-copy"), (CHAT, "chat.json", "chat")):
+            if (folder / name).is_file():
+                path = f"recordings/{rid}/{out}"
+                files.append(BundleFile(path, role, chunks=_decrypting(folder / name, identities),
+                                        size_hint=(folder / name).stat().st_size))
+                extras[role] = path
         listed_recordings.append({
             "id": rid, "finalised": manifest.finalised, "manifest_sha256": manifest.sha256,
             "started_at": manifest.data.get("started_at"), "duration_s": manifest.data.get("duration_s"),
             "segments": segs, **({"problem": problem} if problem else {}),
+            "working_copy": extras.get("working-copy"), "chat": extras.get("chat"),
         })
 
     exhibits: list[dict[str, Any]] = []

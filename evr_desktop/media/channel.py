@@ -79,6 +79,10 @@ PARENT_SENDS: Spec = {
     # finalised (checked in the child, ``player.segment_keys``); nothing else
     # secret: never an identity.
     "player_open": {**_ID, "recording": ((str,), True), "folder": ((str,), True), "segments": ((list,), True)},
+    # The working copy (H.264/AAC MP4) and chat of a finished recording, into its folder,
+    # encrypted to these two public recipients; the segments as for player_open.
+    "working_copy": {**_ID, "recording": ((str,), True), "folder": ((str,), True), "segments": ((list,), True),
+                     "recipients": ((list,), True)},
     "player_play": {**_ID},
     "player_pause": {**_ID},
     "player_seek": {**_ID, "seconds": ((int, float), True)},

@@ -229,6 +229,28 @@ class MediaChild:
         self.player, self._player_id = player, recording
         return info
 
+    def working_copy(self, recording: str, folder: str, segments: Any, recipients: Any) -> dict[str, Any]:
+        """Make ``working-copy.mp4.age`` and ``chat.json.age`` in the recording's
+        folder (blocking: run on a thread, at low priority), encrypted as written to
+        the two public recipients; nothing in plaintext ever reaches the disk."""
+        from ..recording.player import segment_keys
+        from ..recording.working_copy import write_working_copy
+
+        if not (recording.isascii() and recording.isalnum() and len(recording) <= 40):
+            raise ValueError("working_copy: a recording id is letters and digits")
+        if not (isinstance(recipients, list) and len(recipients) == 2 and all(isinstance(r, str) for r in recipients)):
+            raise ValueError("working_copy: two recipients")
+        keys = segment_keys(segments)
+        try:  # Linux: niceness is per thread; the call, if one starts, goes first
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 15)
+        except (OSError, AttributeError):
+            pass
+        result = write_working_copy(Path(folder), keys, recipients)
+        log.info("media: working copy of %s made (%.1f s, %d frames)", recording, result["duration_s"],
+                 result["video_frames"])
+        return {"duration_s": result["duration_s"], "video_frames": result["video_frames"],
+                "chat_lines": len(result["chat"])}
+
     def player_close(self) -> None:
         player, self.player = self.player, None
         if player is not None:
@@ -337,6 +359,10 @@ class MediaChild:
                              daemon=True).start()
         elif kind == "officer_token":
             self.reply_now(msg_id, lambda: self.calls.set_officer_token(m["token"]))
+        elif kind == "working_copy":
+            threading.Thread(target=self.reply_now, args=(msg_id, lambda: self.working_copy(
+                m["recording"], m["folder"], m["segments"], m["recipients"])), name="working-copy",
+                daemon=True).start()
         elif kind == "set_synthetic":
             def resize() -> None:
                 if not self.synthetic:

@@ -674,6 +674,13 @@ class MediaEngine:
 
     # -- playback (issue 10 item 9) ---------------------------------------------------
 
+    def working_copy(self, recording: str, folder: str, segments: list[dict[str, Any]],
+                     recipients: list[str]) -> concurrent.futures.Future:
+        """The recording's working copy and chat, made in the media process (its result: duration_s,
+        video_frames, chat_lines)."""
+        return self._calls.command("working_copy", recording=recording, folder=folder, segments=segments,
+                                   recipients=recipients)
+
     def player_open(self, recording: str, folder: str, segments: list[dict[str, Any]]) -> concurrent.futures.Future:
         """Open a recording in the child from its file keys (``recording.library.PlaybackSegment.message``).
         The result: ``duration``, ``chat`` (``at``, ``text``), ``tracks``, ``note``."""

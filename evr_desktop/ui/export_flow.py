@@ -24,13 +24,20 @@ if TYPE_CHECKING:
     from ..services import Session
 
 
+WORKING_COPY_TIMEOUT = 4 * 3600.0  # s: an hour's call encodes in minutes; this only stops a hang
+
+
 def choose_folder(parent: QWidget) -> str:
     """The folder to export into (empty: the officer cancelled)."""
     return QFileDialog.getExistingDirectory(parent, "Export the evidence bundle into…")
 
 
 def export_evidence(parent: QWidget, worker: Worker, session: Session, a: Appointment,
-                    show_error: Callable[[BaseException], None], status: Callable[[str], None]) -> None:
+                    show_error: Callable[[BaseException], None], status: Callable[[str], None],
+                    engine: Any = None) -> None:
+    """``engine``: the media process's (``MediaEngine``), which makes each
+    recording's working copy first if it was not made after the call; None (or
+    the engine in the GUI's process) exports without one, and the manifest says so."""
     folder = choose_folder(parent)
     if not folder:
         return
@@ -55,6 +62,14 @@ def export_evidence(parent: QWidget, worker: Worker, session: Session, a: Appoin
     def run() -> tuple[Path, Any]:
         from ..evidence.verify import verify_bundle
 
+        if engine is not None and hasattr(engine, "working_copy") and engine.running:
+            for plan, recipients in session.working_copy_jobs(a.id):
+                if cancel.is_set():
+                    break
+                worker.on_gui(lambda: progress.setLabelText("Making the recording's working copy…"))
+                engine.working_copy(plan.recording_id, str(plan.folder), [s.message() for s in plan.segments],
+                                    recipients).result(WORKING_COPY_TIMEOUT)
+            worker.on_gui(lambda: progress.setLabelText("Exporting the evidence bundle…"))
         bundle = session.export_case(a.id, folder, progress=moved, cancelled=cancel.is_set)
         # The same checks a prosecutor or a defence expert runs, against the vault's force CA.
         return bundle, verify_bundle(bundle, session.vault.header.force_ca_pem.encode("ascii"))

@@ -541,8 +541,10 @@ class MainWindow:
             return
         from .export_flow import export_evidence
 
+        calls = self._calls.embedded if self._calls is not None else None
         export_evidence(self.window, self.worker, session, a, self._error,
-                        lambda text: self.window.statusBar().showMessage(text, 15000))
+                        lambda text: self.window.statusBar().showMessage(text, 15000),
+                        engine=getattr(calls, "engine", None))
 
     def show_recordings(self, a: Appointment) -> None:
         """The appointment's recordings (``ui.recordings_dialog``), and the player for one."""

@@ -20,8 +20,10 @@ from evr_desktop.__main__ import main
 from evr_desktop.domain.appointment import Happening
 from evr_desktop.evidence.bundle import RESTRICTED_DIR, ExportCancelled, ExportError
 from evr_desktop.evidence.verify import verify_bundle
+from evr_desktop.recording.player import segment_keys
 from evr_desktop.recording.recorder import Recorder
 from evr_desktop.recording.stills import capture_still
+from evr_desktop.recording.working_copy import write_working_copy
 from evr_desktop.statement.pdf import render_statement
 from tests.e2e.test_statement_scripts import OFFICER as SCRIPT_OFFICER
 from tests.e2e.test_statement_scripts import TEMPLATES, _complete, _signature
@@ -48,6 +50,8 @@ def _case(session, tmp: Path):
     for f in frames:
         now[0] = f.monotonic
         rec(f)
+        if f is frames[len(frames) // 2]:
+            rec.add_chat("victim", "It happened by the bus stop", at=f.monotonic)
     ref = session.begin_still(a.id)
     frame = np.zeros((240, 320, 4), np.uint8)
     frame[:, :, 2] = 200
@@ -75,6 +79,10 @@ def exported(tmp_path_factory):
     workspace.start()
     session = workspace.create(OFFICER, PASSPHRASE, with_demo_data=False)
     a = _case(session, tmp)
+    # The working copy, made as the media process makes it after the call (from file keys only).
+    for plan, recipients in session.working_copy_jobs(a.id):
+        write_working_copy(plan.folder, segment_keys([seg.message() for seg in plan.segments]), recipients)
+    assert session.working_copy_jobs(a.id) == []  # made once
     dest = tmp / "case-file"
     dest.mkdir()
     seen: list[tuple[int, int]] = []
@@ -124,6 +132,15 @@ def test_the_standard_tools_and_the_verifier_accept_the_bundle(exported, capsys)
     png = subprocess.run(["age", "-d", "-i", str(exported["escrow"]), str(bundle / still)], capture_output=True)
     assert png.returncode == 0 and png.stdout[:8] == b"\x89PNG\r\n\x1a\n"
 
+    # The working copy plays in ordinary players: H.264 and AAC in MP4, both sides side by side,
+    # as long as the recording; the chat is listed with its time.
+    copy = next(bundle.glob("recordings/*/working-copy.mp4"))
+    probe = json.loads(_run("ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height,channels"
+                            ":format=duration,format_name", "-of", "json", str(copy)).stdout)
+    assert [s["codec_name"] for s in probe["streams"]] == ["h264", "aac"] and probe["streams"][0]["width"] == 960
+    assert "mp4" in probe["format"]["format_name"] and 1.5 < float(probe["format"]["duration"]) < 3.0
+    chat = json.loads(next(bundle.glob("recordings/*/chat.json")).read_text())["chat"]
+    assert [c["text"] for c in chat] == ["Victim: It happened by the bus stop"] and 0.5 < chat[0]["at_s"] < 1.5
     assert main(["evidence", "verify", "--ca", str(ca), str(bundle)]) == 0
     out = capsys.readouterr().out
     assert "Result: OK" in out and "NOT anchored" not in out

@@ -5,6 +5,7 @@ the bundle checked and the result said; and Cancel mid-way leaves nothing."""
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -34,6 +35,8 @@ def _prepare(qtbot, main, tmp_path: Path, monkeypatch) -> tuple[object, Path]:
 def test_the_officer_exports_and_sees_it_verified(qtbot, unlocked, tmp_path, monkeypatch):
     main = unlocked
     _a, dest = _prepare(qtbot, main, tmp_path, monkeypatch)
+    # the media process makes the recording's working copy before the export
+    qtbot.waitUntil(lambda: main.calls.embedded is not None and main.calls.embedded.engine.running, timeout=20000)
     assert main.queue.detail.export_button.isEnabled()
     qtbot.mouseClick(main.queue.detail.export_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: main.window.findChild(QMessageBox, "exportDone") is not None, timeout=30000)
@@ -42,6 +45,10 @@ def test_the_officer_exports_and_sees_it_verified(qtbot, unlocked, tmp_path, mon
     bundles = list(dest.iterdir())
     assert len(bundles) == 1 and verify_bundle(bundles[0], main.session.vault.header.force_ca_pem.encode()).ok
     assert any(e.action == "evidence.export" for e in main.session.audit.entries())
+    copy = next(bundles[0].glob("recordings/*/working-copy.mp4"))
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0",
+                            str(copy)], capture_output=True, text=True, timeout=60)
+    assert probe.returncode == 0 and probe.stdout.split() == ["h264", "aac"], probe.stdout + probe.stderr
     keep = os.environ.get("EVR_KEEP_SCREENSHOTS")
     if keep:  # for a person to look at: the queue with the button, and the result
         main.window.resize(1366, 768)
