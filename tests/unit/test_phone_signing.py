@@ -171,3 +171,100 @@ def test_the_strokes_become_a_cropped_transparent_png():
     alpha = image.getchannel("A")
     assert alpha.getextrema() == (0, 255)  # ink on a transparent background
     assert alpha.getpixel((0, 0)) == 0
+
+
+# -- the engine's side: what the page sends over the data channel ------------------------------
+
+
+class FakeChannel:
+    readyState = "open"
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send(self, data: str) -> None:
+        self.sent.append(data)
+
+
+@pytest.fixture
+def call():
+    """A CallSession with a stand-in engine (only ``_emit``) and an open data channel."""
+    from types import SimpleNamespace
+
+    from evr_desktop.call.engine import CallSession
+
+    events: list = []
+    session = CallSession(SimpleNamespace(_emit=events.append), "appt-9")  # type: ignore[arg-type]
+    session.channel = FakeChannel()
+    return session, events
+
+
+def run(coro):
+    import asyncio
+
+    return asyncio.run(coro)
+
+
+def test_the_engine_sends_the_review_and_turns_the_answer_into_an_event(call):
+    from evr_desktop.call import events as ev
+
+    session, events = call
+    run(session.send_statement_review(RID, "WITNESS STATEMENT\n\nText", 1, "Declaration", "witness"))
+    assert json.loads(session.channel.sent[0])["type"] == "statement_review"
+    session._on_channel_message(json.dumps(signed(sha256="ef" * 32)))
+    (e,) = events
+    assert isinstance(e, ev.StatementSigned) and e.review_id == RID and e.sha256 == "ef" * 32
+    assert e.recording_at_s is None and len(e.strokes[0]) == 12
+    # A second answer to the same review is refused (the first one stands).
+    session._on_channel_message(json.dumps(signed()))
+    assert isinstance(events[-1], ev.Error) and events[-1].code == "bad-phone-signature"
+    # A decline, for a review sent again.
+    run(session.send_statement_review(RID, "T", 1, "D", "witness"))
+    session._on_channel_message(json.dumps({"type": "statement_declined", "id": RID}))
+    assert events[-1] == ev.StatementDeclined("appt-9", RID)
+
+
+@pytest.mark.parametrize("message", [
+    json.dumps(signed(id="f" * 32)),  # a review this call never sent
+    json.dumps(signed(strokes=[[[1, 2, 3]] * 9])),
+    json.dumps(signed(strokes=[[[1e9, 2, 3]] * 12])),
+    json.dumps(signed(width="wide")),
+    json.dumps(signed(sha256="not a hash")),
+    json.dumps({"type": "statement_signed"}),
+    json.dumps({"type": "statement_declined", "id": ["list"]}),
+])
+def test_a_malformed_answer_is_an_error_event_never_a_crash(call, message):
+    from evr_desktop.call import events as ev
+
+    session, events = call
+    run(session.send_statement_review(RID, "T", 1, "D", "witness"))
+    session._on_channel_message(message)
+    assert len(events) == 1 and isinstance(events[0], ev.Error) and events[0].code == "bad-phone-signature"
+    assert "nothing was signed" in events[0].message
+    # The review is still open: a good answer afterwards is taken.
+    session._on_channel_message(json.dumps(signed()))
+    assert isinstance(events[-1], ev.StatementSigned)
+
+
+def test_garbage_oversized_and_withdrawn_answers_are_dropped(call):
+    from evr_desktop.call import events as ev
+
+    session, events = call
+    for junk in ("not json", "[1, 2]", json.dumps({"type": 5}), json.dumps(signed()) + " " * 300_000, b"\x00"):
+        session._on_channel_message(junk)
+    assert events == []
+    run(session.send_statement_review(RID, "T", 1, "D", "witness"))
+    run(session.withdraw_statement_review(RID))
+    assert json.loads(session.channel.sent[-1]) == {"type": "statement_withdrawn", "id": RID}
+    session._on_channel_message(json.dumps(signed()))
+    assert isinstance(events[-1], ev.Error)
+
+
+def test_the_engine_refuses_to_send_too_much_or_without_the_channel(call):
+    session, _events = call
+    with pytest.raises(ReviewTooLarge):
+        run(session.send_statement_review(RID, "x" * MAX_REVIEW_BYTES, 1, "D", "witness"))
+    session.channel.readyState = "connecting"
+    with pytest.raises(ConnectionError):
+        run(session.send_statement_review(RID, "T", 1, "D", "witness"))
+    assert session.channel.sent == []
