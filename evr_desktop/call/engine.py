@@ -51,6 +51,14 @@ from aiortc.sdp import candidate_from_sdp
 from .. import wire
 from ..capture.devices import SourceChoice, choose_sources
 from ..capture.tracks import AudioSourceTrack, VideoSourceTrack
+from ..domain.phone_signing import (
+    MAX_PAGE_MESSAGE,
+    BadPageMessage,
+    PhoneDeclined,
+    is_review_id,
+    parse_page_message,
+    review_message,
+)
 from ..domain.verification import (
     FingerprintMismatch,
     NoFingerprint,
@@ -69,8 +77,11 @@ from .tap import EncodedFrameTap, TapUnsupported, tap_receiver, tap_sender
 
 log = logging.getLogger("evr_desktop.call")
 
-DATA_CHANNEL = "evr"  # the one data channel: chat now, statement review later
+DATA_CHANNEL = "evr"  # the one data channel: chat, and the statement sent to the phone for signing
 MAX_CHAT = 4000
+MAX_REVIEWS_OUT = 16  # statement reviews a call remembers sending (the page answers one of them)
+BAD_PHONE_SIGNATURE = ("The victim's phone sent back a signature the app cannot use, so nothing was signed. "
+                       "Send the statement to the phone again.")
 
 COMMIT_MISMATCH = ("The victim's connection did not match what their phone announced; someone "
                    "may be interfering. The call was stopped — send a new link.")
@@ -464,6 +475,7 @@ class CallSession:
         self._auto_restarts: list[float] = []  # monotonic times of automatic restarts
         self._restarting = False
         self.auto_restarts = 0  # how many happened (tests, the log)
+        self.reviews_out: list[str] = []  # ids of statements sent to the phone, newest last
 
     def _mark(self, what: str) -> None:
         self.timings.setdefault(what, time.monotonic() - self._t0)
@@ -687,17 +699,66 @@ class CallSession:
         await pc.addIceCandidate(cand)
 
     def _on_channel_message(self, message) -> None:
-        if not isinstance(message, str) or len(message) > 64 * 1024:
+        if not isinstance(message, str) or len(message) > MAX_PAGE_MESSAGE:
             return
         try:
             data = wire.loads(message)
         except wire.MessageError:
             return
-        if isinstance(data, dict) and data.get("type") == "chat":
+        kind = data.get("type") if isinstance(data, dict) else None
+        if kind == "chat":
             text, mid = data.get("text"), data.get("id")
             if isinstance(text, str) and 0 < len(text) <= MAX_CHAT and text.strip():
                 self.engine._emit(ev.ChatReceived(
                     self.appointment, text, mid if isinstance(mid, str) else None))
+        elif kind in ("statement_signed", "statement_declined"):
+            self._on_statement_answer(data)
+
+    def _on_statement_answer(self, data: dict[str, Any]) -> None:
+        """The phone's answer to a statement sent for signing: checked here
+        (``domain.phone_signing``) and for a review this call sent; anything
+        else is refused with a plain Error, never a crash. Logs codes only."""
+        try:
+            answer = parse_page_message(data)
+            if answer.review_id not in self.reviews_out:
+                raise BadPageMessage("bad-id", "not a review this call sent")
+        except BadPageMessage as exc:
+            log.warning("call %s: the phone's %s was refused (%s)", self.appointment,
+                        str(data.get("type"))[:20], exc.code)
+            self.engine._emit(ev.Error(BAD_PHONE_SIGNATURE, self.appointment, code="bad-phone-signature"))
+            return
+        self.reviews_out.remove(answer.review_id)  # answered: a second answer is refused
+        if isinstance(answer, PhoneDeclined):
+            self.engine._emit(ev.StatementDeclined(self.appointment, answer.review_id))
+            return
+        log.info("call %s: the statement was signed on the phone (%d points)", self.appointment, answer.points)
+        self.engine._emit(ev.StatementSigned(self.appointment, answer.review_id, answer.sha256, answer.strokes,
+                                             answer.width, answer.height))
+
+    async def send_statement_review(self, review_id: str, text: str, pages: int, declaration: str,
+                                    kind: str) -> None:
+        """The statement to the victim's phone for signing, over the data channel
+        only (end to end encrypted; never relayed by the rendezvous). Raises
+        ``ReviewTooLarge`` / ``ValueError`` (``review_message``) or
+        ``ConnectionError`` when the channel is not open."""
+        body = review_message(review_id, text, pages, declaration, kind)
+        ch = self.channel
+        if ch is None or ch.readyState != "open":
+            raise ConnectionError("the call's data channel to the victim's phone is not open yet")
+        ch.send(body)
+        if review_id not in self.reviews_out:
+            self.reviews_out = [*self.reviews_out, review_id][-MAX_REVIEWS_OUT:]
+
+    async def withdraw_statement_review(self, review_id: str) -> None:
+        """The officer withdrew a statement sent for signing: the phone puts it
+        away, and an answer to it is refused from now on."""
+        if not is_review_id(review_id):
+            raise ValueError("a review id is 16-64 lowercase hex characters")
+        if review_id in self.reviews_out:
+            self.reviews_out.remove(review_id)
+        ch = self.channel
+        if ch is not None and ch.readyState == "open":
+            ch.send(json.dumps({"type": "statement_withdrawn", "id": review_id}))
 
     async def send_chat(self, text: str, mid: str | None = None) -> str:
         """Over the data channel when open, else relayed by the rendezvous.
@@ -1064,6 +1125,15 @@ class CallEngine:
     def send_chat(self, appointment: str, text: str, mid: str | None = None
                   ) -> concurrent.futures.Future:
         return self.submit(self._with_session(appointment, lambda s: s.send_chat(text, mid)))
+
+    def send_statement_review(self, appointment: str, review_id: str, text: str, pages: int, declaration: str,
+                              kind: str) -> concurrent.futures.Future:
+        """A statement to the victim's phone for signing (docs/victim-page.md, "Signing on the phone")."""
+        return self.submit(self._with_session(
+            appointment, lambda s: s.send_statement_review(review_id, text, pages, declaration, kind)))
+
+    def withdraw_statement_review(self, appointment: str, review_id: str) -> concurrent.futures.Future:
+        return self.submit(self._with_session(appointment, lambda s: s.withdraw_statement_review(review_id)))
 
     def restart_ice(self, appointment: str) -> concurrent.futures.Future:
         return self.submit(self._with_session(appointment, lambda s: s.restart()))

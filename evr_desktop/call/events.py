@@ -102,6 +102,33 @@ class VictimFlag(Event):
 
 
 @dataclass(frozen=True)
+class StatementSigned(Event):
+    """The victim confirmed the declaration and signed the statement sent to
+    their phone (``review_id``): ``sha256`` is what their page computed over
+    the text it displayed, ``strokes`` the signature drawn on its canvas of
+    ``width`` x ``height`` CSS px, each stroke ``((x, y, t_ms), ...)``, all
+    checked by ``domain.phone_signing`` (here and again where it crosses the
+    media channel). ``recording_at_s``: the moment on the call's recording
+    clock (filled in by the media process; None with no recording)."""
+
+    appointment: str
+    review_id: str
+    sha256: str
+    strokes: tuple[tuple[tuple[float, float, int], ...], ...]
+    width: float
+    height: float
+    recording_at_s: float | None = None
+
+
+@dataclass(frozen=True)
+class StatementDeclined(Event):
+    """The victim chose not to sign the statement sent to their phone."""
+
+    appointment: str
+    review_id: str
+
+
+@dataclass(frozen=True)
 class CallEnded(Event):
     appointment: str
     by: str  # "officer" | "victim" | "network" | "engine"

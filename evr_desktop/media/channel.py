@@ -55,6 +55,12 @@ PARENT_SENDS: Spec = {
     "end_call": {**_ID, **_APPT, "reason": ((str, None), False)},
     "send_chat": {**_ID, **_APPT, "text": ((str,), True), "mid": ((str, None), False)},
     "restart_ice": {**_ID, **_APPT},
+    # The statement to the victim's phone for signing (its size is checked in the
+    # engine, domain/phone_signing.py: at most 200 KB of JSON), and withdrawing it.
+    "send_statement_review": {**_ID, **_APPT, "review_id": ((str,), True), "text": ((str,), True),
+                              "pages": ((int,), True), "declaration": ((str,), True),
+                              "statement_type": ((str,), True)},
+    "withdraw_statement_review": {**_ID, **_APPT, "review_id": ((str,), True)},
     "call_info": {**_ID, **_APPT},
     "set_microphone_muted": {**_ID, "muted": ((bool,), True)},
     "set_camera_enabled": {**_ID, "enabled": ((bool,), True)},

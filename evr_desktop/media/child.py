@@ -27,7 +27,7 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import asdict, fields, is_dataclass
+from dataclasses import asdict, fields, is_dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -122,6 +122,11 @@ class MediaChild:
     # -- engine side --------------------------------------------------------------
 
     def on_event(self, e: ev.Event) -> None:
+        if isinstance(e, ev.StatementSigned) and self.router is not None:
+            # The declaration's moment on the recording's clock (the statement notes it).
+            recorder = self.router.get(e.appointment)
+            at = recorder.elapsed() if recorder is not None else None
+            e = replace(e, recording_at_s=None if at is None else round(at, 3))
         self.send(event_message(e))
         if isinstance(e, ev.CallEnded) or (isinstance(e, ev.CallStateChanged) and e.state == "closed"):
             reason = getattr(e, "reason", None) or f"call ended ({getattr(e, 'by', 'closed')})"
@@ -335,6 +340,11 @@ class MediaChild:
             threading.Thread(target=self.reply_now,
                              args=(msg_id, lambda: self.capture_still(m["appointment"], m["exhibit"])),
                              name="still", daemon=True).start()
+        elif kind == "send_statement_review":
+            self.reply_when_done(msg_id, engine.send_statement_review(
+                m["appointment"], m["review_id"], m["text"], m["pages"], m["declaration"], m["statement_type"]))
+        elif kind == "withdraw_statement_review":
+            self.reply_when_done(msg_id, engine.withdraw_statement_review(m["appointment"], m["review_id"]))
         elif kind == "restart_ice":
             self.reply_when_done(msg_id, engine.restart_ice(m["appointment"]))
         elif kind == "call_info":

@@ -34,6 +34,7 @@ import concurrent.futures
 import dataclasses
 import itertools
 import logging
+import math
 import os
 import socket
 import subprocess
@@ -47,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from ..call import events as ev
+from ..domain.phone_signing import BadPageMessage, check_strokes, is_review_id
 from .channel import CHILD_SENDS, STILL_RESULT_FIELDS, Channel, ChannelClosed, ProtocolError, _is
 from .frames import LOCAL_MAX, REMOTE_MAX, FrameSlot
 
@@ -155,8 +157,33 @@ def still_result_from(result: Any) -> dict[str, Any]:
     return dict(result)
 
 
+def statement_signed_from(fields: dict[str, Any]) -> ev.StatementSigned:
+    """``StatementSigned`` from the media process, checked again here as the
+    engine checked the page's message (``domain.phone_signing``): exactly its
+    fields, a review id, a SHA-256, strokes in range; nested lists into tuples."""
+    names = {f.name for f in dataclasses.fields(ev.StatementSigned)}
+    if set(fields) != names:
+        raise ProtocolError("bad-fields", "event StatementSigned: fields missing or unexpected")
+    if not isinstance(fields["appointment"], str) or not is_review_id(fields["review_id"]):
+        raise ProtocolError("bad-fields", "event StatementSigned: appointment or review id")
+    digest = fields["sha256"]
+    if not isinstance(digest, str) or len(digest) != 64 or not set(digest) <= _SHA256_HEX:
+        raise ProtocolError("bad-fields", "event StatementSigned: sha256 is not a SHA-256")
+    at = fields["recording_at_s"]
+    if at is not None and (not _is(at, (int, float)) or not math.isfinite(at) or at < 0):
+        raise ProtocolError("bad-fields", "event StatementSigned: recording_at_s")
+    try:
+        strokes, width, height = check_strokes(fields["strokes"], fields["width"], fields["height"])
+    except BadPageMessage as exc:
+        raise ProtocolError("bad-fields", f"event StatementSigned: {exc.code}") from None
+    return ev.StatementSigned(fields["appointment"], fields["review_id"], digest, strokes, width, height,
+                              None if at is None else float(at))
+
+
 def event_from(name: str, fields: dict[str, Any]) -> ev.Event:
     """An ``event`` message back into its dataclass (lists back into tuples)."""
+    if name == "StatementSigned":
+        return statement_signed_from(fields)
     cls = _FROM_CHILD.get(name)
     if cls is None:
         raise ProtocolError("bad-fields", f"event {name[:40]!r} is not one the engine sends")
@@ -659,6 +686,15 @@ class MediaEngine:
 
         raw.add_done_callback(done)
         return checked
+
+    def send_statement_review(self, appointment: str, review_id: str, text: str, pages: int, declaration: str,
+                              kind: str) -> concurrent.futures.Future:
+        """The statement to the victim's phone for signing (over the call's data channel)."""
+        return self._calls.command("send_statement_review", appointment=appointment, review_id=review_id,
+                                   text=text, pages=pages, declaration=declaration, statement_type=kind)
+
+    def withdraw_statement_review(self, appointment: str, review_id: str) -> concurrent.futures.Future:
+        return self._calls.command("withdraw_statement_review", appointment=appointment, review_id=review_id)
 
     def restart_ice(self, appointment: str) -> concurrent.futures.Future:
         return self._calls.command("restart_ice", appointment=appointment)

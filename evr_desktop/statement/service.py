@@ -14,7 +14,9 @@ police and prosecution only), so the statement file can never carry them.
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,8 +24,15 @@ from ..domain.appointment import Appointment, Happening
 from ..domain.audit import Category
 from ..domain.eligibility import age_on
 from ..domain.errors import Refused
+from ..domain.phone_signing import PhoneSignature, review_message
 from ..domain.statement import TemplateSet, missing_before_signing
-from ..domain.statement_doc import StatementContent, StatementType, StatementVersion, WitnessSignature
+from ..domain.statement_doc import (
+    SignatureKind,
+    StatementContent,
+    StatementType,
+    StatementVersion,
+    WitnessSignature,
+)
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -130,6 +139,25 @@ class SigningPreview:
 
     pages: int
     declaration: str
+
+
+@dataclass(frozen=True)
+class PhoneReview:
+    """A statement sent to the victim's phone for signing: ``text`` is exactly
+    what the phone shows (``review.review_text``), ``sha256`` its hash, ``pages``
+    and ``declaration`` what the declaration there says. Kept by the app until
+    the phone answers (``id`` ties the answer to it)."""
+
+    id: str
+    text: str
+    sha256: str
+    pages: int
+    declaration: str
+    kind: str  # "witness" | "vps"
+
+    def message(self) -> str:
+        """The ``statement_review`` message (JSON); raises ``ReviewTooLarge``."""
+        return review_message(self.id, self.text, self.pages, self.declaration, self.kind)
 
 
 class PdfCopyExists(ValueError):
@@ -284,12 +312,14 @@ class StatementService:
 
     def sign(
         self, statement_id: str, content: StatementContent, signature: WitnessSignature, reason: str = "",
-        declared_pages: int | None = None,
+        declared_pages: int | None = None, *, recording_note: str = "",
     ) -> OpenedStatement:
         """Save, render the statement and its rear page, sign both with the
         officer's key, verify both, then lock. ``declared_pages``: the page
         count in the declaration the witness was shown; signing is refused if
-        the statement came out differently."""
+        the statement came out differently. ``recording_note``: the small line
+        under "also visually recorded" (``sign_remote`` gives the declaration's
+        moment in the recording)."""
         from .pdf import render_rear_page, render_statement_pages
         from .signing import sign_with_vault
         from .verify import verify_statement
@@ -298,7 +328,8 @@ class StatementService:
         missing = missing_before_signing(content, templates) + signature.problems() + _undrawable(content)
         if missing:
             raise Refused(missing)
-        rendered = render_statement_pages(content, templates, self.session.officer, signature)
+        rendered = render_statement_pages(content, templates, self.session.officer, signature,
+                                          recording_note=recording_note)
         if declared_pages is not None and rendered.statement_pages != declared_pages:
             raise Refused([(
                 f"The statement has {rendered.statement_pages} page(s), but the witness was shown a declaration "
@@ -330,6 +361,69 @@ class StatementService:
         return OpenedStatement(
             statement_id, _title(content), content, version.number, info, summary.appointment_id, rear_info
         )
+
+    # -- signing on the victim's phone (issue 12 item 1; docs/victim-page.md) ----------
+    def phone_review(self, statement_id: str, content: StatementContent) -> PhoneReview:
+        """What is sent to the victim's phone to review and sign: the review text
+        (``review.review_text``), its SHA-256, the page count and the declaration.
+        The same checks as ``signing_preview``; the pages are counted with a
+        recording note of the shape the signed PDF will carry. Refused (in
+        words) when the statement is too long for one data-channel message.
+        Audited as a disclosure (to the witness), by ID only."""
+        from ..domain.phone_signing import RECORDING_NOTE_PLACEHOLDER, ReviewTooLarge, review_sha256
+        from .pdf import render_statement_pages
+        from .review import review_text
+
+        templates = self.templates()
+        missing = missing_before_signing(content, templates) + _undrawable(content)
+        if missing:
+            raise Refused(missing)
+        pages = render_statement_pages(content, templates, self.session.officer,
+                                       recording_note=RECORDING_NOTE_PLACEHOLDER).statement_pages
+        text = review_text(content, templates)
+        review = PhoneReview(secrets.token_hex(16), text, review_sha256(text), pages,
+                             templates.mg11.declaration_text(pages), content.statement_type.value)
+        try:
+            review.message()
+        except ReviewTooLarge as exc:
+            raise Refused([str(exc)]) from None
+        self._audit(Category.DISCLOSURE, statement_id, "statement.phone_review")
+        return review
+
+    def sign_remote(
+        self, statement_id: str, content: StatementContent, remote: PhoneSignature, review: PhoneReview,
+        reason: str = "", *, recording_at_s: float | None = None, signed_at: datetime | None = None,
+    ) -> OpenedStatement:
+        """Sign with the signature the victim drew on their phone. The review text
+        is rebuilt from ``content``, the content about to be signed, and its
+        SHA-256 must be the one the page computed over the text it displayed:
+        if the text changed after the victim signed (one character is enough),
+        the officer's signing is refused and nothing is signed. Then as ``sign``:
+        the strokes drawn as the witness's signature on every page, the page
+        count checked against the declaration the phone showed, the officer's
+        digital signature; the recording note says when, in the recording, the
+        declaration was made (``recording_at_s``)."""
+        import hmac
+
+        from ..domain.phone_signing import recording_note, review_sha256
+        from .phone_signature import strokes_png
+        from .review import review_text
+
+        if remote.review_id != review.id:
+            self._audit(Category.ALTERATION, statement_id, "statement.phone_signature_refused")
+            raise Refused(["The victim's phone signed a different review of this statement. Nothing was "
+                           "signed: send the statement to the phone again."])
+        current = review_sha256(review_text(content, self.templates()))
+        if not hmac.compare_digest(current, remote.sha256):
+            self._audit(Category.ALTERATION, statement_id, "statement.phone_signature_refused")
+            raise Refused(["The statement's text is not the text the victim signed on their phone (it changed "
+                           "after it was sent, or the phone showed something else). Nothing was signed: send "
+                           "the statement to the phone again so the victim reads and signs the final text."])
+        signature = WitnessSignature(SignatureKind.DRAWN, strokes_png(remote),
+                                     signed_at or datetime.now().astimezone())
+        self._audit(Category.COLLECTION, statement_id, "statement.phone_signature")
+        return self.sign(statement_id, content, signature, reason, declared_pages=review.pages,
+                         recording_note=recording_note(recording_at_s))
 
     def signed_pdf(self, statement_id: str) -> bytes:
         signed = self.repo.signed(statement_id)

@@ -25,11 +25,14 @@ from ..domain.errors import NotEligible
 from .operations import Operation, Worker
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from ..call.embedded import EmbeddedCalls
     from ..domain.exhibit import ExhibitReference
     from ..media import ForceRendezvous
     from ..media.proxy import MediaCalls
     from ..services import LinkSent, RecordingPlan, Session
+    from ..statement.service import PhoneReview
     from .call_screen import CallScreen
     from .desktop_notify import DesktopNotifier
     from .queue_screen import QueueScreen
@@ -351,6 +354,9 @@ class CallController:
             self._recording_ended(e)
         elif isinstance(e, StillOutcome):
             self._still_done(e)
+        elif isinstance(e, (ev.StatementSigned, ev.StatementDeclined)) or (
+                isinstance(e, ev.Error) and e.code == "bad-phone-signature"):
+            self._phone_answer(e)
         elif isinstance(e, ev.CallStateChanged) and e.state == "connected":
             self._record(e.appointment, Happening.CALL_CONNECTED)
         elif isinstance(e, ev.CallEnded):
@@ -661,6 +667,18 @@ class CallController:
                   lambda: session.record_still(appointment, outcome.exhibit, result)).success(recorded).failure(
             not_recorded).run()
 
+    # -- signing on the victim's phone ------------------------------------------------
+    def _phone_answer(self, e: object) -> None:
+        """The phone's answer goes to the statement of that appointment, if it is open."""
+        statement = self.host.statement_screen()
+        opened = getattr(statement, "opened", None)
+        if statement is None or getattr(opened, "appointment_id", None) != getattr(e, "appointment", None):
+            log.warning("an answer from the victim's phone came with no statement open for it")
+            self._status(getattr(e, "message", "") or "The victim's phone answered, but the statement is "
+                         "not open: nothing was signed.", 15000)
+            return
+        statement.phone_event(e)
+
     def _open_call(self, a: Appointment, plan: RecordingPlan | BaseException | None = None) -> None:
         calls = self.embedded
         assert calls is not None and calls.engine is not None
@@ -678,16 +696,39 @@ class CallController:
         if plan is not None:
             self._start_recording(a.id, plan)  # before start_call: the channel keeps the order
         screen.start(a.id)
-        # The statement, docked beside the video.
-        self.host.open_statement(a.id, screen.dock)
+        # The statement, docked beside the video; while the call is on it can be signed on the phone.
+        engine = calls.engine
+
+        def docked(statement: StatementScreen) -> None:
+            screen.dock(statement)
+            statement.set_phone_link(PhoneLink(engine, a.id))
+
+        self.host.open_statement(a.id, docked)
 
     def _call_ended(self, appointment_id: str) -> None:
         self._record(appointment_id, Happening.CALL_ENDED)
         screen = self.host.statement_screen()
+        if screen is not None:
+            screen.set_phone_link(None)
         stack = self.host.stack
         if screen is not None and self.screen is not None and screen.parent() is not stack:
             stack.addWidget(screen)  # undock: go on with the statement after the call
             stack.setCurrentWidget(screen)
+
+
+class PhoneLink:
+    """The statement screen's way to the victim's phone in this call (``statement_screen.PhoneLink``)."""
+
+    def __init__(self, engine: object, appointment: str):
+        self.engine = engine
+        self.appointment = appointment
+
+    def send(self, review: PhoneReview) -> Future:
+        return self.engine.send_statement_review(  # type: ignore[attr-defined]
+            self.appointment, review.id, review.text, review.pages, review.declaration, review.kind)
+
+    def withdraw(self, review_id: str) -> object:
+        return self.engine.withdraw_statement_review(self.appointment, review_id)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,13 @@ verifies in the background. A signed statement is shown read-only with its
 verification status; a change after signing is a new version with a reason,
 never an edit of the signed one.
 
+In a video call the witness is not at the laptop: "Sign on the phone…" sends
+the final text to the victim's phone (``StatementService.phone_review``, then
+the call's ``PhoneLink``); the statement is locked until the phone answers.
+A signature from the phone is signed with ``sign_remote`` (which refuses if
+the text is not the one the victim signed); a decline, a withdrawal or the
+call ending unlocks it again (docs/victim-page.md, "Signing on the phone").
+
 A signed statement, and separately its restricted rear page, can be saved as
 a PDF where the officer chooses: the file dialog runs here, the checks, the
 atomic write and the disclosure audit in ``StatementService.save_pdf_copy`` on
@@ -21,9 +28,9 @@ import html
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from PySide6.QtCore import QStandardPaths, QTimer, QUrl, Signal
+from PySide6.QtCore import QStandardPaths, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QComboBox,
@@ -46,7 +53,9 @@ from .statement_panel import StatementPanel
 from .widgets import guard_wheels, keep_on_screen
 
 if TYPE_CHECKING:
-    from ..statement.service import OpenedStatement, SigningPreview
+    from concurrent.futures import Future
+
+    from ..statement.service import OpenedStatement, PhoneReview, SigningPreview
 
 AUTOSAVE_MS = 3000
 
@@ -63,12 +72,22 @@ def _file_name(urn: object, rear_page: bool) -> str:
     return f"{name} restricted rear page.pdf" if rear_page else f"{name}.pdf"
 
 
+class PhoneLink(Protocol):
+    """The call's way to the victim's phone (given by the call controller while a
+    call with this statement's appointment is on; futures complete on another thread)."""
+
+    def send(self, review: PhoneReview) -> Future: ...
+
+    def withdraw(self, review_id: str) -> object: ...
+
+
 class StatementScreen(QWidget):
     """Shows one statement. The owner supplies ``run(fn, on_success, on_failure)``
     that executes ``fn`` on the worker thread (see ``operations.Operation``)."""
 
     back_requested = Signal()
     saved = Signal(object)  # StatementVersion
+    _phone_sent = Signal(str, object)  # (review id, exception or None): from the engine's thread, queued
 
     def __init__(
         self, panel: StatementPanel, run: Callable[..., None], service: Callable[[], Any],
@@ -97,6 +116,14 @@ class StatementScreen(QWidget):
         self.history_button.setObjectName("historyButton")
         self.sign_button = QPushButton("&Sign…", self)
         self.sign_button.setObjectName("signButton")
+        # Only in a call: the witness reads and signs on their own phone.
+        self.phone_button = QPushButton("Sign on the p&hone…", self)
+        self.phone_button.setObjectName("phoneSignButton")
+        self.phone_button.setToolTip("Send the final statement to the victim's phone: they read it, confirm the "
+                                     "declaration and sign with a finger.")
+        self.phone_button.hide()
+        self.phone: PhoneLink | None = None
+        self._phone_review: PhoneReview | None = None  # sent, waiting for the phone's answer
         self.amend_button = QPushButton("&New version…", self)
         self.amend_button.setObjectName("amendButton")
         self.amend_button.setToolTip("A signed statement is never edited: make a new version with a reason.")
@@ -117,6 +144,7 @@ class StatementScreen(QWidget):
         bar.addWidget(self.save_pdf_button)
         bar.addWidget(self.save_rear_button)
         bar.addWidget(self.amend_button)
+        bar.addWidget(self.phone_button)
         bar.addWidget(self.sign_button)
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
@@ -132,6 +160,8 @@ class StatementScreen(QWidget):
         self.back_button.clicked.connect(self._back)
         self.history_button.clicked.connect(self.show_history)
         self.sign_button.clicked.connect(self.start_signing)
+        self.phone_button.clicked.connect(self.phone_button_clicked)
+        self._phone_sent.connect(self._phone_send_result, Qt.ConnectionType.QueuedConnection)
         self.amend_button.clicked.connect(self.start_amendment)
         self.save_pdf_button.clicked.connect(lambda: self.save_pdf(rear_page=False))
         self.save_rear_button.clicked.connect(lambda: self.save_pdf(rear_page=True))
@@ -139,6 +169,8 @@ class StatementScreen(QWidget):
 
     # -- opening ----------------------------------------------------------------
     def show_statement(self, opened: OpenedStatement) -> None:
+        if self.opened is None or self.opened.id != opened.id:
+            self._phone_review = None  # another statement: the one on the phone is not this one
         self.opened = opened
         self._dirty = False
         self._amend_reason = ""
@@ -157,8 +189,11 @@ class StatementScreen(QWidget):
         if o is None:
             return
         signed = self.is_signed
-        self.panel.set_read_only(signed)
-        self.sign_button.setEnabled(not signed)
+        waiting = self._phone_review is not None
+        self.panel.set_read_only(signed or waiting)
+        self.sign_button.setEnabled(not signed and not waiting)
+        self.phone_button.setVisible(self.phone is not None and not signed)
+        self.phone_button.setText("Withdraw from the p&hone" if waiting else "Sign on the p&hone…")
         self.amend_button.setVisible(signed)
         self.save_pdf_button.setVisible(signed)
         self.save_rear_button.setVisible(signed and o.rear_page is not None)
@@ -183,6 +218,7 @@ class StatementScreen(QWidget):
     def clear(self) -> None:
         """Forget the statement on screen (on lock): no victim data stays shown."""
         self._timer.stop()
+        self._phone_review = None
         self._close_message()
         self.opened = None
         self._dirty = False
@@ -311,6 +347,154 @@ class StatementScreen(QWidget):
             self._fail(exc)
 
         self._run(lambda: service.sign(statement_id, content, signature, reason, declared_pages), done, failed)
+
+    # -- signing on the victim's phone --------------------------------------------------
+    def set_phone_link(self, link: PhoneLink | None) -> None:
+        """The call controller: a link while a call with this statement's appointment
+        is on, None when it ends (a statement still out on the phone is unlocked)."""
+        self.phone = link
+        if link is None and self._phone_review is not None:
+            self._phone_review = None
+            self._show_state()
+            self._fail(ValueError("The call ended before the victim signed on their phone. The statement is "
+                                  "unlocked; it was not signed."))
+            return
+        self._show_state()
+
+    def phone_button_clicked(self) -> None:
+        if self._phone_review is not None:
+            self.withdraw_from_phone()
+        else:
+            self.start_phone_signing()
+
+    def start_phone_signing(self) -> None:
+        """Check the statement and count its pages on the worker (``phone_review``),
+        then send it to the phone and lock it until the phone answers."""
+        link = self.phone
+        if self.opened is None or link is None or self.is_signed:
+            return
+        missing = self.panel.missing_items()
+        if missing:
+            more = f" (and {len(missing) - 1} more, listed below)" if len(missing) > 1 else ""
+            self._fail(ValueError(f"Cannot sign yet: {missing[0]}{more}"))
+            self.panel.missing_list.scrollToTop()
+            return
+        service = self._service()
+        if service is None:
+            return
+        self.save_now()
+        content, statement_id = self.panel.content(), self.opened.id
+        self.phone_button.setEnabled(False)
+        self.status.setText("Preparing the statement for the victim's phone: counting its pages…")
+        self.status.setStyleSheet("")
+
+        def ready(review: PhoneReview) -> None:
+            self.phone_button.setEnabled(True)
+            if self.opened is None or self.opened.id != statement_id or self.phone is not link:
+                return
+            if self.panel.content() != content:  # typed into while the pages were counted: not what was checked
+                self._fail(ValueError("The statement changed while it was being prepared: send it again."))
+                return
+            self._phone_review = review
+            self._show_state()
+            self.status.setText("Sending the statement to the victim's phone…")
+            try:
+                future = link.send(review)
+            except Exception as exc:  # noqa: BLE001 - refused before it left: as a failed send
+                self._phone_send_result(review.id, exc)
+                return
+            future.add_done_callback(lambda f: self._relay_phone_sent(review.id, f))
+
+        def failed(exc: BaseException) -> None:
+            self.phone_button.setEnabled(True)
+            self._fail(exc)
+
+        self._run(lambda: service.phone_review(statement_id, content), ready, failed)
+
+    def _relay_phone_sent(self, review_id: str, future: Any) -> None:
+        """On the engine's (or channel's) thread: hand the outcome to the GUI thread."""
+        error = ConnectionError("cancelled") if future.cancelled() else future.exception()
+        try:
+            self._phone_sent.emit(review_id, error)
+        except RuntimeError:  # the screen is gone
+            pass
+
+    def _phone_send_result(self, review_id: str, error: BaseException | None) -> None:
+        review = self._phone_review
+        if review is None or review.id != review_id:
+            return
+        if error is not None:
+            self._phone_review = None
+            self._show_state()
+            self._fail(ValueError(f"The statement was not sent to the victim's phone ({error}). It is unlocked; "
+                                  "try again in a moment."))
+            return
+        self.status.setText(
+            f"On the victim's phone ({review.pages} page(s)): they are reading it. The statement is locked until "
+            "they sign or decline; to change it, withdraw it from the phone.")
+        self.status.setStyleSheet("color: #1d4f91;")
+
+    def withdraw_from_phone(self) -> None:
+        review, link = self._phone_review, self.phone
+        if review is None:
+            return
+        self._phone_review = None
+        if link is not None:
+            try:
+                link.withdraw(review.id)
+            except Exception:  # noqa: BLE001 - the phone may be gone; its answer is refused anyway
+                pass
+        self._show_state()
+        self.status.setText("Withdrawn from the victim's phone: the statement is unlocked.")
+
+    def phone_event(self, e: Any) -> None:
+        """``StatementSigned``, ``StatementDeclined`` or the engine's ``Error`` about the
+        phone's answer (GUI thread, from the call controller)."""
+        review = self._phone_review
+        if review is None:
+            return
+        kind = type(e).__name__
+        if kind == "Error":
+            self._fail(ValueError(getattr(e, "message", "")))
+            return
+        if getattr(e, "review_id", None) != review.id:
+            return  # an answer to a review already withdrawn
+        if kind == "StatementDeclined":
+            self._phone_review = None
+            self._show_state()
+            self.status.setText("The victim chose not to sign on their phone. The statement is unlocked; "
+                                "nothing was signed.")
+            self.status.setStyleSheet("color: #8a5a00;")
+            return
+        if kind == "StatementSigned":
+            self._sign_from_phone(e, review)
+
+    def _sign_from_phone(self, e: Any, review: PhoneReview) -> None:
+        from ..domain.phone_signing import PhoneSignature
+
+        service = self._service()
+        if service is None or self.opened is None:
+            return
+        signature = PhoneSignature(e.review_id, e.sha256, e.strokes, e.width, e.height)
+        content, statement_id, reason = self.panel.content(), self.opened.id, self._amend_reason
+        at = e.recording_at_s
+        self.status.setText("The victim signed on their phone: checking the text and applying your digital "
+                            "signature…")
+        self.status.setStyleSheet("")
+
+        def done(opened: OpenedStatement) -> None:
+            self._phone_review = None
+            self._amend_reason = ""
+            self._dirty = False
+            self.show_statement(opened)
+
+        def failed(exc: BaseException) -> None:
+            self._phone_review = None
+            self._show_state()
+            self._fail(exc)
+
+        self._run(lambda: service.sign_remote(statement_id, content, signature, review, reason, recording_at_s=at),
+                  done, failed)
 
     # -- a copy of the signed PDF ---------------------------------------------------
     def save_pdf(self, rear_page: bool = False) -> None:

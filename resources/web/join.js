@@ -22,6 +22,9 @@
   var DEFAULT_LANG = LANGS.indexOf("en") >= 0 ? "en" : LANGS[0];
   var LANG_KEY = "evr.lang"; // sessionStorage only: gone when the tab closes
   var GATHER_WAIT_MS = 1500; // send the SDP with its candidates, or after this long
+  var MAX_CHANNEL_MESSAGE = 262144; // characters: a statement to sign is at most 200 KB of JSON
+  // The signature's bounds: the officer's app refuses more (domain/phone_signing.py).
+  var SIG_MAX_POINTS = 5000, SIG_MAX_STROKES = 200, SIG_MIN_POINTS = 10;
   // This page is served at /j/<token>. Opening it claims nothing (SMS previews
   // and link scanners fetch it too): agreeing POSTs <path>/claim, which binds
   // the link to this phone (an HttpOnly cookie); quick exit leaves through
@@ -65,7 +68,9 @@
     chatOpen: false,
     lastChatAt: 0,
     wakeLock: null,
-    flagTimer: null
+    flagTimer: null,
+    review: null, // the statement the officer sent to read and sign: {id, text, pages, declaration, kind}
+    sig: { strokes: [], width: 0, height: 0, t0: 0, pointer: null, points: 0 }
   };
 
   function $(id) { return document.getElementById(id); }
@@ -203,7 +208,8 @@
     }
     if (name !== "call") document.body.classList.remove("chat-open");
     else document.body.classList.toggle("chat-open", state.chatOpen);
-    $("flag-bar").hidden = !(name === "waiting" || name === "call" || name === "ended");
+    $("flag-bar").hidden = !(name === "waiting" || name === "call" || name === "ended" || name === "review");
+    if (name === "review") sizeSignature();
     var heading = screen.querySelector("h1");
     if (heading) heading.focus({ preventScroll: false });
     window.scrollTo(0, 0);
@@ -460,11 +466,17 @@
       ch.onopen = function () { if (state.pc === pc) showVerificationCode(pc); };
       if (ch.readyState === "open") showVerificationCode(pc);
       ch.onmessage = function (m) {
-        if (typeof m.data !== "string" || m.data.length > 65536) return;
+        // A statement to sign is up to 200 KB (docs/victim-page.md, "Signing on the phone").
+        if (typeof m.data !== "string" || m.data.length > MAX_CHANNEL_MESSAGE) return;
         var data;
         try { data = JSON.parse(m.data); } catch (e) { return; }
-        if (data && data.type === "chat" && typeof data.text === "string" && data.text.trim()) {
+        if (!data || typeof data !== "object") return;
+        if (data.type === "chat" && typeof data.text === "string" && data.text.trim()) {
           addChat("officer", data.text.slice(0, 4000));
+        } else if (data.type === "statement_review") {
+          onReview(data);
+        } else if (data.type === "statement_withdrawn" && state.review && data.id === state.review.id) {
+          closeReview("review_withdrawn");
         }
       };
     };
@@ -965,6 +977,179 @@
     input.value = "";
   }
 
+  // --- the statement to read and sign ------------------------------------------------------
+  // The officer's app sends {type: "statement_review", id, text, pages, declaration, kind}
+  // over the data channel. The page shows the text exactly (textContent, pre-wrap), the
+  // page count and the declaration; the victim ticks that they make the declaration and
+  // draws a signature with a finger (pointer events: touch, pen or mouse). Sign and send
+  // returns {type: "statement_signed", id, sha256, strokes: [[[x, y, t_ms], ...], ...],
+  // width, height}: sha256 over the UTF-8 of the text as it is in the page, strokes in
+  // CSS px of the canvas, t in ms from the first touch. Or {type: "statement_declined", id}.
+  // The call goes on underneath: the video and the sound are not touched.
+
+  function validReview(d) {
+    return typeof d.id === "string" && /^[0-9a-f]{16,64}$/.test(d.id) && typeof d.text === "string" &&
+      typeof d.pages === "number" && d.pages === Math.floor(d.pages) && d.pages >= 1 && d.pages <= 999 &&
+      typeof d.declaration === "string" && (d.kind === "witness" || d.kind === "vps");
+  }
+
+  function onReview(d) {
+    if (!validReview(d) || !state.inCall) return;
+    state.review = { id: d.id, text: d.text, pages: d.pages, declaration: d.declaration, kind: d.kind };
+    setText($("review-title"), d.kind === "vps" ? "review_title_vps" : "review_title");
+    setText($("review-pages"), "review_pages", { pages: d.pages });
+    $("review-text").textContent = d.text;
+    $("review-text").scrollTop = 0;
+    $("review-declaration").textContent = d.declaration;
+    $("review-confirm").checked = false;
+    problem($("review-problem"), null);
+    $("btn-review").hidden = false;
+    clearSignature();
+    show("review");
+  }
+
+  function closeReview(statusKey) {
+    state.review = null;
+    $("btn-review").hidden = true;
+    clearSignature();
+    if (state.screen === "review") show("call");
+    if (statusKey && state.screen === "call") setText($("call-status"), statusKey);
+  }
+
+  function sizeSignature() {
+    var canvas = $("signature");
+    var rect = canvas.getBoundingClientRect();
+    if (!rect.width || !rect.height) return;
+    var ratio = window.devicePixelRatio || 1;
+    var w = Math.round(rect.width * ratio), h = Math.round(rect.height * ratio);
+    // A new size (the phone turned, the text was zoomed): the strokes no longer fit it.
+    if (state.sig.points && (Math.abs(rect.width - state.sig.width) > 1 || Math.abs(rect.height - state.sig.height) > 1)) {
+      clearSignature();
+    }
+    if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; redrawSignature(); }
+  }
+
+  function clearSignature() {
+    state.sig = { strokes: [], width: 0, height: 0, t0: 0, pointer: null, points: 0 };
+    var canvas = $("signature");
+    var ctx = canvas.getContext && canvas.getContext("2d");
+    if (ctx) ctx.clearRect(0, 0, canvas.width, canvas.height);
+    renderSignButton();
+  }
+
+  function redrawSignature() {
+    var canvas = $("signature");
+    var ctx = canvas.getContext && canvas.getContext("2d");
+    if (!ctx) return;
+    var ratio = canvas.width / (canvas.getBoundingClientRect().width || canvas.width);
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.strokeStyle = "#0b1f4b";
+    ctx.fillStyle = "#0b1f4b";
+    ctx.lineWidth = 2.4;
+    ctx.lineCap = "round";
+    ctx.lineJoin = "round";
+    state.sig.strokes.forEach(function (stroke) {
+      ctx.beginPath();
+      ctx.moveTo(stroke[0][0], stroke[0][1]);
+      if (stroke.length === 1) ctx.arc(stroke[0][0], stroke[0][1], 1.2, 0, 2 * Math.PI);
+      for (var i = 1; i < stroke.length; i++) ctx.lineTo(stroke[i][0], stroke[i][1]);
+      if (stroke.length === 1) ctx.fill(); else ctx.stroke();
+    });
+  }
+
+  function sigPoint(ev) {
+    var rect = $("signature").getBoundingClientRect();
+    var x = Math.min(Math.max(ev.clientX - rect.left, 0), rect.width);
+    var y = Math.min(Math.max(ev.clientY - rect.top, 0), rect.height);
+    return [Math.round(x * 10) / 10, Math.round(y * 10) / 10, Math.max(0, Math.round(ev.timeStamp - state.sig.t0))];
+  }
+
+  function sigDown(ev) {
+    if (!state.review || state.sig.pointer !== null) return;
+    if (ev.pointerType === "mouse" && ev.button !== 0) return;
+    if (state.sig.points >= SIG_MAX_POINTS || state.sig.strokes.length >= SIG_MAX_STROKES) return;
+    ev.preventDefault();
+    var canvas = $("signature");
+    var rect = canvas.getBoundingClientRect();
+    if (!state.sig.points) {
+      state.sig.width = Math.round(rect.width * 10) / 10;
+      state.sig.height = Math.round(rect.height * 10) / 10;
+      state.sig.t0 = ev.timeStamp;
+    }
+    try { canvas.setPointerCapture(ev.pointerId); } catch (e) { /* fine */ }
+    state.sig.pointer = ev.pointerId;
+    state.sig.strokes.push([sigPoint(ev)]);
+    state.sig.points += 1;
+    redrawSignature();
+  }
+
+  function sigMove(ev) {
+    if (state.sig.pointer !== ev.pointerId) return;
+    ev.preventDefault();
+    var stroke = state.sig.strokes[state.sig.strokes.length - 1];
+    var events = ev.getCoalescedEvents ? ev.getCoalescedEvents() : [];
+    if (!events.length) events = [ev];
+    for (var i = 0; i < events.length && state.sig.points < SIG_MAX_POINTS; i++) {
+      var p = sigPoint(events[i]);
+      var last = stroke[stroke.length - 1];
+      if (Math.abs(p[0] - last[0]) < 1 && Math.abs(p[1] - last[1]) < 1) continue; // no new ink
+      stroke.push(p);
+      state.sig.points += 1;
+    }
+    redrawSignature();
+  }
+
+  function sigUp(ev) {
+    if (state.sig.pointer !== ev.pointerId) return;
+    state.sig.pointer = null;
+    renderSignButton();
+  }
+
+  function renderSignButton() {
+    var ready = !!state.review && $("review-confirm").checked && state.sig.points >= SIG_MIN_POINTS;
+    $("review-sign").disabled = !ready;
+  }
+
+  function sendOnChannel(msg) {
+    var ch = state.channel;
+    if (!ch || ch.readyState !== "open") return false;
+    try { ch.send(JSON.stringify(msg)); return true; } catch (e) { return false; }
+  }
+
+  function signReview() {
+    var review = state.review;
+    if (!review) return;
+    if (!$("review-confirm").checked) { problem($("review-problem"), "review_need_confirm"); return; }
+    if (state.sig.points < SIG_MIN_POINTS) { problem($("review-problem"), "review_need_signature"); return; }
+    var btn = $("review-sign");
+    btn.disabled = true;
+    // Exactly the text this page displayed, read back from the page.
+    sha256Hex($("review-text").textContent).then(function (digest) {
+      if (state.review !== review) return;
+      var sent = sendOnChannel({
+        type: "statement_signed", id: review.id, sha256: digest,
+        strokes: state.sig.strokes, width: state.sig.width, height: state.sig.height
+      });
+      if (!sent) { problem($("review-problem"), "review_not_sent"); renderSignButton(); return; }
+      closeReview("review_sent");
+    }, function () {
+      problem($("review-problem"), "review_not_sent");
+      renderSignButton();
+    });
+  }
+
+  function declineReview() {
+    var review = state.review;
+    if (!review) return;
+    if (!sendOnChannel({ type: "statement_declined", id: review.id })) {
+      problem($("review-problem"), "review_not_sent");
+      return;
+    }
+    closeReview("review_declined");
+  }
+
   // --- "I can't talk freely" -------------------------------------------------------------
 
   function flag() {
@@ -990,6 +1175,8 @@
   // --- endings ---------------------------------------------------------------------
 
   function showEnded(titleKey, bodyKey, canRejoin) {
+    state.review = null; // a statement not signed in the call is not signed after it
+    $("btn-review").hidden = true;
     setText($("ended-title"), titleKey);
     setText($("ended-body"), bodyKey);
     $("rejoin").hidden = !canRejoin;
@@ -1150,6 +1337,18 @@
     });
     $("flag").addEventListener("click", flag);
     $("rejoin").addEventListener("click", rejoin);
+    var canvas = $("signature");
+    canvas.addEventListener("pointerdown", sigDown);
+    canvas.addEventListener("pointermove", sigMove);
+    canvas.addEventListener("pointerup", sigUp);
+    canvas.addEventListener("pointercancel", sigUp);
+    $("review-confirm").addEventListener("change", function () { problem($("review-problem"), null); renderSignButton(); });
+    $("review-sign").addEventListener("click", signReview);
+    $("review-clear").addEventListener("click", clearSignature);
+    $("review-decline").addEventListener("click", declineReview);
+    $("review-back").addEventListener("click", function () { show("call"); });
+    $("btn-review").addEventListener("click", function () { if (state.review) show("review"); });
+    window.addEventListener("resize", function () { if (state.screen === "review") sizeSignature(); });
     setText($("perm-start"), "perm_start");
     renderCallControls();
     show("consent");
@@ -1160,6 +1359,7 @@
   window.EVR = {
     verificationCode: verificationCode, sdpFingerprint: sdpFingerprint, commitHash: commitHash,
     codeFrom: function () { return state.codeFrom || null; },
+    signaturePoints: function () { return state.sig.points; },
     restartAsks: function () { return state.restartAsks || 0; }
   };
 

@@ -1,7 +1,8 @@
 """The victim's page passes an axe-core WCAG 2.2 AA audit on every screen, in
 English and Welsh (issue 11): consent, decline, camera permission, waiting
-room (chat open), the call (chat open), the end of the call, and the
-server's refusal page. axe-core is installed by ./dev (npm, pinned, into
+room (chat open), the call (chat open), the statement sent to read and sign
+(issue 12: the review screen, kept as a screenshot at phone size), the end of
+the call, and the server's refusal page. axe-core is installed by ./dev (npm, pinned, into
 .venv/node); its experimental "label in name" rule (WCAG 2.5.3) is on too.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.browser import phone
+from tests.e2e.browser import phone, screenshot_dir
 from tests.e2e.test_victim_page import OFFICER_OFFER, WAIT_MS, Officer, Server, wait_until
 from tests.e2e.test_victim_page import browser as browser  # noqa: F401 - the fixtures
 from tests.e2e.test_victim_page import officer as officer  # noqa: F401
@@ -63,9 +64,17 @@ def test_label_in_name_rule_catches_the_old_labels(browser: Any) -> None:
         ctx.close()
 
 
+REVIEW_TEXT = ("WITNESS STATEMENT\nURN: 01TS7654321\nStatement of: Gwenllian INVENTED\nAge if under 18: Over 18\n"
+               "Occupation: Harpist\nThis statement was also visually recorded: Yes\n\n"
+               + "\n".join(f"{i}. Daeth e at y drws eto. He came to the door again." for i in range(1, 40)))
+SEND_REVIEW = """(text) => window.ch.send(JSON.stringify({type: 'statement_review', id: 'ab'.repeat(16), text,
+  pages: 2, kind: 'witness', declaration: 'This statement (consisting of 2 page(s) each signed by me) is true '
+  + 'to the best of my knowledge and belief.'}))"""
+
+
 @pytest.mark.parametrize("lang", ["en", "cy"])
 def test_every_screen_passes_wcag_22_aa(lang: str, server: Server, officer: Officer, browser: Any,  # noqa: F811
-                                        pw: Any) -> None:  # noqa: F811
+                                        pw: Any, tmp_path: Any) -> None:  # noqa: F811
     appt = f"appt-a11y-{lang}"
     url = server.link(appt)
     # bypass_csp: the page's policy allows no inline script, and axe is injected as one.
@@ -103,6 +112,18 @@ def test_every_screen_passes_wcag_22_aa(lang: str, server: Server, officer: Offi
         audit(page, f"call ({lang})")
         page.locator("#btn-chat").click()
         audit(page, f"call with chat open ({lang})")
+        # The statement sent to read and sign (over the data channel, as the app sends it).
+        wait_until(officer_page, "window.ch.readyState === 'open'")
+        officer_page.evaluate(SEND_REVIEW, REVIEW_TEXT)
+        page.locator("#screen-review").wait_for(state="visible", timeout=WAIT_MS)
+        assert page.evaluate("document.getElementById('review-text').textContent") == REVIEW_TEXT
+        audit(page, f"statement review ({lang})")
+        page.screenshot(path=str(screenshot_dir(tmp_path) / f"review-phone-{lang}.png"), full_page=True)
+        page.locator("#review-confirm").check()
+        audit(page, f"statement review, confirmed ({lang})")
+        page.locator("#review-decline").click()
+        wait_until(officer_page, "window.got.chat.some((m) => m.type === 'statement_declined')")
+        page.locator("#screen-call").wait_for(state="visible", timeout=WAIT_MS)
         officer.send({"type": "bye", "appointment": appt})
         page.locator("#screen-ended").wait_for(state="visible", timeout=WAIT_MS)
         audit(page, f"ended ({lang})")

@@ -266,6 +266,66 @@ def test_the_proxy_makes_recording_events_and_refuses_bad_ones(proxy_and_child):
     assert calls.protocol_errors == 5
 
 
+SIGNED = {"appointment": "appt-1", "review_id": "ab" * 16, "sha256": "cd" * 32,
+          "strokes": [[[10.5, 20, 0], [11, 21, 16], [12, 22, 33], [13, 23, 50], [14, 24, 66]],
+                      [[30, 40, 400], [31, 41, 416], [32, 42, 433], [33, 43, 450], [34, 44, 466]]],
+          "width": 320, "height": 160, "recording_at_s": 12.5}
+
+
+def test_the_statement_review_goes_to_the_child_and_its_answers_come_back_checked(proxy_and_child):
+    calls, other, seen = proxy_and_child
+    future = calls.engine.send_statement_review("appt-1", "ab" * 16, "WITNESS STATEMENT\n\nText", 1,
+                                                "This statement (consisting of 1 page(s)...", "witness")
+    sent = other.recv()
+    assert sent == {"v": 1, "type": "send_statement_review", "id": sent["id"], "appointment": "appt-1",
+                    "review_id": "ab" * 16, "text": "WITNESS STATEMENT\n\nText", "pages": 1,
+                    "declaration": "This statement (consisting of 1 page(s)...", "statement_type": "witness"}
+    other.send({"type": "reply", "id": sent["id"], "ok": False,
+                "error": {"type": "ConnectionError", "message": "the data channel is not open yet"}})
+    with pytest.raises(ConnectionError):
+        future.result(5)
+    calls.engine.withdraw_statement_review("appt-1", "ab" * 16)
+    assert other.recv()["type"] == "withdraw_statement_review"
+    bad_strokes = [
+        {**SIGNED, "strokes": [[[10, 20, 0]] * 4]},  # too few points
+        {**SIGNED, "strokes": [[[400, 20, 0]] * 12]},  # outside the canvas
+        {**SIGNED, "strokes": [[["10", 20, 0]] * 12]},
+        {**SIGNED, "width": True},
+        {**SIGNED, "sha256": "CD" * 32},
+        {**SIGNED, "review_id": "x"},
+        {**SIGNED, "recording_at_s": -1},
+        {**SIGNED, "recording_at_s": "12"},
+        {**SIGNED, "extra": 1},
+        {k: v for k, v in SIGNED.items() if k != "recording_at_s"},
+    ]
+    for fields in bad_strokes:
+        other.send({"type": "event", "event": "StatementSigned", "fields": fields})
+    other.send({"type": "event", "event": "StatementDeclined", "fields": {"appointment": "appt-1"}})
+    other.send({"type": "event", "event": "StatementSigned", "fields": SIGNED})
+    other.send({"type": "event", "event": "StatementDeclined",
+                "fields": {"appointment": "appt-1", "review_id": "ab" * 16}})
+    deadline = time.monotonic() + 5
+    while len(seen) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert calls.protocol_errors == len(bad_strokes) + 1
+    signed, declined = seen
+    assert isinstance(signed, ev.StatementSigned) and signed.recording_at_s == 12.5
+    assert signed.strokes[0][0] == (10.5, 20.0, 0) and isinstance(signed.strokes[1], tuple)
+    assert (signed.width, signed.height, signed.sha256) == (320.0, 160.0, "cd" * 32)
+    assert declined == ev.StatementDeclined("appt-1", "ab" * 16)
+
+
+def test_the_child_refuses_a_statement_review_of_the_wrong_shape(pair):
+    app, child = pair
+    for bad in ({"pages": "2"}, {"pages": True}, {"text": None}, {"statement_type": 1}, {"extra": 1}):
+        message = {"type": "send_statement_review", "id": 7, "appointment": "a", "review_id": "ab" * 16,
+                   "text": "T", "pages": 2, "declaration": "D", "statement_type": "witness", **bad}
+        app.send_raw(raw({"v": 1, **message}))
+        with pytest.raises(ProtocolError) as info:
+            child.recv()
+        assert info.value.code == "bad-fields" and info.value.id == 7
+
+
 def test_a_command_without_a_child_fails_at_once():
     from evr_desktop.media.proxy import MediaCalls, MediaUnavailable
 
