@@ -79,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     verify_p.add_argument("--ca", metavar="CA.pem", help="your copy of the force CA (without it, the bundle's own "
                           "copy is used and the result says it is not anchored)")
     verify_p.add_argument("--json", action="store_true", help="the report as JSON")
+    verify_p.add_argument("-i", "--identity", action="append", default=[], metavar="IDENTITY_FILE",
+                          help="also decrypt every segment and still with this age identity (the escrow's), "
+                          "checking each against its recorded plaintext hash")
     return p
 
 
@@ -148,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "evidence" and args.evidence_command == "verify":
         from .evidence.verify import run_verify as run_bundle_verify
 
-        return run_bundle_verify(args.bundle, args.ca, args.json)
+        return run_bundle_verify(args.bundle, args.ca, args.json, identity_files=args.identity)
     if args.command == "evidence":
         from .recording import cli as evidence_cli
 

@@ -28,6 +28,7 @@ import json
 import os
 import stat
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -125,7 +126,27 @@ def verify_cms(manifest: bytes, der: bytes, ca: Any) -> tuple[Any, str]:
     return cert, ""
 
 
-def verify_bundle(folder: str | os.PathLike[str], ca_pem: bytes | None = None) -> BundleReport:
+def _decrypts_to(path: Path, identities: Sequence[Any], plaintext_sha256: str | None) -> str:
+    """"" when ``path`` decrypts (authenticated, to its end) and, given a hash, to
+    exactly that plaintext; else why not."""
+    from ..vault.age import AgeError, Decryptor
+
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for chunk in Decryptor(fh, identities):
+                digest.update(chunk)
+    except (AgeError, OSError, ValueError) as exc:
+        return f"does not decrypt with the identity given ({type(exc).__name__})"
+    if plaintext_sha256 and digest.hexdigest() != plaintext_sha256:
+        return "decrypts to something other than what was recorded (plaintext SHA-256 differs)"
+    return ""
+
+
+def verify_bundle(folder: str | os.PathLike[str], ca_pem: bytes | None = None,
+                  identities: Sequence[Any] = ()) -> BundleReport:
+    """``identities``: age identities (the escrow's) to also decrypt every
+    recording segment and still, authenticated, against their plaintext hashes."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
 
@@ -231,6 +252,22 @@ def verify_bundle(folder: str | os.PathLike[str], ca_pem: bytes | None = None) -
                 report.problems.append(f"recording {rec.get('id')}: segment {seg.get('path')} is not the file the "
                                        "recording's manifest lists")
     report.checked["recording segments"] = segments
+    if identities:
+        decrypted = 0
+        items = [(seg.get("path", ""), seg.get("plaintext_sha256"), seg.get("complete", True))
+                 for rec in manifest.get("recordings", []) for seg in rec.get("segments", [])]
+        items += [(ex.get("path", ""), ex.get("plaintext_sha256"), True) for ex in manifest.get("exhibits", [])]
+        for rel, plain_hash, complete in items:
+            if rel not in found:
+                continue  # already named as missing
+            if not complete:
+                report.notes.append(f"{rel}: left unfinished by a crash (its recording says so); not decrypted")
+                continue
+            why = _decrypts_to(found[rel], identities, plain_hash)
+            if why:
+                report.problems.append(f"{rel}: {why}")
+            decrypted += 1
+        report.checked["files decrypted"] = decrypted
 
     # 5. the audit extract
     _verify_audit(root, manifest, ca, report)
@@ -289,7 +326,8 @@ def format_bundle_report(report: BundleReport) -> str:
     return "\n".join(lines)
 
 
-def run_verify(folder: str, ca_path: str | None, as_json: bool, out: TextIO | None = None) -> int:
+def run_verify(folder: str, ca_path: str | None, as_json: bool, out: TextIO | None = None,
+               identity_files: Sequence[str] = ()) -> int:
     """0: every check passed; 1: a problem found (each named); 2: the CA file could not be read."""
     out = out if out is not None else sys.stdout
     import logging
@@ -303,6 +341,15 @@ def run_verify(folder: str, ca_path: str | None, as_json: bool, out: TextIO | No
         except OSError as exc:
             print(f"evr-desktop: cannot read the CA file {ca_path}: {exc.strerror or exc}", file=sys.stderr)
             return 2
-    report = verify_bundle(folder, ca_pem)
+    identities: list[Any] = []
+    if identity_files:
+        from ..recording.cli import load_identities
+
+        try:
+            identities = list(load_identities(list(identity_files)))
+        except (OSError, ValueError) as exc:
+            print(f"evr-desktop: cannot read the identity file: {exc}", file=sys.stderr)
+            return 2
+    report = verify_bundle(folder, ca_pem, identities)
     print(json.dumps(report.as_json(), indent=1) if as_json else format_bundle_report(report), file=out)
     return 0 if report.ok else 1

@@ -147,6 +147,17 @@ def test_the_standard_tools_and_the_verifier_accept_the_bundle(exported, capsys)
     assert main(["evidence", "verify", "--json", "--ca", str(ca), str(bundle)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] and report["checked"]["audit entries"] > 3 and report["checked"]["signed PDFs"] == 2
+    # With the escrow identity, every segment and still is also decrypted and checked
+    # against its recorded plaintext hash; another identity opens nothing.
+    assert main(["evidence", "verify", "--json", "--ca", str(ca), "-i", str(exported["escrow"]), str(bundle)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["checked"]["files decrypted"] == len(segments) + 1
+    stranger = exported["dest"].parent / "stranger.txt"
+    from evr_desktop.vault.age import X25519Identity
+
+    stranger.write_text(X25519Identity.generate().to_string() + "\n")
+    assert main(["evidence", "verify", "--ca", str(ca), "-i", str(stranger), str(bundle)]) == 1
+    assert "does not decrypt with the identity given" in capsys.readouterr().out
     # Without a CA of one's own: still checked, but said not to be anchored.
     assert main(["evidence", "verify", str(bundle)]) == 0
     assert "NOT anchored" in capsys.readouterr().out
