@@ -55,19 +55,36 @@ class _ForwardWriter(io.RawIOBase):
         return n
 
 
-def _boxed(frame: np.ndarray | None) -> np.ndarray:
-    box = np.zeros((SIDE_H, SIDE_W, 3), np.uint8)
-    if frame is None:
-        return box
-    import cv2
+_BLACK = (16, 128, 128)  # Y, U, V (limited range)
 
-    h, w = frame.shape[:2]
+
+def _boxed(frame: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A decoded picture (``av.VideoFrame``) letterboxed into one side's box, as
+    yuv420p planes (Y, U, V): scaled and converted in one swscale pass
+    (``reformat``), only when shown; the encoder then takes it as it is."""
+    planes = [np.full((SIDE_H, SIDE_W), _BLACK[0], np.uint8),
+              np.full((SIDE_H // 2, SIDE_W // 2), _BLACK[1], np.uint8),
+              np.full((SIDE_H // 2, SIDE_W // 2), _BLACK[2], np.uint8)]
+    if frame is None:
+        return planes[0], planes[1], planes[2]
+    w, h = frame.width, frame.height
     scale = min(SIDE_W / w, SIDE_H / h)
-    nw, nh = max(2, int(w * scale)) // 2 * 2, max(2, int(h * scale)) // 2 * 2
-    small = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA)
-    y, x = (SIDE_H - nh) // 2, (SIDE_W - nw) // 2
-    box[y:y + nh, x:x + nw] = small
-    return box
+    nw, nh = max(2, int(w * scale)) // 4 * 4, max(2, int(h * scale)) // 4 * 4
+    small = frame.reformat(width=nw, height=nh, format="yuv420p", interpolation="AREA").to_ndarray()
+    y, x = (SIDE_H - nh) // 4 * 2, (SIDE_W - nw) // 4 * 2
+    planes[0][y:y + nh, x:x + nw] = small[:nh]
+    planes[1][y // 2:(y + nh) // 2, x // 2:(x + nw) // 2] = small[nh:nh + nh // 4].reshape(nh // 2, nw // 2)
+    planes[2][y // 2:(y + nh) // 2, x // 2:(x + nw) // 2] = small[nh + nh // 4:].reshape(nh // 2, nw // 2)
+    return planes[0], planes[1], planes[2]
+
+
+def _picture(boxes: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The two sides side by side, as PyAV's yuv420p array (Y rows, then U and V packed)."""
+    y = np.hstack([b[0] for b in boxes])
+    u = np.hstack([b[1] for b in boxes])
+    v = np.hstack([b[2] for b in boxes])
+    width = y.shape[1]
+    return np.vstack([y, u.reshape(-1, width), v.reshape(-1, width)])
 
 
 def make_working_copy(source: BinaryIO | io.RawIOBase, sink: Any, *, cancelled: Callable[[], bool] | None = None,
@@ -91,7 +108,8 @@ def make_working_copy(source: BinaryIO | io.RawIOBase, sink: Any, *, cancelled: 
         vout.pix_fmt = "yuv420p"
         vout.options = {"preset": "veryfast", "crf": "28", "tune": "zerolatency"}
         aout = out.add_stream("aac", rate=RATE, layout="stereo")
-        latest: list[np.ndarray | None] = [None, None]
+        latest: list[Any] = [None, None]  # the newest decoded picture per side, converted only when shown
+        dirty = [False, False]
         boxes = [_boxed(None), _boxed(None)]
         next_out = 0  # index of the next output video frame
         chat: list[dict[str, Any]] = []
@@ -104,8 +122,11 @@ def make_working_copy(source: BinaryIO | io.RawIOBase, sink: Any, *, cancelled: 
         def emit_video_until(t: float) -> None:
             nonlocal next_out
             while next_out / FPS < t:
-                picture = np.hstack(boxes)
-                frame = av.VideoFrame.from_ndarray(picture, format="bgr24")
+                for side in (0, 1):
+                    if dirty[side]:
+                        boxes[side] = _boxed(latest[side])
+                        dirty[side] = False
+                frame = av.VideoFrame.from_ndarray(_picture(boxes), format="yuv420p")
                 frame.pts = next_out
                 for p in vout.encode(frame):
                     out.mux(p)
@@ -153,8 +174,8 @@ def make_working_copy(source: BinaryIO | io.RawIOBase, sink: Any, *, cancelled: 
                 end = max(end, ft)
                 if stream.type == "video":
                     emit_video_until(ft)
-                    latest[side] = frame.to_ndarray(format="bgr24")
-                    boxes[side] = _boxed(latest[side])
+                    latest[side] = frame
+                    dirty[side] = True
                 else:
                     pcm = frame.to_ndarray()
                     mono = pcm.astype(np.float32).mean(axis=0) if pcm.ndim == 2 else pcm.astype(np.float32)
