@@ -101,6 +101,7 @@ def error_fields(exc: BaseException) -> dict[str, Any]:
 
 class MediaChild:
     def __init__(self, channel: Channel, remote: FrameSlot, local: FrameSlot, calls: Any):
+        self._working_locks: dict[str, threading.Lock] = {}
         self.channel = channel
         self.remote = remote
         self.local = local
@@ -250,7 +251,12 @@ class MediaChild:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 15)
         except (OSError, AttributeError):
             pass
-        result = write_working_copy(Path(folder), keys, recipients)
+        # One at a time per recording: a second request (the export, while the one made
+        # after the call still runs) waits for the first and finds the copy made.
+        with self._working_locks.setdefault(recording, threading.Lock()):
+            if (Path(folder) / "working-copy.mp4.age").is_file():
+                return {"duration_s": 0.0, "video_frames": 0, "chat_lines": 0, "already": True}
+            result = write_working_copy(Path(folder), keys, recipients)
         log.info("media: working copy of %s made (%.1f s, %d frames)", recording, result["duration_s"],
                  result["video_frames"])
         return {"duration_s": result["duration_s"], "video_frames": result["video_frames"],

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 RENDEZVOUS_PROBLEMS = frozenset({"unreachable", "rendezvous-error", "dropped", "unauthorized", "replaced"})
 UNAVAILABLE_DROPPED = "The connection to the video service dropped. Reconnecting…"
 UNAVAILABLE_MEDIA = "The video part stopped. Restarting it…"
+WORKING_COPY_DELAY_MS = 5000  # after a recording ends, before its working copy is started
 
 
 @dataclass
@@ -596,6 +597,30 @@ class CallController:
         self._run(lambda: session.record_recording_ended(appointment, outcome), lambda _r: None)
         if not outcome.finalised:
             self._status("The recording was closed unfinalised; what was recorded is kept.", 15000)
+            return
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(WORKING_COPY_DELAY_MS, lambda: self._make_working_copies(appointment))
+
+    def _make_working_copies(self, appointment_id: str) -> None:
+        """After the call: the recording's working copy (recording/working_copy.py), made by
+        the media process at low priority from file keys only, so that an export later
+        need not wait for it. Nothing is said unless it fails (the export makes it then)."""
+        session, calls = self.host.session(), self.embedded
+        engine = calls.engine if calls is not None else None
+        if session is None or engine is None or not hasattr(engine, "working_copy") or not engine.running:
+            return
+
+        def start() -> int:
+            jobs = session.working_copy_jobs(appointment_id)
+            for plan, recipients in jobs:
+                future = engine.working_copy(plan.recording_id, str(plan.folder),
+                                             [s.message() for s in plan.segments], recipients)
+                future.add_done_callback(lambda f: f.exception() is not None and log.warning(
+                    "working copy not made (%s)", type(f.exception()).__name__))
+            return len(jobs)
+
+        self._run(start, lambda _n: None)
 
     # -- stills ------------------------------------------------------------------------
     def capture_still(self, appointment_id: str) -> None:

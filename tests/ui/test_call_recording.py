@@ -54,6 +54,7 @@ def _actions(main, appointment_id: str) -> list[str]:
 
 def test_a_call_is_recorded_encrypted_and_audited(qtbot, unlocked, victim_loop, monkeypatch, tmp_path):
     main = unlocked
+    monkeypatch.setattr("evr_desktop.ui.call_controller.WORKING_COPY_DELAY_MS", 100)
     a, victim, http = _call(qtbot, main, victim_loop, "99VC1234527")
     screen = main.calls.screen
     try:
@@ -107,8 +108,20 @@ def test_a_call_is_recorded_encrypted_and_audited(qtbot, unlocked, victim_loop, 
     subs = subprocess.run(["ffmpeg", "-v", "error", "-i", str(mkv), "-map", "0:s", "-f", "srt", "-"],
                           capture_output=True, text=True, timeout=60).stdout
     assert "Officer: Recorded line from the officer" in subs
-    for p in folder.iterdir():
-        assert b"Recorded line" not in p.read_bytes()
+    # After the call the media process makes the working copy and the chat, encrypted as written.
+    qtbot.waitUntil(lambda: (folder / "working-copy.mp4.age").is_file() and (folder / "chat.json.age").is_file(),
+                    timeout=30000)
+    copy = subprocess.run(["age", "-d", "-i", str(key), str(folder / "working-copy.mp4.age")], capture_output=True,
+                          timeout=30, check=True).stdout
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0",
+                            "-i", "pipe:0"], input=copy, capture_output=True, timeout=60, check=True).stdout
+    assert probe.split() == [b"h264", b"aac"], probe
+    chat = subprocess.run(["age", "-d", "-i", str(key), str(folder / "chat.json.age")], capture_output=True,
+                          timeout=30, check=True).stdout
+    assert b"Officer: Recorded line from the officer" in chat
+    for p in folder.rglob("*"):
+        if p.is_file():
+            assert b"Recorded line" not in p.read_bytes() and b"ftyp" not in p.read_bytes()[:64], p
 
 
 def test_a_recording_that_cannot_start_warns_and_the_officer_chooses(qtbot, unlocked, victim_loop):
