@@ -83,6 +83,12 @@ class Settings:
     # file (PEM). Empty: the demo's rendezvous on this computer's loopback.
     rendezvous_url: str = ""
     rendezvous_ca_file: str = ""
+    # The force's evidence rules. An export may carry a decrypted copy of the original
+    # recording (besides the encrypted master) only if this allows it, and only with the
+    # officer's reason (in the bundle's manifest; audited). After an export that verifies,
+    # the laptop's copy of the recordings may be removed only if this allows it (audited).
+    allow_decrypted_export: bool = False
+    allow_remove_after_export: bool = False
 
     @property
     def notify_configured(self) -> bool:
@@ -131,6 +137,11 @@ def load_settings(paths: Paths) -> Settings:
             if f.name in ("notify_template_id", "notify_key_file", "rendezvous_ca_file"):
                 if not isinstance(value, str) or len(value) > 4096:
                     raise SettingsError(f"Setting {f.name} must be text.")
+                values[f.name] = value
+                continue
+            if f.name in ("allow_decrypted_export", "allow_remove_after_export"):
+                if type(value) is not bool:
+                    raise SettingsError(f"Setting {f.name} must be true or false.")
                 values[f.name] = value
                 continue
             low, high = Settings.bounds()[f.name]

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -594,19 +594,31 @@ class Session:
     def export_case(
         self, appointment_id: str, destination: str | os.PathLike[str], *,
         progress: Callable[[int, int], None] | None = None, cancelled: Callable[[], bool] | None = None,
+        decrypted_reason: str | None = None,
     ) -> Path:
         """The case's evidence bundle in ``destination`` (evidence/bundle.py):
         the signed statements and VPS, the restricted rear pages apart, the
         recordings and stills still encrypted, the exhibit list, the case's
         audit entries with inclusion proofs against a checkpoint signed now, a
         manifest signed (CMS) with the officer's key, SHA256SUMS. Audited as a
-        disclosure. Raises ``Refused`` when there is nothing signed to export,
-        ``evidence.bundle.ExportError`` (nothing left behind) when it cannot be written."""
+        disclosure. ``decrypted_reason``: also a decrypted copy of each original
+        recording, with the officer's reason in the manifest, only where the
+        settings allow it (``allow_decrypted_export``; audited). Raises ``Refused``
+        when there is nothing signed to export, or a decrypted copy is not allowed
+        or has no reason, ``evidence.bundle.ExportError`` (nothing left behind)
+        when it cannot be written."""
         from .evidence.bundle import BundleFile, cms_signer, readme, write_bundle
         from .evidence.case import SignedStatement, Still, gather
         from .vault.age import X25519Identity
 
         current = self.store.get(appointment_id)
+        if decrypted_reason is not None:
+            if not self.settings.allow_decrypted_export:
+                raise Refused(["This force's settings do not allow a decrypted copy of a recording in an export. "
+                               "The recordings go in encrypted for the evidence office to open."])
+            decrypted_reason = " ".join(decrypted_reason.split())[:500]
+            if len(decrypted_reason) < 5:
+                raise Refused(["Give the reason for a decrypted copy (it goes in the bundle's manifest)."])
         statements = []
         for summary in self.statements.repo.list_for_appointment(current.id):
             signed = self.statements.repo.signed(summary.id)
@@ -639,11 +651,69 @@ class Session:
             sign=cms_signer(self.vault.header.certificate_pem, self.vault.signing_key_pem, self.vault.chain_pem),
             related_ids=related,
         )
+        if decrypted_reason is not None:
+            from .recording.manifest import iter_recording
+
+            identities = [X25519Identity.from_string(self.vault.age_identity)]
+            def plaintext(folder: Path) -> Callable[[], Iterable[bytes]]:
+                return lambda: iter_recording(folder, identities)
+
+            for folder in folders:
+                material.files.append(BundleFile(
+                    f"recordings/{folder.name}/decrypted-original.mkv", "decrypted-copy", chunks=plaintext(folder),
+                    size_hint=sum(p.stat().st_size for p in folder.glob("seg-*.age"))))
+            material.sections["decrypted_copy"] = {"reason": decrypted_reason, "by": self.officer.collar}
+            self.audit_event(Category.DISCLOSURE, current.id, "evidence.export_decrypted_copy")
         when = datetime.now(timezone.utc)
         material.files.insert(0, BundleFile("README.txt", "readme", data=readme(material, when)))
         folder = write_bundle(material, destination, progress=progress, cancelled=cancelled, now=when)
         self.audit_event(Category.DISCLOSURE, current.id, "evidence.export")
+        from .domain.appointment import Happening
+
+        self.record(current.id, Happening.EXPORTED)  # a signed appointment now says "Exported"
         return folder
+
+    def remove_exported_recordings(self, appointment_id: str, bundle: str | os.PathLike[str]) -> int:
+        """After an export that verifies: remove the laptop's copy of the
+        appointment's recordings (segments, manifest, stills, working copy), only
+        where the settings allow it (``allow_remove_after_export``) and only for a
+        recording whose every segment the bundle holds with the same hash (checked
+        again here, file by file). Audited as an erasure, per recording. Returns
+        how many were removed."""
+        import hashlib
+        import json
+        import shutil
+
+        if not self.settings.allow_remove_after_export:
+            raise Refused(["This force's settings keep the laptop's copy of recordings after an export."])
+        current = self.store.get(appointment_id)
+        root = Path(bundle)
+        try:
+            manifest = json.loads((root / "manifest.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            raise Refused(["The bundle cannot be read, so nothing was removed."]) from None
+        if manifest.get("case", {}).get("appointment") != current.id:
+            raise Refused(["That bundle is not this appointment's, so nothing was removed."])
+        removed = 0
+        for rec in manifest.get("recordings", []):
+            folder = (self.recordings / current.id / str(rec.get("id", ""))) if self.recordings else None
+            if folder is None or not folder.is_dir() or folder.is_symlink():
+                continue
+            wanted = [(seg["path"], seg.get("sha256")) for seg in rec.get("segments", [])]
+            stills = {s.id: s for s in self.list_stills(current.id) if Path(s.file).parent.parent == folder}
+            wanted += [(ex["path"], ex.get("sha256")) for ex in manifest.get("exhibits", []) if ex.get("id") in stills]
+            if len(wanted) < len(rec.get("segments", [])) + len(stills):
+                raise Refused(["The bundle does not hold every still of that recording; nothing was removed."])
+            for rel, expected in wanted:
+                path = root / rel
+                digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+                if digest != expected:
+                    raise Refused([f"The bundle's copy of recording {rec.get('id')} does not match; "
+                                   "nothing was removed."])
+            shutil.rmtree(folder)
+            self.audit_event(Category.ERASURE, current.id, f"recording.removed_after_export.{folder.name.lower()[:30]}")
+            removed += 1
+        return removed
 
     def list_recordings(self, appointment_id: str) -> list[RecordingSummary]:
         """The appointment's recordings (start, duration, size, state, stills),

@@ -32,6 +32,26 @@ def choose_folder(parent: QWidget) -> str:
     return QFileDialog.getExistingDirectory(parent, "Export the evidence bundle into…")
 
 
+def ask_decrypted_reason(parent: QWidget) -> str | None:
+    """Where the force allows it: the reason for a decrypted copy of the
+    recordings in the bundle (None: no decrypted copy)."""
+    from PySide6.QtWidgets import QInputDialog
+
+    text, ok = QInputDialog.getText(
+        parent, "Decrypted copy?",
+        "The recordings go in encrypted for the evidence office. To include a decrypted copy as well,\n"
+        "give the reason (it goes in the bundle's manifest and the audit log). Leave empty for none:")
+    return text.strip() or None if ok else None
+
+
+def confirm_remove(parent: QWidget) -> bool:
+    box = QMessageBox(QMessageBox.Icon.Question, "Remove the laptop's copy?",
+                      "The bundle holds the recordings and verifies. Remove the laptop's copy of this "
+                      "appointment's recordings and stills now? This cannot be undone here; the bundle keeps them.",
+                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, parent)
+    return box.exec() == QMessageBox.StandardButton.Yes
+
+
 def export_evidence(parent: QWidget, worker: Worker, session: Session, a: Appointment,
                     show_error: Callable[[BaseException], None], status: Callable[[str], None],
                     engine: Any = None) -> None:
@@ -41,6 +61,7 @@ def export_evidence(parent: QWidget, worker: Worker, session: Session, a: Appoin
     folder = choose_folder(parent)
     if not folder:
         return
+    reason = ask_decrypted_reason(parent) if session.settings.allow_decrypted_export else None
     progress = QProgressDialog("Exporting the evidence bundle…", "Cancel", 0, 1000, parent)
     progress.setObjectName("exportProgress")
     progress.setWindowTitle("Export evidence")
@@ -70,7 +91,7 @@ def export_evidence(parent: QWidget, worker: Worker, session: Session, a: Appoin
                 engine.working_copy(plan.recording_id, str(plan.folder), [s.message() for s in plan.segments],
                                     recipients).result(WORKING_COPY_TIMEOUT)
             worker.on_gui(lambda: progress.setLabelText("Exporting the evidence bundle…"))
-        bundle = session.export_case(a.id, folder, progress=moved, cancelled=cancel.is_set)
+        bundle = session.export_case(a.id, folder, progress=moved, cancelled=cancel.is_set, decrypted_reason=reason)
         # The same checks a prosecutor or a defence expert runs, against the vault's force CA.
         return bundle, verify_bundle(bundle, session.vault.header.force_ca_pem.encode("ascii"))
 
@@ -87,8 +108,19 @@ def export_evidence(parent: QWidget, worker: Worker, session: Session, a: Appoin
                               "or call IT.\n\n" + "\n".join(f"- {p}" for p in report.problems[:8]),
                               QMessageBox.StandardButton.Ok, parent)
         box.setObjectName("exportDone")
+        if report.ok and session.settings.allow_remove_after_export:
+            remove = box.addButton("Remove the laptop's copy of the recordings…", QMessageBox.ButtonRole.ActionRole)
+            remove.setObjectName("removeAfterExport")
+            remove.clicked.connect(lambda: remove_copy(bundle))
         box.open()
         status(f"Evidence bundle written: {bundle.name}")
+
+    def remove_copy(bundle: Path) -> None:
+        if not confirm_remove(parent):
+            return
+        Operation(worker, parent, lambda: session.remove_exported_recordings(a.id, bundle)).success(
+            lambda n: status(f"The laptop's copy of {n} recording(s) was removed; the bundle keeps them.")).failure(
+            show_error).run()
 
     def failed(exc: BaseException) -> None:
         progress.close()

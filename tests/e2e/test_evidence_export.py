@@ -87,6 +87,9 @@ def exported(tmp_path_factory):
     dest.mkdir()
     seen: list[tuple[int, int]] = []
     bundle = session.export_case(a.id, dest, progress=lambda done, total: seen.append((done, total)))
+    from evr_desktop.domain.appointment import Status
+
+    assert session.store.get(a.id).status is Status.EXPORTED
     session.lock()
     office = paths.evidence_office
     return {"bundle": bundle, "ca": office / "demo-force-ca.pem", "escrow": office / "escrow-identity-DEMO.txt",
@@ -308,4 +311,57 @@ def test_a_cancelled_or_failed_export_leaves_nothing_and_nothing_to_export_is_re
     with pytest.raises(ExportError, match="link"):
         session.export_case(a.id, link)
     assert list(dest.iterdir()) == []
+    session.lock()
+
+
+def test_a_decrypted_copy_only_where_allowed_with_a_reason_and_removal_after_a_verified_export(tmp_path):
+    from dataclasses import replace
+
+    from evr_desktop.config import Paths
+    from evr_desktop.domain.errors import Refused
+    from evr_desktop.services import Workspace
+    from tests.conftest import OFFICER, PASSPHRASE, fast_kdf
+
+    paths = Paths(profile=tmp_path / "profile", demo=True)
+    workspace = Workspace(paths, make_kdf=fast_kdf)
+    workspace.start()
+    session = workspace.create(OFFICER, PASSPHRASE, with_demo_data=False)
+    a = _case(session, tmp_path)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(Refused, match="do not allow a decrypted copy"):
+        session.export_case(a.id, dest, decrypted_reason="The CPS asked for it")
+    session.settings = replace(session.settings, allow_decrypted_export=True, allow_remove_after_export=False)
+    with pytest.raises(Refused, match="Give the reason"):
+        session.export_case(a.id, dest, decrypted_reason="  ")
+    assert list(dest.iterdir()) == []
+    bundle = session.export_case(a.id, dest, decrypted_reason="The CPS asked for a copy to play in court")
+    copy = next(bundle.glob("recordings/*/decrypted-original.mkv"))
+    folder = next((session.recordings / a.id).iterdir())
+    from evr_desktop.recording.manifest import iter_recording
+    from evr_desktop.vault.age import X25519Identity
+
+    assert copy.read_bytes() == b"".join(iter_recording(folder, [X25519Identity.from_string(
+        session.vault.age_identity)]))
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["decrypted_copy"]["reason"] == "The CPS asked for a copy to play in court"
+    assert verify_bundle(bundle, session.vault.header.force_ca_pem.encode()).ok
+    actions = [e.action for e in session.audit.entries() if e.object_id == a.id]
+    assert "evidence.export_decrypted_copy" in actions
+
+    # Removing the laptop's copy: only where allowed, only when the bundle holds it all.
+    with pytest.raises(Refused, match="keep the laptop's copy"):
+        session.remove_exported_recordings(a.id, bundle)
+    session.settings = replace(session.settings, allow_remove_after_export=True)
+    tampered = tmp_path / "tampered"
+    shutil.copytree(bundle, tampered)
+    seg = next(tampered.glob("recordings/*/seg-*.age"))
+    seg.write_bytes(seg.read_bytes()[:-1] + b"\x00")
+    with pytest.raises(Refused, match="does not match"):
+        session.remove_exported_recordings(a.id, tampered)
+    assert folder.is_dir()
+    assert session.remove_exported_recordings(a.id, bundle) == 1
+    assert not folder.exists()
+    assert any(e.action.startswith("recording.removed_after_export.") and e.category == "erasure"
+               for e in session.audit.entries() if e.object_id == a.id)
     session.lock()

@@ -78,3 +78,25 @@ def test_cancel_mid_way_leaves_nothing_behind(qtbot, unlocked, tmp_path, monkeyp
     qtbot.waitUntil(lambda: "cancelled" in main.window.statusBar().currentMessage(), timeout=20000)
     assert list(dest.iterdir()) == []
     assert not any(e.action == "evidence.export" for e in main.session.audit.entries())
+
+
+def test_where_the_force_allows_a_decrypted_copy_and_removing_the_laptops_copy(qtbot, unlocked, tmp_path,
+                                                                               monkeypatch):
+    from dataclasses import replace
+
+    main = unlocked
+    a, dest = _prepare(qtbot, main, tmp_path, monkeypatch)
+    main.session.settings = replace(main.session.settings, allow_decrypted_export=True,
+                                    allow_remove_after_export=True)
+    monkeypatch.setattr("evr_desktop.ui.export_flow.ask_decrypted_reason", lambda _p: "Requested by the CPS")
+    monkeypatch.setattr("evr_desktop.ui.export_flow.confirm_remove", lambda _p: True)
+    qtbot.waitUntil(lambda: main.calls.embedded is not None and main.calls.embedded.engine.running, timeout=20000)
+    qtbot.mouseClick(main.queue.detail.export_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: main.window.findChild(QMessageBox, "exportDone") is not None, timeout=30000)
+    bundle = next(dest.iterdir())
+    assert next(bundle.glob("recordings/*/decrypted-original.mkv")).stat().st_size > 0
+    box = main.window.findChild(QMessageBox, "exportDone")
+    remove = next(b for b in box.buttons() if b.objectName() == "removeAfterExport")
+    qtbot.mouseClick(remove, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "was removed" in main.window.statusBar().currentMessage(), timeout=10000)
+    assert not any((main.workspace.paths.recordings / a.id).iterdir())
