@@ -42,6 +42,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..fsutil import fsync_dir
 from .names import safe_id, safe_part
 
 FORMAT = "evr-evidence-bundle/1"
@@ -149,16 +150,6 @@ def _read_chunks(source: Path) -> Any:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
-    if os.name == "nt":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 README = """EVR Desktop evidence bundle ({format})
 
 Case: appointment {appointment}, exported {created} by {officer} ({force}).
@@ -246,7 +237,7 @@ def write_bundle(material: CaseMaterial, destination: str | os.PathLike[str], *,
         lines = "".join(f"{digest}  {path}\n" for path, digest in sorted(sums.items()))
         _write_new(staging / SUMS, [lines.encode("ascii")], is_cancelled, lambda n: None)
         for folder in sorted({p for p in staging.rglob("*") if p.is_dir()} | {staging}, key=lambda p: -len(p.parts)):
-            _fsync_dir(folder)
+            fsync_dir(folder)
         if is_cancelled():
             raise ExportCancelled("The export was cancelled; nothing was left behind.")
         final = dest / name
@@ -255,7 +246,7 @@ def write_bundle(material: CaseMaterial, destination: str | os.PathLike[str], *,
             final = dest / f"{name}-{n}"
             n += 1
         os.rename(staging, final)  # Windows refuses an existing target; the loop above covers POSIX
-        _fsync_dir(dest)
+        fsync_dir(dest)
         return final
     except ExportError:
         shutil.rmtree(staging, ignore_errors=True)

@@ -11,7 +11,9 @@ screens at phone size and at 200% zoom)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -22,11 +24,15 @@ import pytest
 from evr_desktop.call import events as ev
 from evr_desktop.call.engine import CallEngine, CallSettings
 from evr_desktop.domain.phone_signing import PhoneSignature
+from evr_desktop.recording.player import segment_keys
+from evr_desktop.recording.recorder import Recorder
+from evr_desktop.recording.working_copy import write_working_copy
 from evr_desktop.services import Refused
 from tests.e2e.browser import PageWatch, chromium, phone, playwright, screenshot_dir
 from tests.e2e.conftest import require
 from tests.e2e.test_statement_copies import complete, nssdb, pdfsig
 from tests.e2e.test_victim_page import SECRET, SMALL_TARGETS, Server, wait_until
+from tests.unit.test_domain import make
 
 pytestmark = pytest.mark.slow
 WAIT = 20.0
@@ -68,20 +74,29 @@ def draw_signature(page) -> None:
     page.mouse.up()
 
 
-def test_the_victim_reviews_and_signs_on_the_phone_and_the_app_signs_the_pdf(session, tmp_path: Path) -> None:
+def test_the_victim_reviews_and_signs_on_the_phone_and_the_app_signs_the_pdf(session, paths, tmp_path: Path) -> None:
+    """And then, as issue 12's first must-show asks, the whole chain: the call was
+    recorded, the signed statement and the recording are exported, and the
+    standard tools and `evidence verify` all accept the bundle."""
     shots = screenshot_dir(tmp_path)
     service = session.statements
-    opened = service.open_standalone()
+    a = session.save_appointment(make(), new=True)
+    opened = service.open_for_appointment(a.id)
     content = replace(complete(session, opened.id), narrative="\n".join(
         f"{i}. He knocked on the door again and shouted my name through the letterbox." for i in range(1, 41)))
     review = service.phone_review(opened.id, content)
     assert review.pages == 2, review.pages
 
-    appt = "appt-phone-signing"
+    appt = a.id
     server = Server()
+    # The call is recorded as the media process records it: the engine's encoded-frame
+    # tap into a Recorder, encrypted to the vault's officer and escrow recipients.
+    (session.recordings / appt).mkdir(parents=True)
+    recorder = Recorder(session.recordings / appt / "rec0001", officer_recipient=session.vault.header.age_recipient,
+                        escrow_recipient=session.vault.header.escrow_recipient, session=appt, fsync=False)
     engine = CallEngine(CallSettings(rendezvous_url=server.base, officer_secret=SECRET, ice_servers=[],
                                      host_candidates="with-loopback", prefer_real_devices=False, network_poll=0,
-                                     width=320, height=240, fps=15))
+                                     width=320, height=240, fps=15), tap_sink=recorder)
     events = Events()
     engine.add_listener(events)
     engine.start()
@@ -151,6 +166,7 @@ def test_the_victim_reviews_and_signs_on_the_phone_and_the_app_signs_the_pdf(ses
                 draw_signature(page)
             sign.click()
             signed = events.first(ev.StatementSigned, appointment=appt)
+            declared_at = recorder.elapsed()  # the moment of the declaration, on the recording's clock
             assert isinstance(signed, ev.StatementSigned) and signed.review_id == review.id
             # Back to the call, which went on underneath.
             page.locator("#screen-call").wait_for(state="visible", timeout=WAIT * 1000)
@@ -162,6 +178,8 @@ def test_the_victim_reviews_and_signs_on_the_phone_and_the_app_signs_the_pdf(ses
     finally:
         engine.stop()
         server.close()
+        recording = recorder.close("call ended")
+    assert recording.finalised and recording.segments >= 1
 
     # The page hashed exactly the text it was sent.
     assert signed.sha256 == review.sha256
@@ -172,7 +190,8 @@ def test_the_victim_reviews_and_signs_on_the_phone_and_the_app_signs_the_pdf(ses
         service.sign_remote(opened.id, changed, phone_sig, review)
     assert service.repo.signed(opened.id) is None
     # The text as signed: the PDF, signed by the officer, valid.
-    result = service.sign_remote(opened.id, content, phone_sig, review, recording_at_s=signed.recording_at_s)
+    result = service.sign_remote(opened.id, content, phone_sig, review,
+                                 recording_at_s=signed.recording_at_s or declared_at)
     assert result.signed is not None and result.signed.valid
     pdf = tmp_path / "statement.pdf"
     pdf.write_bytes(service.repo.signed(opened.id)[1])
@@ -186,3 +205,33 @@ def test_the_victim_reviews_and_signs_on_the_phone_and_the_app_signs_the_pdf(ses
     assert sorted(set(per_page)) == [1, 2], images
     subprocess.run([require("pdftoppm"), "-png", "-r", "60", str(pdf), str(shots / "signed-statement")],
                    check=True, timeout=60)
+
+    # The evidence bundle, then every check a third party makes, with standard tools.
+    for plan, recipients in session.working_copy_jobs(appt):  # as the media process does after the call
+        write_working_copy(plan.folder, segment_keys([seg.message() for seg in plan.segments]), recipients)
+    dest = tmp_path / "case-file"
+    dest.mkdir()
+    bundle = session.export_case(appt, dest)
+    office = paths.evidence_office  # the escrow identity and the force CA, as the evidence office holds them
+    ca, escrow = office / "demo-force-ca.pem", office / "escrow-identity-DEMO.txt"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(list(args), capture_output=True, text=True, cwd=bundle, timeout=120)
+
+    assert run("sha256sum", "-c", "--strict", "SHA256SUMS").returncode == 0
+    for signed_pdf in [*bundle.glob("statements/*.pdf"), *bundle.glob("RESTRICTED-not-for-disclosure/*.pdf")]:
+        check = run("pdfsig", str(signed_pdf))
+        assert "Signature is Valid" in check.stdout, (signed_pdf, check.stdout)
+    segments = sorted(bundle.glob("recordings/*/seg-*.age"))
+    assert segments
+    for seg in segments:
+        assert run("age", "-d", "-i", str(escrow), "-o", os.devnull, str(seg)).returncode == 0, seg
+    cms = run("openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", "manifest.json.p7s", "-content",
+              "manifest.json", "-CAfile", str(ca), "-purpose", "any", "-out", os.devnull)
+    assert cms.returncode == 0, cms.stderr
+    probe = run("ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0",
+                str(next(bundle.glob("recordings/*/working-copy.mp4"))))
+    assert probe.stdout.split() == ["h264", "aac"], probe.stdout + probe.stderr
+    verify = subprocess.run([sys.executable, "-m", "evr_desktop", "evidence", "verify", "--ca", str(ca), "-i",
+                             str(escrow), str(bundle)], capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 0 and "Result: OK" in verify.stdout, verify.stdout + verify.stderr
