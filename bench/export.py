@@ -10,8 +10,9 @@ A. Export + verify. A demo profile with one appointment: a signed MG11 (and its
    from synthetic encoded frames (random payloads at a call's rates: 30 fps
    video of 3,000 bytes each way, about 720 kb/s, and 50 Opus frames of 80
    bytes a second each way; the recorder muxes and encrypts them like any
-   other). Its working copy is made once beforehand (as after the call), so A
-   measures the export itself. Each run, in alternating order:
+   other). No working copy is made (random payloads do not decode; B measures
+   its encode), so A measures the export and the checks. Each run, in
+   alternating order:
    - ours: ``Session.export_case`` (copy, hash, sign, write the bundle) then
      ``evidence.verify.verify_bundle`` with the CA and the escrow identity
      (every file's hash, the CMS signature, both PDFs' signatures, the audit
@@ -96,10 +97,8 @@ def make_case(tmp: Path, minutes: float) -> dict[str, Any]:
     from evr_desktop.config import Paths
     from evr_desktop.domain.appointment import Happening
     from evr_desktop.media.channel import STILL_RESULT_FIELDS
-    from evr_desktop.recording.player import segment_keys
     from evr_desktop.recording.recorder import Recorder
     from evr_desktop.recording.stills import capture_still
-    from evr_desktop.recording.working_copy import write_working_copy
     from evr_desktop.services import Workspace
     from tests.conftest import OFFICER, PASSPHRASE, fast_kdf
     from tests.e2e.test_statement_scripts import _complete, _signature
@@ -135,9 +134,7 @@ def make_case(tmp: Path, minutes: float) -> dict[str, Any]:
     statements = session.statements
     opened = statements.open_for_appointment(a.id)
     statements.sign(opened.id, _complete("He pushed me against the door and ran off.", "Ann EXAMPLE"), _signature())
-    # The working copy: random payloads do not decode, so it is tiny here; B measures a real one.
-    for plan, recipients in session.working_copy_jobs(a.id):
-        write_working_copy(plan.folder, segment_keys([s.message() for s in plan.segments]), recipients)
+    # No working copy here: random payloads do not decode (B measures a real one's encode).
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     print(f"  recording: {result.duration_s / 60:.1f} min, {result.segments} segments, {size / 2**20:.0f} MiB, "
           f"made in {made:.0f} s")

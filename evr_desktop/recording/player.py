@@ -44,6 +44,7 @@ RATE = 48_000
 HEIGHT = 360  # each side is scaled to this height for the window
 GAP = 8  # px of black between the two pictures
 CACHE_CHUNKS = 8  # decrypted 64 KiB chunks kept in memory
+OPEN_SEGMENTS = 8  # segment files kept open while reading
 STATUS_EVERY = 0.25  # s between position updates while playing
 
 
@@ -72,36 +73,53 @@ class PlaintextView(io.RawIOBase):
 
     def __init__(self, folder: Path, segments: Sequence[SegmentKey]):
         super().__init__()
-        self._files: list[BinaryIO] = []
-        self._readers: list[FileKeyReader] = []
+        # An hour's recording has ~1,800 segments: more than a process may keep open
+        # (1,024 by default on Linux). Each is opened and checked here (its header MAC
+        # with its file key, its size), then closed; reading reopens the few in use
+        # (at most OPEN_SEGMENTS, least recently used closed first). A file swapped in
+        # meanwhile fails its header MAC on reopening, as a wrong key would.
+        self._paths: list[Path] = []
+        self._segments = list(segments)
+        self._open: OrderedDict[int, tuple[BinaryIO, FileKeyReader]] = OrderedDict()
         self._names: list[str] = []
         self._starts: list[int] = []
         total = 0
-        try:
-            for i, seg in enumerate(segments, start=1):
-                path = Path(folder) / seg.file
-                if path.name != seg.file or not seg.file.startswith("seg-"):
-                    raise PlayerError(f"segment {i}: {seg.file!r} is not a segment file name")
-                fh = open(path, "rb")  # noqa: SIM115 - kept open while playing, closed in close()
-                self._files.append(fh)
+        for i, seg in enumerate(segments, start=1):
+            path = Path(folder) / seg.file
+            if path.name != seg.file or not seg.file.startswith("seg-"):
+                raise PlayerError(f"segment {i}: {seg.file!r} is not a segment file name")
+            with open(path, "rb") as fh:
                 try:
                     reader = FileKeyReader(fh, seg.file_key, finalised=seg.complete)
                 except AgeError as exc:
                     raise PlayerError(f"segment {i} ({seg.file}) cannot be read: {exc}") from None
-                if seg.plaintext_size is not None and reader.plaintext_size != seg.plaintext_size:
-                    raise PlayerError(f"segment {i} ({seg.file}) holds {reader.plaintext_size} bytes, "
-                                      f"the manifest says {seg.plaintext_size}")
-                self._readers.append(reader)
-                self._names.append(f"segment {i} ({seg.file})")
-                self._starts.append(total)
-                total += reader.plaintext_size
-        except BaseException:
-            self.close()
-            raise
+            if seg.plaintext_size is not None and reader.plaintext_size != seg.plaintext_size:
+                raise PlayerError(f"segment {i} ({seg.file}) holds {reader.plaintext_size} bytes, "
+                                  f"the manifest says {seg.plaintext_size}")
+            self._paths.append(path)
+            self._names.append(f"segment {i} ({seg.file})")
+            self._starts.append(total)
+            total += reader.plaintext_size
         self._size = total
         self._pos = 0
         self.failure: PlayerError | None = None  # the first chunk that did not authenticate
         self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+
+    def _reader(self, seg: int) -> FileKeyReader:
+        found = self._open.get(seg)
+        if found is not None:
+            self._open.move_to_end(seg)
+            return found[1]
+        fh = open(self._paths[seg], "rb")  # noqa: SIM115 - kept in the LRU, closed in close()
+        try:
+            reader = FileKeyReader(fh, self._segments[seg].file_key, finalised=self._segments[seg].complete)
+        except BaseException:
+            fh.close()
+            raise
+        self._open[seg] = (fh, reader)
+        if len(self._open) > OPEN_SEGMENTS:
+            self._open.popitem(last=False)[1][0].close()
+        return reader
 
     @property
     def size(self) -> int:
@@ -126,8 +144,8 @@ class PlaintextView(io.RawIOBase):
         data = self._cache.get(key)
         if data is None:
             try:
-                data = self._readers[seg].chunk(index)
-            except AgeError as exc:
+                data = self._reader(seg).chunk(index)
+            except (AgeError, OSError) as exc:
                 # PyAV may drop an exception raised in its read callback and
                 # see an end of file: the failure is kept for the player to raise.
                 self.failure = PlayerError(f"{self._names[seg]} cannot be decrypted: {exc}")
@@ -161,8 +179,10 @@ class PlaintextView(io.RawIOBase):
         return len(data)
 
     def close(self) -> None:
-        for fh in getattr(self, "_files", []):
+        for fh, _reader in getattr(self, "_open", {}).values():
             fh.close()
+        if hasattr(self, "_open"):
+            self._open.clear()
         if hasattr(self, "_cache"):
             self._cache.clear()
         super().close()

@@ -177,3 +177,41 @@ def test_the_channel_checks_the_player_messages():
     assert decode(body(status), CHILD_SENDS)["position"] == 1.25
     with pytest.raises(ProtocolError, match="unknown-type"):
         decode(body(status), PARENT_SENDS)  # the app sends no status
+
+
+def test_a_long_recording_is_read_with_a_few_files_open(tmp_path):
+    """An hour is ~1,800 segments, more than a process may keep open: the view opens
+    each once to check it, then keeps at most OPEN_SEGMENTS open while reading."""
+    import os as _os
+
+    from evr_desktop.recording.player import OPEN_SEGMENTS, PlaintextView
+    from tests.recording_media import TapFrame
+
+    officer, escrow = X25519Identity.generate(), X25519Identity.generate()
+    now = [1000.0]
+    rec = Recorder(tmp_path / "r", officer_recipient=officer.recipient, escrow_recipient=escrow.recipient,
+                   session="appt-long", clock=lambda: now[0], fsync=False)
+    block = _os.urandom(1 << 16)
+    for i in range(30 * 80):  # 80 s of video at 30 fps, each way, random payloads
+        now[0] = 1000.0 + i / 30
+        for direction in ("received", "sent"):
+            rec(TapFrame(direction, "video", "video/VP8", 90000, i * 3000, block[i % 500:i % 500 + 2000],
+                         i % 60 == 0, now[0]))
+    rec.close()
+    manifest = read_manifest(tmp_path / "r", [officer])
+    assert len(manifest.segments) > 3 * OPEN_SEGMENTS
+    keys = []
+    for seg in manifest.segments:
+        with open(tmp_path / "r" / seg["file"], "rb") as fh:
+            keys.append(SegmentKey(seg["file"], unwrap_file_key(fh, [officer]), seg["plaintext_size"],
+                                   seg["complete"]))
+    before = len(_os.listdir("/proc/self/fd"))
+    view = PlaintextView(tmp_path / "r", keys)
+    most = 0
+    data = bytearray()
+    while chunk := view.read(1 << 15):
+        data += chunk
+        most = max(most, len(_os.listdir("/proc/self/fd")) - before)
+    assert most <= OPEN_SEGMENTS and bytes(data) == b"".join(iter_recording(tmp_path / "r", [officer]))
+    view.close()
+    assert len(_os.listdir("/proc/self/fd")) == before
