@@ -600,7 +600,7 @@ class CallController:
             return
         from PySide6.QtCore import QTimer
 
-        QTimer.singleShot(WORKING_COPY_DELAY_MS, lambda: self._make_working_copies(appointment))
+        QTimer.singleShot(WORKING_COPY_DELAY_MS, self.host.window, lambda: self._make_working_copies(appointment))
 
     def _make_working_copies(self, appointment_id: str) -> None:
         """After the call: the recording's working copy (recording/working_copy.py), made by
