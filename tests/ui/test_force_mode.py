@@ -60,14 +60,24 @@ class ForceServer:
             self.port = s.getsockname()[1]
         self.url = f"https://127.0.0.1:{self.port}"
         self.force.crl_file.write_bytes(_crl(self.force.ca_key, self.force.ca, []))
+        self.registry = TokenRegistry()
+        self.runner = self.run(self._start())
+
+    async def _start(self) -> Any:
         victim_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         victim_tls.load_cert_chain(self.force.server_cert, self.force.server_key)
         # force=False: the apps and victims here are on this machine's loopback, whose
         # candidates force mode refuses (tests/e2e/test_netns_call.py: a real path).
-        app = create_app(TokenRegistry(), None, public_url=self.url, web_root=Path("/nonexistent"), force=False,
+        app = create_app(self.registry, None, public_url=self.url, web_root=Path("/nonexistent"), force=False,
                          officer_auth=CertificateAuth(self.force.ca, self.force.crl_file, audience=self.url),
                          recheck_seconds=0.3)
-        self.runner = self.run(start(app, "127.0.0.1", self.port, ssl_context=victim_tls))[0]
+        return (await start(app, "127.0.0.1", self.port, ssl_context=victim_tls))[0]
+
+    def stop(self) -> None:
+        self.run(self.runner.cleanup())
+
+    def restart(self) -> None:
+        self.runner = self.run(self._start())
 
     def run(self, coro: Any, timeout: float = 20) -> Any:
         return on_loop(self.loop, coro, timeout)
@@ -266,3 +276,20 @@ async def _client(server: ForceServer) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(),
                                  connector=aiohttp.TCPConnector(ssl=server.force.client()))
 
+
+
+def test_a_lost_rendezvous_is_said_on_the_queue_and_calls_come_back_by_themselves(qtbot, tmp_path: Path,
+                                                                                force_server: ForceServer,
+                                                                                apps) -> None:
+    paths, _cert = force_server.provision(tmp_path, OfficerIdentity(
+        "PC Gwen Invented-Reconnect", "TS 4103", "Testshire Police", "Testford"))
+    main = apps[0](paths)
+    qtbot.waitUntil(lambda: _connected(main), timeout=20000)
+    # The force's server goes away (a restart, a network outage): the queue says so at once.
+    force_server.stop()
+    qtbot.waitUntil(lambda: main.queue.calls_state.isVisible(), timeout=10000)
+    assert "Video calls unavailable" in main.queue.calls_state.text()
+    assert not main.calls.rendezvous_connected
+    # It comes back on the same address: the app reconnects by itself and the notice goes.
+    force_server.restart()
+    qtbot.waitUntil(lambda: _connected(main) and not main.queue.calls_state.isVisible(), timeout=30000)
