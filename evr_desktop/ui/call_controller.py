@@ -128,11 +128,6 @@ class CallController:
         settings = session.settings
         self._force = (ForceRendezvous(settings.rendezvous_url, settings.rendezvous_ca_file or None)
                        if settings.force_calls else None)
-        try:
-            token = session.officer_token(self._force.url) if self._force is not None else ""
-        except Exception as exc:  # noqa: BLE001 - told, and calls stay off
-            self.host.show_error(exc)
-            return
         self._starting = True
         from .call_bridge import CallBridge
 
@@ -144,6 +139,8 @@ class CallController:
         def make() -> MediaCalls | EmbeddedCalls | None:
             from ..media import make_calls
 
+            # Signed here, on the worker (a Refused is shown and calls stay off).
+            token = session.officer_token(force.url) if force is not None else ""
             calls = make_calls(force)
             calls.start()
             if self._closed:  # the app quit while it started: stop it here, on the worker
@@ -180,15 +177,20 @@ class CallController:
         Operation(self.host.worker, self.host.window, make).success(started).failure(failed).run()
 
     def _renew_token(self) -> None:
-        """Force mode: a fresh officer token for the media process (unlocked only)."""
+        """Force mode: a fresh officer token for the media process (unlocked only),
+        signed on the worker; a failure is said (the connection stays until the old one ends)."""
         calls, session, force = self.embedded, self.host.session(), self._force
         if calls is None or session is None or force is None:
             return
-        try:
+
+        def renew() -> None:
             calls.set_officer_token(session.officer_token(force.url))
-        except Exception as exc:  # noqa: BLE001 - the connection stays until the token ends; told now
+
+        def failed(exc: BaseException) -> None:
             log.warning("force rendezvous: no fresh officer token (%s)", type(exc).__name__)
             self._status(str(exc), 15000)
+
+        Operation(self.host.worker, self.host.window, renew).success(lambda _r: None).failure(failed).run()
 
     def _calls_unavailable(self, why: str | None) -> None:
         """The queue says when victims cannot reach this officer (None: they can)."""
