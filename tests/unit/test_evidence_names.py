@@ -7,7 +7,7 @@ destination, nothing is overwritten, no link is followed."""
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -92,3 +92,32 @@ def test_a_destination_that_is_a_link_is_refused(tmp_path):
     with pytest.raises(ExportError, match="link"):
         write_bundle(_material("URN1", "RJ/1"), link, now=WHEN)
     assert list(real.iterdir()) == []
+
+
+def test_a_real_export_with_hostile_case_data_and_a_planted_link(session, tmp_path):
+    """Through the session: a URN and a victim's name written to break out (the
+    URN stored as it came, whatever the booking form allows), a destination
+    holding a link where the bundle would land: everything lands inside."""
+    from dataclasses import replace
+
+    from tests.e2e.test_evidence_export import _case
+    from tests.unit.test_domain import make
+
+    hostile_urn = "..\\\\..\\\\C:\\\\CON NUL.txt:$DATA . . " + "\u0430" * 300
+    a = _case(session, tmp_path)
+    session.store.update(replace(session.store.get(a.id), urn=hostile_urn,
+                                 victim=replace(make().victim, full_name="../../etc/passwd")))
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    stamp = datetime.now(timezone.utc)
+    for seconds in range(-2, 60):  # wherever the clock puts the bundle's name, a link waits there
+        when = stamp.replace(microsecond=0) + timedelta(seconds=seconds)
+        (dest / bundle_name(hostile_urn, a.id, when)).symlink_to(outside, target_is_directory=True)
+    bundle = session.export_case(a.id, dest)
+    assert bundle.parent == dest and not bundle.is_symlink() and list(outside.iterdir()) == []
+    for path in bundle.rglob("*"):
+        assert path.resolve().is_relative_to(bundle.resolve()) and "passwd" not in path.name
+    assert bundle.name.startswith("EVR-C-CON-NUL-txt-DATA-") and bundle.name.endswith("Z-2")
+    assert all(p.is_symlink() for p in dest.iterdir() if p != bundle)  # the planted links, untouched
