@@ -533,6 +533,8 @@ class CallSession:
         @channel.on("open")
         def _on_open() -> None:
             self._mark("datachannel_open")
+            if self.appointment in self.engine.recording_shown:
+                self.send_recording_state()  # a restart's new channel: the page shows it again
 
         @pc.on("connectionstatechange")
         async def _on_state() -> None:
@@ -760,6 +762,15 @@ class CallSession:
         if ch is not None and ch.readyState == "open":
             ch.send(json.dumps({"type": "statement_withdrawn", "id": review_id}))
 
+    def send_recording_state(self) -> None:
+        """Tell the victim's page whether the call is being recorded right now
+        (issue 10: the page shows it). Sent only over the data channel, when open;
+        the channel's ``open`` sends it again, so a reconnect keeps the page true."""
+        ch = self.channel
+        if ch is not None and ch.readyState == "open":
+            on = self.engine.recording_shown.get(self.appointment, False)
+            ch.send(json.dumps({"type": "recording", "state": "on" if on else "off"}))
+
     async def send_chat(self, text: str, mid: str | None = None) -> str:
         """Over the data channel when open, else relayed by the rendezvous.
         Returns which way it went."""
@@ -982,6 +993,8 @@ class CallEngine:
         self.frame_listener: Callable[[str], None] | None = None
         self.sessions: dict[str, CallSession] = {}
         self.waiting: set[str] = set()
+        #: appointment -> whether its recording is running (what the victim's page shows)
+        self.recording_shown: dict[str, bool] = {}
         # The victim page's commitments to its DTLS fingerprint (docs/victim-page.md):
         # the latest not yet opened by an answer, the last one opened, and who waits.
         self.commits: dict[str, str] = {}
@@ -1149,6 +1162,19 @@ class CallEngine:
             return 0 if pc is None else await request_keyframe(pc, direction)
 
         return self.submit(ask())
+
+    def set_recording_shown(self, appointment: str, on: bool) -> concurrent.futures.Future:
+        """The recorder's state for the victim's page: ``on`` while media is being
+        recorded, off before it starts, after it failed and once it closed.
+        Thread-safe (the recorder reports on its own thread)."""
+
+        async def tell() -> None:
+            self.recording_shown[appointment] = on
+            session = self.sessions.get(appointment)
+            if session is not None:
+                session.send_recording_state()
+
+        return self.submit(tell())
 
     def set_microphone_muted(self, muted: bool) -> None:
         self._muted = muted

@@ -137,7 +137,7 @@ class MediaChild:
 
     def record_start(self, appointment: str, folder: str, officer_recipient: str, escrow_recipient: str) -> None:
         """Attach a recorder for the call (raises ``RecordingRefused``, ``OSError``: the failed reply)."""
-        from ..recording.recorder import Recorder
+        from ..recording.recorder import RECORDING, Recorder
 
         if self.router is None:
             raise RuntimeError("recording is not available in this media process")
@@ -147,6 +147,7 @@ class MediaChild:
         def status(s: Any) -> None:
             self.send({"type": "recording_status", "appointment": appointment, "state": s.state,
                        "message": s.message})
+            self._show_recording(appointment, s.state == RECORDING)
 
         def keyframe(direction: str) -> None:  # on the tap's thread: hand it to the engine's loop
             try:
@@ -165,6 +166,7 @@ class MediaChild:
         recorder = self.router.detach(appointment) if self.router is not None else None
         if recorder is None:
             return
+        self._show_recording(appointment, False)
 
         def close() -> None:
             try:
@@ -182,6 +184,14 @@ class MediaChild:
         thread = threading.Thread(target=close, name="recording-close", daemon=False)
         thread.start()
         self._closing.append(thread)
+
+    def _show_recording(self, appointment: str, on: bool) -> None:
+        """The victim's page shows whether the call is being recorded (the engine
+        tells it over the data channel)."""
+        try:
+            self.engine.set_recording_shown(appointment, on)
+        except RuntimeError:  # the engine is stopping
+            pass
 
     def close_all_recordings(self, reason: str, timeout: float = 10.0) -> None:
         if self.router is not None:

@@ -477,6 +477,10 @@
           onReview(data);
         } else if (data.type === "statement_withdrawn" && state.review && data.id === state.review.id) {
           closeReview("review_withdrawn");
+        } else if (data.type === "recording" && (data.state === "on" || data.state === "off")) {
+          // The officer's app says when the recorder is actually running (not before
+          // it starts, not after it stopped): the victim sees the truth.
+          $("rec-indicator").hidden = data.state !== "on";
         }
       };
     };
@@ -676,6 +680,7 @@
     var pc = state.pc;
     state.pc = null;
     state.pendingIce = [];
+    $("rec-indicator").hidden = true; // the next connection's channel says it again
     state.descSent = false;
     if (state.channel) {
       state.channel.onmessage = null;

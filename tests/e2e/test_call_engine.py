@@ -121,6 +121,7 @@ class Victim:
         self.channel = None
         self.messages: list[dict] = []
         self.chats: list[str] = []
+        self.recording: list[str] = []  # what the officer's app said of its recorder ("on"/"off")
         self.frames = {"video": 0, "audio": 0}
         self.last_video = None
         self.latencies_ms: list[int] = []
@@ -195,6 +196,8 @@ class Victim:
                 data = json.loads(message)
                 if data.get("type") == "chat":
                     self.chats.append(data["text"])
+                elif data.get("type") == "recording":
+                    self.recording.append(data["state"])
 
         @pc.on("track")
         def _on_track(track) -> None:

@@ -110,6 +110,17 @@ def test_every_screen_passes_wcag_22_aa(lang: str, server: Server, officer: Offi
         page.locator("#screen-call").wait_for(state="visible", timeout=WAIT_MS)
         wait_until(page, "document.getElementById('verification-code').hasAttribute('data-code')")
         audit(page, f"call ({lang})")
+        # The officer's app says the recorder runs: the page's "Recording" shows (and passes).
+        wait_until(officer_page, "window.ch.readyState === 'open'")
+        officer_page.evaluate("() => window.ch.send(JSON.stringify({type: 'recording', state: 'on'}))")
+        page.locator("#rec-indicator").wait_for(state="visible", timeout=WAIT_MS)
+        assert page.locator("#rec-indicator").inner_text().strip() == ("Yn recordio" if lang == "cy" else "Recording")
+        audit(page, f"call, recording ({lang})")
+        page.screenshot(path=str(screenshot_dir(tmp_path) / f"call-recording-{lang}.png"))
+        officer_page.evaluate("() => window.ch.send(JSON.stringify({type: 'recording', state: 'off'}))")
+        page.locator("#rec-indicator").wait_for(state="hidden", timeout=WAIT_MS)
+        officer_page.evaluate("() => window.ch.send(JSON.stringify({type: 'recording', state: 'on'}))")
+        page.locator("#rec-indicator").wait_for(state="visible", timeout=WAIT_MS)
         page.locator("#btn-chat").click()
         audit(page, f"call with chat open ({lang})")
         # The statement sent to read and sign (over the data channel, as the app sends it).

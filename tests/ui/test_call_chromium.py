@@ -44,6 +44,12 @@ def test_app_and_chromium_victim_call_end_to_end(qtbot, unlocked):
         screen = main.calls.screen
         qtbot.waitUntil(lambda: screen.state.text() == "Connected", timeout=WAIT_MS)
         page.locator("#screen-call").wait_for(state="visible", timeout=WAIT_MS)
+        # The call is recorded: the officer's red indicator, and the phone's, shown
+        # only once the recorder (in the media process) is actually running.
+        qtbot.waitUntil(lambda: screen.recording.isVisible() and "Recording" in screen.recording.text(),
+                        timeout=WAIT_MS)
+        page.locator("#rec-indicator").wait_for(state="visible", timeout=WAIT_MS)
+        assert page.locator("#rec-indicator").inner_text().strip() == "Recording"
         # Video both ways: painted in the call window, playing on the phone.
         qtbot.waitUntil(lambda: screen.remote.frames_painted >= 10, timeout=WAIT_MS)
         wait_until(page, "document.getElementById('remote-video').videoWidth > 0", timeout=WAIT_MS)
@@ -103,6 +109,9 @@ def test_app_and_chromium_victim_call_end_to_end(qtbot, unlocked):
         qtbot.waitUntil(lambda: screen.state.text() == "Connected", timeout=WAIT_MS)
         painted = screen.remote.frames_painted
         qtbot.waitUntil(lambda: screen.remote.frames_painted > painted + 5, timeout=WAIT_MS)
+        # The same recording goes on across the restart, and the new connection's
+        # channel tells the page again.
+        page.locator("#rec-indicator").wait_for(state="visible", timeout=WAIT_MS)
         keep = os.environ.get("EVR_KEEP_SCREENSHOTS")
         if keep:
             main.window.grab().save(os.path.join(keep, "call-with-chromium.png"))

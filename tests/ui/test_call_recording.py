@@ -62,6 +62,7 @@ def test_a_call_is_recorded_encrypted_and_audited(qtbot, unlocked, victim_loop, 
         qtbot.waitUntil(lambda: screen.recording.isVisible() and "Recording" in screen.recording.text(),
                         timeout=10000)
         assert screen.recording.text().startswith("● Recording 00:")
+        qtbot.waitUntil(lambda: victim.recording[-1:] == ["on"], timeout=5000)  # the page shows it too
         qtbot.waitUntil(lambda: "recording.start" in _actions(main, a.id), timeout=5000)
         screen.chat_input.setText("Recorded line from the officer")
         screen.send_chat()
@@ -203,6 +204,7 @@ def test_the_officer_may_go_on_without_recording(qtbot, unlocked, victim_loop):
         qtbot.waitUntil(lambda: screen.state.text() == "Connected", timeout=20000)
         assert screen.appointment == a.id  # the call goes on
         assert not screen.recording.isVisible()
+        assert "on" not in victim.recording  # the phone never claims a recording that isn't made
     finally:
         if screen.appointment is not None:
             screen.end_call()
@@ -235,6 +237,7 @@ def test_a_full_disk_mid_call_warns_loudly_and_the_call_goes_on(qtbot, unlocked,
         qtbot.waitUntil(lambda: calls.recording_box is not None and calls.recording_box.isVisible(), timeout=40000)
         assert "Recording stopped: No space left on device" in screen.warnings.text()
         assert not screen.recording.isVisible()
+        qtbot.waitUntil(lambda: victim.recording[-2:] == ["on", "off"], timeout=5000)  # the phone's goes too
         qtbot.mouseClick(calls.recording_box.findChild(object, "recordingContinue"), Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: "recording.continue_without" in _actions(main, a.id), timeout=5000)
         assert screen.appointment == a.id  # the call goes on
