@@ -75,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     verify_p = evidence_sub.add_parser(
         "verify", help="check an evidence bundle: every hash, the manifest's signature, every signed PDF, "
         "the recordings and the audit extract (exit 1 naming every problem)")
-    verify_p.add_argument("bundle", metavar="BUNDLE", help="the exported bundle folder")
+    verify_p.add_argument("bundle", metavar="BUNDLE", help="the exported bundle: its folder, or its .zip")
     verify_p.add_argument("--ca", metavar="CA.pem", help="your copy of the force CA (without it, the bundle's own "
                           "copy is used and the result says it is not anchored)")
     verify_p.add_argument("--json", action="store_true", help="the report as JSON")

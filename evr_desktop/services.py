@@ -594,9 +594,10 @@ class Session:
     def export_case(
         self, appointment_id: str, destination: str | os.PathLike[str], *,
         progress: Callable[[int, int], None] | None = None, cancelled: Callable[[], bool] | None = None,
-        decrypted_reason: str | None = None,
+        decrypted_reason: str | None = None, as_zip: bool = False,
     ) -> Path:
-        """The case's evidence bundle in ``destination`` (evidence/bundle.py):
+        """The case's evidence bundle in ``destination`` (evidence/bundle.py), a
+        folder or, with ``as_zip``, one ``.zip`` file holding it:
         the signed statements and VPS, the restricted rear pages apart, the
         recordings and stills still encrypted, the exhibit list, the case's
         audit entries with inclusion proofs against a checkpoint signed now, a
@@ -666,7 +667,7 @@ class Session:
             self.audit_event(Category.DISCLOSURE, current.id, "evidence.export_decrypted_copy")
         when = datetime.now(timezone.utc)
         material.files.insert(0, BundleFile("README.txt", "readme", data=readme(material, when)))
-        folder = write_bundle(material, destination, progress=progress, cancelled=cancelled, now=when)
+        folder = write_bundle(material, destination, progress=progress, cancelled=cancelled, now=when, as_zip=as_zip)
         self.audit_event(Category.DISCLOSURE, current.id, "evidence.export")
         from .domain.appointment import Happening
 
@@ -679,17 +680,47 @@ class Session:
         where the settings allow it (``allow_remove_after_export``) and only for a
         recording whose every segment the bundle holds with the same hash (checked
         again here, file by file). Audited as an erasure, per recording. Returns
-        how many were removed."""
+        how many were removed. ``bundle``: the folder, or the zip, the export made."""
+        if not self.settings.allow_remove_after_export:
+            raise Refused(["This force's settings keep the laptop's copy of recordings after an export."])
+        from .evidence.verify import BundleReport, open_bundle
+
+        current = self.store.get(appointment_id)
+        opened = open_bundle(bundle, BundleReport(str(bundle)))  # a folder, or a zip read in place
+        if opened is None:
+            raise Refused(["The bundle cannot be read, so nothing was removed."])
+        try:
+            return self._remove_exported(current, opened)
+        finally:
+            opened.close()
+
+    def _remove_exported(self, current: appt.Appointment, src: Any) -> int:
         import hashlib
         import json
         import shutil
 
-        if not self.settings.allow_remove_after_export:
-            raise Refused(["This force's settings keep the laptop's copy of recordings after an export."])
-        current = self.store.get(appointment_id)
-        root = Path(bundle)
+        from .evidence.names import safe_id
+        from .recording.manifest import MANIFEST_FILE, START_FILE
+
+        def bundle_sha(rel: str) -> str:  # the bundle's bytes as they are, "" if missing or damaged
+            digest = hashlib.sha256()
+            try:
+                with src.open(rel) as f:
+                    while chunk := f.read(1 << 20):
+                        digest.update(chunk)
+            except (OSError, ValueError):
+                return ""
+            return digest.hexdigest()
+
+        def laptop_sha(path: Path) -> str:
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    digest.update(chunk)
+            return digest.hexdigest()
+
         try:
-            manifest = json.loads((root / "manifest.json").read_text("utf-8"))
+            manifest = json.loads(src.read("manifest.json"))
         except (OSError, ValueError):
             raise Refused(["The bundle cannot be read, so nothing was removed."]) from None
         if manifest.get("case", {}).get("appointment") != current.id:
@@ -699,15 +730,20 @@ class Session:
             folder = (self.recordings / current.id / str(rec.get("id", ""))) if self.recordings else None
             if folder is None or not folder.is_dir() or folder.is_symlink():
                 continue
-            wanted = [(seg["path"], seg.get("sha256")) for seg in rec.get("segments", [])]
+            # The master as the laptop holds it (every segment, its encrypted manifest, its start
+            # file) must be in the bundle byte for byte: compared with the laptop's own files, not
+            # with what the bundle says of itself.
+            rid = safe_id(folder.name)
+            masters = sorted(p for p in folder.iterdir() if p.is_file() and not p.is_symlink()
+                             and (p.name.startswith("seg-") or p.name in (MANIFEST_FILE, START_FILE)))
+            wanted = [(f"recordings/{rid}/{p.name}", laptop_sha(p)) for p in masters]
             stills = {s.id: s for s in self.list_stills(current.id) if Path(s.file).parent.parent == folder}
-            wanted += [(ex["path"], ex.get("sha256")) for ex in manifest.get("exhibits", []) if ex.get("id") in stills]
-            if len(wanted) < len(rec.get("segments", [])) + len(stills):
+            exhibits = {ex.get("id"): ex for ex in manifest.get("exhibits", [])}
+            if any(still_id not in exhibits for still_id in stills):
                 raise Refused(["The bundle does not hold every still of that recording; nothing was removed."])
+            wanted += [(exhibits[still_id]["path"], still.ciphertext_sha256) for still_id, still in stills.items()]
             for rel, expected in wanted:
-                path = root / rel
-                digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
-                if digest != expected:
+                if bundle_sha(rel) != expected:
                     raise Refused([f"The bundle's copy of recording {rec.get('id')} does not match; "
                                    "nothing was removed."])
             shutil.rmtree(folder)

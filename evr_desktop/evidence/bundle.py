@@ -19,6 +19,9 @@ Layout (every name from internal IDs and sanitised parts, ``names.py``)::
       audit/entries.json                     the case's entries with Merkle inclusion proofs
       RESTRICTED-not-for-disclosure/<id>-v<N>-rear-page.pdf   the MG11 rear page, kept apart
 
+Or, with ``as_zip``, one ``EVR-….zip`` holding that folder (``zip_folder``;
+the verifier reads it in place).
+
 Writing: everything goes into a hidden staging folder created fresh inside
 the destination (``mkdir`` fails on anything already there, a planted link
 included; files are created ``O_EXCL | O_NOFOLLOW`` and sources read
@@ -173,9 +176,11 @@ With this software: evr-desktop evidence verify --ca YOUR-COPY-OF-THE-FORCE-CA.p
 def write_bundle(material: CaseMaterial, destination: str | os.PathLike[str], *,
                  progress: Callable[[int, int], None] | None = None,
                  cancelled: Callable[[], bool] | None = None,
-                 now: datetime | None = None) -> Path:
+                 now: datetime | None = None, as_zip: bool = False) -> Path:
     """Write the bundle into ``destination`` (an existing folder) and return
-    its path. Raises ``ExportError`` (``ExportCancelled``) with nothing left behind."""
+    its path: the folder, or with ``as_zip`` one ``.zip`` file holding it
+    (``zip_folder``). Raises ``ExportError`` (``ExportCancelled``) with nothing
+    left behind."""
     if material.sign is None:
         raise ValueError("a bundle is signed")
     is_cancelled = cancelled or (lambda: False)
@@ -184,13 +189,15 @@ def write_bundle(material: CaseMaterial, destination: str | os.PathLike[str], *,
     name = bundle_name(material.urn, material.appointment_id, when)
     total = sum((f.source.stat().st_size if f.source is not None else f.size_hint if f.chunks is not None
                  else len(f.data or b"")) for f in material.files)
+    if as_zip:
+        total *= 2  # every byte is written twice: into the folder, then into the zip
     done = 0
 
     def advance(n: int) -> None:
         nonlocal done
         done += n
         if progress is not None:
-            progress(done, total)
+            progress(min(done, total), total)
 
     staging = dest / f".{name}.partial-{secrets.token_hex(4)}"
     try:
@@ -219,7 +226,7 @@ def write_bundle(material: CaseMaterial, destination: str | os.PathLike[str], *,
                 chunks = [f.data or b""]
             digest, size = _write_new(target, chunks, is_cancelled, advance)
             entries.append({"path": rel, "role": f.role, "size": size, "sha256": digest})
-        if progress is not None:
+        if progress is not None and not as_zip:
             progress(total, total)  # a decrypted file is a little smaller than its size hint
         manifest = {
             "format": FORMAT,
@@ -240,6 +247,13 @@ def write_bundle(material: CaseMaterial, destination: str | os.PathLike[str], *,
             fsync_dir(folder)
         if is_cancelled():
             raise ExportCancelled("The export was cancelled; nothing was left behind.")
+        if as_zip:
+            done = max(done, total // 2)  # never backwards: the bar goes on from where the folder left it
+            zipped = zip_folder(staging, dest, name, when, is_cancelled, advance)
+            shutil.rmtree(staging, ignore_errors=True)  # the zip holds it now
+            if progress is not None:
+                progress(total, total)
+            return zipped
         final = dest / name
         n = 2
         while os.path.lexists(final):
@@ -286,3 +300,58 @@ def readme(material: CaseMaterial, when: datetime) -> bytes:
     return README.format(format=FORMAT, appointment=material.appointment_id,
                          created=when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                          officer=material.officer, force=material.force, restricted=RESTRICTED_DIR).encode("utf-8")
+
+
+def zip_folder(folder: Path, dest: Path, name: str, when: datetime, cancelled: Callable[[], bool],
+               advance: Callable[[int], None]) -> Path:
+    """The finished bundle ``folder`` as one zip in ``dest``: every file stored
+    (not compressed: the media, the PDFs and the age files do not shrink, and a
+    stored member is the file's bytes as they are) under ``name/``, with the
+    export's time and owner-only permissions, files in sorted order; so
+    ``unzip`` gives back the folder, on which ``sha256sum -c`` and the rest
+    work as on an exported folder. Written to a fresh hidden file, fsynced,
+    then linked to ``name.zip`` (a hard link fails rather than replace
+    anything: a new suffix if the name is taken) and the hidden name removed.
+    Raises ``ExportCancelled`` / ``OSError``; the caller removes ``folder``."""
+    import zipfile
+
+    stamp = when.astimezone(timezone.utc)
+    date_time = (max(stamp.year, 1980), stamp.month, stamp.day, stamp.hour, stamp.minute, stamp.second)
+    partial = dest / f".{name}.zip.partial-{secrets.token_hex(4)}"
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _BINARY, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+                files = sorted((p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()),
+                               key=lambda p: p.relative_to(folder).as_posix())
+                for path in files:
+                    info = zipfile.ZipInfo(f"{name}/{path.relative_to(folder).as_posix()}", date_time)
+                    info.compress_type = zipfile.ZIP_STORED
+                    info.external_attr = (stat.S_IFREG | 0o600) << 16
+                    size = path.stat().st_size
+                    with zf.open(info, "w", force_zip64=size >= (1 << 31)) as member:
+                        for chunk in _read_chunks(path):
+                            if cancelled():
+                                raise ExportCancelled("The export was cancelled; nothing was left behind.")
+                            member.write(chunk)
+                            advance(len(chunk))
+            raw.flush()
+            os.fsync(raw.fileno())
+        final = dest / f"{name}.zip"
+        n = 2
+        while True:
+            try:
+                os.link(partial, final)  # never replaces: fails if the name is taken
+                break
+            except FileExistsError:
+                final = dest / f"{name}-{n}.zip"
+                n += 1
+        os.unlink(partial)
+        fsync_dir(dest)
+        return final
+    except BaseException:
+        try:
+            os.unlink(partial)
+        except OSError:
+            pass
+        raise

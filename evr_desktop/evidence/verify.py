@@ -31,11 +31,12 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from .bundle import MANIFEST, SIGNATURE, SUMS
 
 MAX_MANIFEST = 16 << 20
+MAX_PDF = 256 << 20  # a statement with its signatures is well under a megabyte
 
 
 @dataclass
@@ -55,9 +56,9 @@ class BundleReport:
                 "problems": self.problems, "notes": self.notes, "checked": self.checked}
 
 
-def _sha256_file(path: Path) -> tuple[str, int]:
+def _sha256_file(src: _Folder, rel: str) -> tuple[str, int]:
     digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as f:
+    with src.open(rel) as f:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
             size += len(chunk)
@@ -76,6 +77,129 @@ def _walk(folder: Path, report: BundleReport) -> dict[str, Path]:
             elif stat.S_ISREG(st.st_mode):
                 found[rel] = path
     return found
+
+
+class _Folder:
+    """A bundle folder's files: relative POSIX path -> its file (links refused)."""
+
+    def __init__(self, root: Path, report: BundleReport) -> None:
+        self.files = _walk(root, report)
+
+    def open(self, rel: str) -> BinaryIO:
+        if rel not in self.files:
+            raise FileNotFoundError(rel)
+        return open(self.files[rel], "rb")
+
+    def read(self, rel: str, limit: int = MAX_MANIFEST) -> bytes:
+        with self.open(rel) as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise ValueError(f"{rel} is too large")
+        return data
+
+    def close(self) -> None:
+        pass
+
+
+class _Zip(_Folder):
+    """A zipped bundle, read in place (nothing is extracted: a bundle holds
+    signed statements, and a verifier must not leave copies of them around).
+    Every member must sit inside one top folder, with a plain relative name
+    (no ``..``, no absolute path, no backslash, no drive, no duplicate) and be
+    an ordinary file; anything else is named as a problem and left unread."""
+
+    def __init__(self, path: Path, report: BundleReport) -> None:
+        import zipfile
+
+        self.zf = zipfile.ZipFile(path)
+        self.members: dict[str, Any] = {}
+        self.files = {}
+        tops: set[str] = set()
+        for info in self.zf.infolist():
+            name = info.filename
+            parts = name.split("/")
+            mode = info.external_attr >> 16
+            if (not name or name.startswith("/") or "\\" in name or ":" in parts[0] or ".." in parts
+                    or "" in parts[:-1] or "." in parts):
+                report.problems.append(f"zip member {name!r}: not a plain relative name (never extracted)")
+                continue
+            if info.is_dir():
+                continue
+            if stat.S_ISLNK(mode):
+                report.problems.append(f"zip member {name}: a symbolic link (a bundle holds none)")
+                continue
+            if len(parts) < 2:
+                report.problems.append(f"zip member {name}: outside the bundle's folder")
+                continue
+            tops.add(parts[0])
+            rel = "/".join(parts[1:])
+            if rel in self.members:
+                report.problems.append(f"zip member {name}: in the zip twice")
+                continue
+            self.members[rel] = info
+            self.files[rel] = Path(name)
+        if len(tops) > 1:
+            report.problems.append("the zip holds more than one folder: " + ", ".join(sorted(tops)[:5]))
+
+    def open(self, rel: str) -> BinaryIO:
+        if rel not in self.members:
+            raise FileNotFoundError(rel)
+        return _Member(self.zf.open(self.members[rel]))  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self.zf.close()
+
+
+class _Member:
+    """A zip member being read: a damaged one (its CRC, a cut archive) is an
+    ``OSError`` like a damaged file, not zipfile's own exception."""
+
+    def __init__(self, f: Any) -> None:
+        self._f = f
+
+    def _guard(self, fn: Any, *args: Any) -> bytes:
+        import zipfile
+
+        try:
+            return fn(*args)
+        except (zipfile.BadZipFile, EOFError) as exc:
+            raise OSError(f"damaged in the zip ({exc})") from None
+
+    def read(self, n: int = -1) -> bytes:
+        return self._guard(self._f.read, n)
+
+    def readline(self, limit: int = -1) -> bytes:
+        return self._guard(self._f.readline, limit)
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> _Member:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._f.close()
+
+
+def open_bundle(path: str | os.PathLike[str], report: BundleReport) -> _Folder | None:
+    """The bundle at ``path``, a folder or a ``.zip`` of one; None (and the
+    problem in ``report``) if it is neither."""
+    import zipfile
+
+    root = Path(path)
+    if root.is_symlink():
+        report.problems.append(f"{root} is a link, not a bundle")
+        return None
+    if root.is_dir():
+        return _Folder(root, report)
+    if root.is_file():
+        try:
+            return _Zip(root, report)
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            report.problems.append(f"{root} is not a readable zip of a bundle ({exc})")
+            return None
+    report.problems.append(f"{root} is not a bundle folder or zip")
+    return None
 
 
 def verify_cms(manifest: bytes, der: bytes, ca: Any) -> tuple[Any, str]:
@@ -126,14 +250,14 @@ def verify_cms(manifest: bytes, der: bytes, ca: Any) -> tuple[Any, str]:
     return cert, ""
 
 
-def _decrypts_to(path: Path, identities: Sequence[Any], plaintext_sha256: str | None) -> str:
+def _decrypts_to(src: _Folder, rel: str, identities: Sequence[Any], plaintext_sha256: str | None) -> str:
     """"" when ``path`` decrypts (authenticated, to its end) and, given a hash, to
     exactly that plaintext; else why not."""
     from ..vault.age import AgeError, Decryptor
 
     digest = hashlib.sha256()
     try:
-        with open(path, "rb") as fh:
+        with src.open(rel) as fh:
             for chunk in Decryptor(fh, identities):
                 digest.update(chunk)
     except (AgeError, OSError, ValueError) as exc:
@@ -150,24 +274,30 @@ def verify_bundle(folder: str | os.PathLike[str], ca_pem: bytes | None = None,
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
 
-    root = Path(folder)
-    report = BundleReport(str(root))
-    if not root.is_dir() or root.is_symlink():
-        report.problems.append(f"{root} is not a bundle folder")
+    report = BundleReport(str(folder))
+    src = open_bundle(folder, report)
+    if src is None:
         return report
-    found = _walk(root, report)
     try:
-        manifest_bytes = (root / MANIFEST).read_bytes()[:MAX_MANIFEST + 1]
-        if len(manifest_bytes) > MAX_MANIFEST:
-            raise ValueError
+        _verify(src, report, ca_pem, identities, x509, hashes)
+    finally:
+        src.close()
+    return report
+
+
+def _verify(src: _Folder, report: BundleReport, ca_pem: bytes | None, identities: Sequence[Any],
+            x509: Any, hashes: Any) -> None:
+    found = src.files
+    try:
+        manifest_bytes = src.read(MANIFEST)
         manifest = json.loads(manifest_bytes)
         files = {e["path"]: e for e in manifest["files"]}
     except FileNotFoundError:
         report.problems.append("manifest.json is missing: nothing else can be checked")
-        return report
-    except (ValueError, KeyError, TypeError):
+        return
+    except (ValueError, KeyError, TypeError, OSError):
         report.problems.append("manifest.json is not a readable manifest (it was damaged or edited)")
-        return report
+        return
 
     # 1. the files
     expected = set(files) | {MANIFEST, SIGNATURE, SUMS}
@@ -179,17 +309,24 @@ def verify_bundle(folder: str | os.PathLike[str], ca_pem: bytes | None = None,
     for rel, entry in sorted(files.items()):
         if rel not in found:
             continue
-        digest, size = _sha256_file(found[rel])
+        try:
+            digest, size = _sha256_file(src, rel)
+        except (OSError, ValueError) as exc:  # a zip member that does not read back (its CRC, say)
+            report.problems.append(f"{rel}: unreadable ({exc})")
+            continue
         digests[rel] = digest
         if digest != entry.get("sha256") or size != entry.get("size"):
             report.problems.append(f"{rel}: changed (its SHA-256 or size does not match the manifest)")
     report.checked["files"] = len(digests)
     for rel in (MANIFEST, SIGNATURE):
         if rel in found:
-            digests[rel] = _sha256_file(found[rel])[0]
+            try:
+                digests[rel] = _sha256_file(src, rel)[0]
+            except OSError as exc:
+                report.problems.append(f"{rel}: unreadable ({exc})")
     try:
         sums = {}
-        for line in (root / SUMS).read_text("ascii").splitlines():
+        for line in src.read(SUMS).decode("ascii").splitlines():
             digest, _, rel = line.partition("  ")
             sums[rel] = digest
         if set(sums) != expected - {SUMS}:
@@ -197,13 +334,15 @@ def verify_bundle(folder: str | os.PathLike[str], ca_pem: bytes | None = None,
         for rel, digest in sums.items():
             if rel in digests and digests[rel] != digest:
                 report.problems.append(f"SHA256SUMS: the line for {rel} does not match the file")
-    except (OSError, UnicodeError):
+    except (OSError, UnicodeError, ValueError):
         report.problems.append("SHA256SUMS is missing or unreadable")
 
     # 2. the manifest's signature, and the CA everything else is checked against
     if ca_pem is None:
-        own = root / "certs" / "force-ca.pem"
-        ca_pem = own.read_bytes() if own.is_file() else None
+        try:
+            ca_pem = src.read("certs/force-ca.pem")
+        except (OSError, ValueError):
+            ca_pem = None
         report.notes.append("No CA was given: checked against the bundle's own copy of the force CA, so this "
                             "result is NOT anchored to a CA you trust (give --ca).")
     else:
@@ -212,14 +351,14 @@ def verify_bundle(folder: str | os.PathLike[str], ca_pem: bytes | None = None,
         ca = x509.load_pem_x509_certificate(ca_pem) if ca_pem else None
     except ValueError:
         ca = None
-    if ca is None:
+    if ca is None or ca_pem is None:
         report.problems.append("no usable force CA certificate to check signatures against")
-        return report
+        return
     report.notes.append(f"force CA: {ca.subject.rfc4514_string()}, SHA-256 fingerprint "
                         f"{ca.fingerprint(hashes.SHA256()).hex()}")
     try:
-        cert, why = verify_cms(manifest_bytes, (root / SIGNATURE).read_bytes(), ca)
-    except OSError:
+        cert, why = verify_cms(manifest_bytes, src.read(SIGNATURE), ca)
+    except (OSError, ValueError):
         cert, why = None, "manifest.json.p7s is missing"
     if cert is None:
         report.problems.append(why)
@@ -232,8 +371,8 @@ def verify_bundle(folder: str | os.PathLike[str], ca_pem: bytes | None = None,
     pdfs = [rel for rel, e in files.items() if e.get("role") in ("statement", "vps", "rear-page") and rel in found]
     for rel in sorted(pdfs):
         try:
-            pdf_report = verify_statement(found[rel].read_bytes(), ca_pem.decode("ascii"))
-        except (VerificationError, OSError, UnicodeError) as exc:
+            pdf_report = verify_statement(src.read(rel, MAX_PDF), ca_pem.decode("ascii"))
+        except (VerificationError, OSError, UnicodeError, ValueError) as exc:
             report.problems.append(f"{rel}: not a readable signed PDF ({exc})")
             continue
         if not pdf_report.ok:
@@ -263,18 +402,17 @@ def verify_bundle(folder: str | os.PathLike[str], ca_pem: bytes | None = None,
             if not complete:
                 report.notes.append(f"{rel}: left unfinished by a crash (its recording says so); not decrypted")
                 continue
-            why = _decrypts_to(found[rel], identities, plain_hash)
+            why = _decrypts_to(src, rel, identities, plain_hash)
             if why:
                 report.problems.append(f"{rel}: {why}")
             decrypted += 1
         report.checked["files decrypted"] = decrypted
 
     # 5. the audit extract
-    _verify_audit(root, manifest, ca, report)
-    return report
+    _verify_audit(src, manifest, ca, report)
 
 
-def _verify_audit(root: Path, manifest: dict[str, Any], ca: Any, report: BundleReport) -> None:
+def _verify_audit(src: _Folder, manifest: dict[str, Any], ca: Any, report: BundleReport) -> None:
     from ..audit.log import entry_hash
     from ..audit.merkle import verify_inclusion
     from ..audit.signed import check_signature
@@ -284,8 +422,8 @@ def _verify_audit(root: Path, manifest: dict[str, Any], ca: Any, report: BundleR
         report.problems.append("the bundle has no audit extract")
         return
     try:
-        checkpoint = json.loads((root / section["checkpoint"]).read_bytes())
-        extract = json.loads((root / section["entries"]).read_bytes())
+        checkpoint = json.loads(src.read(section["checkpoint"]))
+        extract = json.loads(src.read(section["entries"], MAX_MANIFEST * 4))
     except (OSError, ValueError, KeyError, TypeError):
         report.problems.append("the audit extract is missing or unreadable")
         return

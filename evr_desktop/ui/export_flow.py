@@ -32,6 +32,26 @@ def choose_folder(parent: QWidget) -> str:
     return QFileDialog.getExistingDirectory(parent, "Export the evidence bundle into…")
 
 
+def choose_format(parent: QWidget) -> str | None:
+    """"folder" or "zip" (one file holding the same folder, for a case-file
+    system that takes one upload); None: the officer cancelled."""
+    box = QMessageBox(QMessageBox.Icon.Question, "Export evidence",
+                      "Export the bundle as a folder, or as one zip file holding that folder "
+                      "(for a case system that takes a single upload)? Both are checked the same way.",
+                      QMessageBox.StandardButton.NoButton, parent)
+    box.setObjectName("exportFormat")
+    folder = box.addButton("A folder", QMessageBox.ButtonRole.AcceptRole)
+    folder.setObjectName("exportAsFolder")
+    zipped = box.addButton("One zip file", QMessageBox.ButtonRole.AcceptRole)
+    zipped.setObjectName("exportAsZip")
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(folder)
+    box.exec()
+    clicked = box.clickedButton()
+    box.deleteLater()  # asked once per export: never kept as a hidden child of the window
+    return "folder" if clicked is folder else "zip" if clicked is zipped else None
+
+
 def ask_decrypted_reason(parent: QWidget) -> str | None:
     """Where the force allows it: the reason for a decrypted copy of the
     recordings in the bundle (None: no decrypted copy)."""
@@ -60,6 +80,9 @@ def export_evidence(parent: QWidget, worker: Worker, session: Session, a: Appoin
     the engine in the GUI's process) exports without one, and the manifest says so."""
     folder = choose_folder(parent)
     if not folder:
+        return
+    form = choose_format(parent)
+    if form is None:
         return
     reason = ask_decrypted_reason(parent) if session.settings.allow_decrypted_export else None
     progress = QProgressDialog("Exporting the evidence bundle…", "Cancel", 0, 1000, parent)
@@ -91,7 +114,8 @@ def export_evidence(parent: QWidget, worker: Worker, session: Session, a: Appoin
                 engine.working_copy(plan.recording_id, str(plan.folder), [s.message() for s in plan.segments],
                                     recipients).result(WORKING_COPY_TIMEOUT)
             worker.on_gui(lambda: progress.setLabelText("Exporting the evidence bundle…"))
-        bundle = session.export_case(a.id, folder, progress=moved, cancelled=cancel.is_set, decrypted_reason=reason)
+        bundle = session.export_case(a.id, folder, progress=moved, cancelled=cancel.is_set, decrypted_reason=reason,
+                                     as_zip=form == "zip")
         # The same checks a prosecutor or a defence expert runs, against the vault's force CA.
         return bundle, verify_bundle(bundle, session.vault.header.force_ca_pem.encode("ascii"))
 

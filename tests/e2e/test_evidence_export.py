@@ -365,3 +365,121 @@ def test_a_decrypted_copy_only_where_allowed_with_a_reason_and_removal_after_a_v
     assert any(e.action.startswith("recording.removed_after_export.") and e.category == "erasure"
                for e in session.audit.entries() if e.object_id == a.id)
     session.lock()
+
+
+def _rezip(source: Path, target: Path, change) -> None:  # noqa: ANN001
+    """A copy of the zip ``source`` with ``change(name, data) -> [(name, data), ...]`` applied to each member."""
+    import zipfile
+
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as zout:
+        for info in zin.infolist():
+            for name, data in change(info.filename, zin.read(info)):
+                zout.writestr(name, data)
+
+
+def test_a_zip_bundle_verifies_in_place_unzips_to_a_folder_the_tools_accept_and_tampering_is_named(tmp_path):
+    """The same bundle as one zip (issue 12: "a folder, or a zip"): written
+    without ever leaving a partial zip or the staging folder, verified where
+    it lies (nothing extracted), ``unzip`` gives the folder that ``sha256sum
+    -c`` accepts, and a changed member, an added one, a name that climbs out
+    (``../``), an absolute name and a symbolic link are each named. The
+    laptop's copy may be removed against a zip too."""
+    import stat as stat_module
+    import zipfile
+    from dataclasses import replace
+
+    from evr_desktop.config import Paths
+    from evr_desktop.services import Workspace
+    from tests.conftest import OFFICER, PASSPHRASE, fast_kdf
+
+    paths = Paths(profile=tmp_path / "profile", demo=True)
+    workspace = Workspace(paths, make_kdf=fast_kdf)
+    workspace.start()
+    session = workspace.create(OFFICER, PASSPHRASE, with_demo_data=False)
+    a = _case(session, tmp_path)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    ca = session.vault.header.force_ca_pem.encode()
+    # cancelled while zipping: nothing left, neither the folder nor a partial zip
+    calls = [0]
+
+    def late_cancel() -> bool:
+        calls[0] += 1
+        return calls[0] > 12
+
+    with pytest.raises(ExportCancelled):
+        session.export_case(a.id, dest, cancelled=late_cancel, as_zip=True)
+    assert list(dest.iterdir()) == []
+    seen: list[tuple[int, int]] = []
+    zipped = session.export_case(a.id, dest, as_zip=True, progress=lambda done, total: seen.append((done, total)))
+    assert zipped.suffix == ".zip" and zipped.is_file() and list(dest.iterdir()) == [zipped]
+    assert seen[-1][0] == seen[-1][1] and all(x[0] <= y[0] for x, y in zip(seen, seen[1:], strict=False))
+    assert stat_module.S_IMODE(zipped.stat().st_mode) == 0o600
+    report = verify_bundle(zipped, ca)
+    assert report.ok and report.anchored, report.problems
+    assert report.checked["signed PDFs"] >= 2 and report.checked["recording segments"] >= 1
+    assert main(["evidence", "verify", str(zipped)]) == 0  # the CLI takes the zip as it is
+    # A second export never replaces the first.
+    again = session.export_case(a.id, dest, as_zip=True)
+    assert again != zipped and again.name.endswith("-2.zip") and zipped.is_file()
+    with zipfile.ZipFile(zipped) as zf:
+        names = zf.namelist()
+        assert all(i.compress_type == zipfile.ZIP_STORED for i in zf.infolist())
+    top = names[0].split("/")[0]
+    assert all(n.startswith(top + "/") for n in names) and f"{top}/SHA256SUMS" in names
+    assert any(n.startswith(f"{top}/{RESTRICTED_DIR}/") for n in names)
+    # The standard tools, after unzip, as a case-file system would.
+    out = tmp_path / "unzipped"
+    done = _run("unzip", "-q", str(zipped), "-d", str(out))
+    assert done.returncode == 0, done.stderr
+    sums = _run("sha256sum", "-c", "--quiet", "SHA256SUMS", cwd=out / top)
+    assert sums.returncode == 0, sums.stdout + sums.stderr
+    assert verify_bundle(out / top, ca).ok
+    shutil.rmtree(out)
+
+    member = next(n for n in names if "/recordings/" in n and n.endswith(".age"))
+    rel = member.split("/", 1)[1]
+
+    def flipped(name: str, data: bytes):  # noqa: ANN202
+        if name == member:
+            data = data[:-1] + bytes([data[-1] ^ 1])
+        return [(name, data)]
+
+    cases = {
+        "changed": (flipped, rel),
+        "added": (lambda n, d: [(n, d)] + ([(f"{top}/statements/extra.pdf", b"%PDF planted")]
+                                           if n == f"{top}/README.txt" else []), "statements/extra.pdf"),
+        "climbs out": (lambda n, d: [(n, d)] + ([("../../outside.txt", b"x")] if n == f"{top}/README.txt" else []),
+                       "outside.txt"),
+        "absolute": (lambda n, d: [(n, d)] + ([("/etc/evr-planted", b"x")] if n == f"{top}/README.txt" else []),
+                     "/etc/evr-planted"),
+    }
+    for what, (change, named) in cases.items():
+        bad = tmp_path / f"bad-{what.replace(' ', '-')}.zip"
+        _rezip(zipped, bad, change)
+        problems = verify_bundle(bad, ca).problems
+        assert any(named in p for p in problems), (what, problems)
+    # a member that is a symbolic link
+    link_zip = tmp_path / "link.zip"
+    shutil.copy(zipped, link_zip)
+    with zipfile.ZipFile(link_zip, "a") as zf:
+        info = zipfile.ZipInfo(f"{top}/statements/link.pdf")
+        info.external_attr = (stat_module.S_IFLNK | 0o777) << 16
+        zf.writestr(info, "/etc/passwd")
+    assert any("link.pdf" in p and "symbolic link" in p for p in verify_bundle(link_zip, ca).problems)
+    # not a zip at all, and a zip cut short
+    (tmp_path / "not.zip").write_bytes(b"PK\x03\x04 nonsense")
+    assert not verify_bundle(tmp_path / "not.zip", ca).ok
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(zipped.read_bytes()[: zipped.stat().st_size // 2])
+    assert not verify_bundle(cut, ca).ok
+    assert not (tmp_path / "outside.txt").exists() and not Path("/etc/evr-planted").exists()
+
+    # Removing the laptop's copy against the zip: refused for a tampered one, done for the real one.
+    session.settings = replace(session.settings, allow_remove_after_export=True)
+    from evr_desktop.domain.errors import Refused
+
+    with pytest.raises(Refused, match="does not match"):
+        session.remove_exported_recordings(a.id, tmp_path / "bad-changed.zip")
+    assert session.remove_exported_recordings(a.id, zipped) == 1
+    session.lock()

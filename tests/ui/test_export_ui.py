@@ -21,7 +21,7 @@ from tests.ui.test_call_flow import select
 pytestmark = pytest.mark.slow
 
 
-def _prepare(qtbot, main, tmp_path: Path, monkeypatch) -> tuple[object, Path]:
+def _prepare(qtbot, main, tmp_path: Path, monkeypatch, form: str = "folder") -> tuple[object, Path]:
     a = _case(main.session, tmp_path)
     main.queue.upsert(main.session.store.get(a.id))
     main.queue.day_enabled.setChecked(False)
@@ -29,6 +29,7 @@ def _prepare(qtbot, main, tmp_path: Path, monkeypatch) -> tuple[object, Path]:
     dest = tmp_path / "case-file"
     dest.mkdir()
     monkeypatch.setattr("evr_desktop.ui.export_flow.choose_folder", lambda _parent: str(dest))
+    monkeypatch.setattr("evr_desktop.ui.export_flow.choose_format", lambda _parent: form)
     return a, dest
 
 
@@ -96,6 +97,56 @@ def test_where_the_force_allows_a_decrypted_copy_and_removing_the_laptops_copy(q
     bundle = next(dest.iterdir())
     assert next(bundle.glob("recordings/*/decrypted-original.mkv")).stat().st_size > 0
     box = main.window.findChild(QMessageBox, "exportDone")
+    remove = next(b for b in box.buttons() if b.objectName() == "removeAfterExport")
+    qtbot.mouseClick(remove, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "was removed" in main.window.statusBar().currentMessage(), timeout=10000)
+    assert not any((main.workspace.paths.recordings / a.id).iterdir())
+
+
+def test_the_format_question_and_a_zip_export_verified_and_removed_from(qtbot, unlocked, tmp_path, monkeypatch):
+    """The real question box (folder or zip, Cancel), then the officer's whole
+    zip export: one .zip in the folder picked, checked, and the laptop's copy
+    removed against it."""
+    from dataclasses import replace
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QDialog, QPushButton
+
+    from evr_desktop.ui.export_flow import choose_format
+
+    main = unlocked
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: QDialog.exec(box))  # this box is answered below
+
+    def answer(name: str) -> None:
+        def click() -> None:
+            box = next((b for b in main.window.findChildren(QMessageBox, "exportFormat") if b.isVisible()), None)
+            if box is None:
+                QTimer.singleShot(20, click)
+                return
+            keep = os.environ.get("EVR_KEEP_SCREENSHOTS")
+            if keep:
+                box.grab().save(os.path.join(keep, "export-format.png"))
+            if name == "cancel":
+                box.button(QMessageBox.StandardButton.Cancel).click()
+            else:
+                box.findChild(QPushButton, name).click()
+
+        QTimer.singleShot(0, click)
+
+    for name, expected in (("exportAsZip", "zip"), ("exportAsFolder", "folder"), ("cancel", None)):
+        answer(name)
+        assert choose_format(main.window) == expected
+
+    a, dest = _prepare(qtbot, main, tmp_path, monkeypatch, form="zip")
+    main.session.settings = replace(main.session.settings, allow_remove_after_export=True)
+    monkeypatch.setattr("evr_desktop.ui.export_flow.confirm_remove", lambda _p: True)
+    qtbot.waitUntil(lambda: main.calls.embedded is not None and main.calls.embedded.engine.running, timeout=20000)
+    qtbot.mouseClick(main.queue.detail.export_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: main.window.findChild(QMessageBox, "exportDone") is not None, timeout=30000)
+    box = main.window.findChild(QMessageBox, "exportDone")
+    assert "exported and checked" in box.text(), box.text()
+    made = list(dest.iterdir())
+    assert len(made) == 1 and made[0].suffix == ".zip" and made[0].name in box.text()
     remove = next(b for b in box.buttons() if b.objectName() == "removeAfterExport")
     qtbot.mouseClick(remove, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "was removed" in main.window.statusBar().currentMessage(), timeout=10000)
