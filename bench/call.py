@@ -40,7 +40,10 @@ D. In process vs media process (``--matrix``, issue 9): the stall meter of C
    a co-located CPU load (one busy process pinned to each core); each
    configuration a run of this script in a process of its own. Also the CPU
    per second of call of the officer's side (GUI process, plus the media
-   process when there is one; Chromium not counted).
+   process when there is one; Chromium not counted). ``--rounds N`` runs the
+   four configurations N times interleaved; the table gives each cell's
+   median over the rounds with its range, then the media process against in
+   process as ratios taken round by round (median and range).
 
 Simplified: Chromium's fake camera carries no timestamp, so on every Chromium
 sender the video track is replaced (an init script wrapping ``getUserMedia``)
@@ -594,6 +597,8 @@ def main() -> int:
     ap.add_argument("--chromium-cores", default="", help="confine Chromium to these cores (taskset -c), e.g. 1")
     ap.add_argument("--load", type=int, default=0, help="busy processes alongside (one pinned per core)")
     ap.add_argument("--json", default="", help="also write the results to this file")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="D: times the four configurations run, interleaved (medians and ratios over them)")
     ap.add_argument("--matrix", action="store_true",
                     help="D: in-process vs media process, Chromium on one core, without and with a CPU load")
     args = ap.parse_args()
@@ -830,50 +835,97 @@ def cpu_seconds(media_pid: int | None) -> tuple[float, float]:
 
 
 def matrix(args: Any) -> int:
-    """D: each configuration in a process of its own, then one table."""
+    """D: each configuration in a process of its own, ``--rounds`` times
+    interleaved (in-process, media, in-process under load, media under load,
+    then again), so that a machine that drifts hits every configuration alike.
+    One table of medians over the rounds (with the range where there are
+    several), then the media process against in process round by round: the
+    ratio of each round's figures, whose median and range are the comparison
+    the issue asks for (same machine, minutes apart, not a best single run)."""
     import subprocess
 
     configs = [(engine, load) for load in (0, 2) for engine in ("in-process", "media")]
-    out: list[dict] = []
+    out: dict[tuple[str, int], list[dict]] = {c: [] for c in configs}
     tmp = Path(tempfile.mkdtemp(prefix="evr-bench-matrix-"))
     started = time.monotonic()
+    failed = 0
     try:
-        for engine, load in configs:
-            result = tmp / f"{engine}-{load}.json"
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--engine", engine, "--load", str(load),
-                   "--chromium-cores", "1", "--runs", str(args.runs), "--sizes", args.stall_size,
-                   "--stall-size", args.stall_size, "--stall-seconds", str(args.stall_seconds),
-                   "--json", str(result)] + (["--no-warmup"] if args.no_warmup else [])
-            print(f"D: {engine}, load {load} ...", file=sys.stderr, flush=True)
-            proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, timeout=900)
-            if proc.returncode != 0 or not result.exists():
-                print(f"  failed (exit {proc.returncode})", file=sys.stderr)
-                continue
-            out.append(json.loads(result.read_text()))
+        for rnd in range(args.rounds):
+            for engine, load in configs:
+                result = tmp / f"{engine}-{load}-{rnd}.json"
+                cmd = [sys.executable, str(Path(__file__).resolve()), "--engine", engine, "--load", str(load),
+                       "--chromium-cores", "1", "--runs", str(args.runs), "--sizes", args.stall_size,
+                       "--stall-size", args.stall_size, "--stall-seconds", str(args.stall_seconds),
+                       "--json", str(result)] + (["--no-warmup"] if args.no_warmup else [])
+                print(f"D: round {rnd + 1}/{args.rounds}: {engine}, load {load} ...", file=sys.stderr, flush=True)
+                proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, timeout=900)
+                if proc.returncode != 0 or not result.exists():
+                    print(f"  failed (exit {proc.returncode})", file=sys.stderr)
+                    failed += 1
+                    continue
+                out[(engine, load)].append(matrix_row(json.loads(result.read_text()), args.stall_size))
     finally:
         import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)
-    rows = []
-    for r in out:
-        stall = r["stall"]
-        late = sorted(stall["call"]) or [0.0]
-        p99 = late[min(len(late) - 1, int(len(late) * 0.99))]
-        key = args.stall_size
-        g2g = [stats(r[key][k])[0] if r[key][k] else float("nan") for k in ("app_o2v", "app_v2o")]
-        rows.append([f"{r['engine']}, {'load on both cores' if r['load'] else 'no added load'}",
-                     f"{p99:.1f}", f"{late[-1]:.0f}", str(sum(v > 16 for v in late)), str(sum(v > 50 for v in late)),
-                     f"{stall['cpu_gui']:.2f}", f"{stall['cpu_media']:.2f}",
-                     f"{stall['cpu_gui'] + stall['cpu_media']:.2f}",
-                     f"{stall['painted'] / stall['call_s']:.1f}", ms(g2g[0]), ms(g2g[1])])
     print(f"\nD. In process vs media process at {args.stall_size} both ways, the victim's Chromium on core 1 "
-          f"(taskset); {args.stall_seconds:.0f} s call per row; total {time.monotonic() - started:.0f} s")
+          f"(taskset); {args.stall_seconds:.0f} s call per row and round, {args.rounds} round(s) interleaved; "
+          f"total {time.monotonic() - started:.0f} s")
     print(f"Load: one busy Python process pinned to each core. Load average at the end: {os.getloadavg()[0]:.1f}.")
-    print(table(["engine, load", "p99 ms", "longest ms", "> 16 ms", "> 50 ms", "CPU GUI", "CPU media",
-                 "CPU total", "fps", "g2g o->v", "g2g v->o"], rows))
+    rows = []
+    for engine, load in configs:
+        got = out[(engine, load)]
+        if not got:
+            continue
+        rows.append([f"{engine}, {'load on both cores' if load else 'no added load'}"]
+                    + [spread([g[k] for g in got], fmt) for k, fmt in MATRIX_COLUMNS])
+    print(table(["engine, load", *(k for k, _ in MATRIX_COLUMNS)], rows))
     print("CPU = cores used per second of call by the officer's side (Chromium not counted); g2g = glass-to-glass")
-    print(f"median ms over {args.runs} run(s) at the same size (A/B of this script).")
-    return 0 if len(out) == len(configs) else 1
+    print(f"median ms over {args.runs} run(s) at the same size (A/B of this script). Cells: the median over the "
+          "rounds [min-max].")
+    ratio_rows = []
+    for load in (0, 2):
+        a, b = out[("in-process", load)], out[("media", load)]
+        pairs = list(zip(a, b, strict=False))  # round by round (a failed run shortens the list)
+        if not pairs:
+            continue
+        cells = []
+        for key in ("CPU total", "g2g o->v", "g2g v->o", "longest ms", "p99 ms"):
+            ratios = [y[key] / x[key] for x, y in pairs if x[key] and x[key] == x[key] and y[key] == y[key]]
+            cells.append(spread(ratios, "{:.2f}") if ratios else "-")
+        ratio_rows.append([f"{'load on both cores' if load else 'no added load'} ({len(pairs)} rounds)", *cells])
+    print("\nMedia process / in process, round by round (under 1: the media process is lower; median [min-max]):")
+    print(table(["load", "CPU total", "g2g o->v", "g2g v->o", "longest", "p99"], ratio_rows))
+    return 0 if failed == 0 else 1
+
+
+#: D's columns: (header, format) of what ``matrix_row`` returns.
+MATRIX_COLUMNS: list[tuple[str, str]] = [
+    ("p99 ms", "{:.1f}"), ("longest ms", "{:.0f}"), ("> 16 ms", "{:.0f}"), ("> 50 ms", "{:.0f}"),
+    ("CPU GUI", "{:.2f}"), ("CPU media", "{:.2f}"), ("CPU total", "{:.3f}"), ("fps", "{:.1f}"),
+    ("g2g o->v", "{:.0f}"), ("g2g v->o", "{:.0f}"),
+]
+
+
+def matrix_row(r: dict, size: str) -> dict[str, float]:
+    """One configuration's run of this script (its ``--json``) as D's figures."""
+    stall = r["stall"]
+    late = sorted(stall["call"]) or [0.0]
+    g2g = [stats(r[size][k])[0] if r[size][k] else float("nan") for k in ("app_o2v", "app_v2o")]
+    return {"p99 ms": late[min(len(late) - 1, int(len(late) * 0.99))], "longest ms": late[-1],
+            "> 16 ms": sum(v > 16 for v in late), "> 50 ms": sum(v > 50 for v in late),
+            "CPU GUI": stall["cpu_gui"], "CPU media": stall["cpu_media"],
+            "CPU total": stall["cpu_gui"] + stall["cpu_media"], "fps": stall["painted"] / stall["call_s"],
+            "g2g o->v": g2g[0], "g2g v->o": g2g[1]}
+
+
+def spread(values: list[float], fmt: str) -> str:
+    """``median [min-max]`` (just the value when there is one)."""
+    values = [v for v in values if v == v]  # no NaN (a run without samples)
+    if not values:
+        return "-"
+    med, lo, hi = stats(values)
+    return fmt.format(med) if len(values) == 1 else f"{fmt.format(med)} [{fmt.format(lo)}-{fmt.format(hi)}]"
 
 
 def report(results: dict, sizes: list, runs: int, total: float, info: str) -> None:

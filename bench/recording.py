@@ -144,7 +144,10 @@ def age_tool(total: int, block: bytes, recipients: list[str]) -> float:
     return time.perf_counter() - t
 
 
-def recorder_cost(seconds: float) -> tuple[float, float, int]:
+def recorder_cost(seconds: float) -> tuple[float, float, int, list[float]]:
+    """(CPU s per s of call, the call's length, bytes written, the CPU time of
+    each ``rec(frame)`` call in seconds: this thread's own time, so what the
+    recorder held the interpreter for, not the fsyncs it waited on)."""
     from evr_desktop.recording.recorder import Recorder
     from tests.recording_media import call_frames
 
@@ -155,14 +158,17 @@ def recorder_cost(seconds: float) -> tuple[float, float, int]:
         now = [frames[0].monotonic]
         rec = Recorder(folder / "r", officer_recipient=officer.recipient, escrow_recipient=escrow.recipient,
                        clock=lambda: now[0])
+        per_frame: list[float] = []
         cpu = time.process_time()
         for f in frames:
             now[0] = f.monotonic
+            t = time.thread_time()
             rec(f)
+            per_frame.append(time.thread_time() - t)
         result = rec.close()
         cpu = time.process_time() - cpu
         size = sum(p.stat().st_size for p in (folder / "r").iterdir())
-        return cpu / result.duration_s, result.duration_s, size
+        return cpu / result.duration_s, result.duration_s, size, per_frame
     finally:
         shutil.rmtree(folder)
 
@@ -194,6 +200,22 @@ def part_b(args: Any) -> float:
     print(f"\nB. Recorder, synthetic 6 s call (VP8 800 kb/s + Opus, both ways), {args.runs} runs\n")
     print(table(["", "median", "min", "max"], [["CPU s per s of call", f"{med:.4f}", f"{lo:.4f}", f"{hi:.4f}"]]))
     print(f"\n  {costs[0][2] / costs[0][1] / 1024:.0f} KiB/s of ciphertext written (fsynced segments)")
+    # What the recorder can do to the call's latency: it runs on the tap's thread,
+    # so it delays the call's threads (event loop, decoder, display) only while it
+    # holds the interpreter, which it does for at most one frame's work at a time
+    # (then it blocks on the tap's queue). A frame of the call that needs the
+    # interpreter at a random moment waits, on average, sum(stretch^2) / (2 x
+    # call length): the expected remaining part of a stretch it lands in.
+    rows = []
+    for i, (_, duration, _, per_frame) in enumerate(costs, 1):
+        us = sorted(v * 1e6 for v in per_frame)
+        wait = sum(v * v for v in per_frame) / (2 * duration) * 1e6
+        rows.append([f"run {i} ({len(us)} frames)", f"{statistics.median(us):.0f}",
+                     f"{us[min(len(us) - 1, int(len(us) * 0.99))]:.0f}", f"{us[-1]:.0f}",
+                     f"{sum(per_frame) / duration * 100:.2f}", f"{wait:.2f}"])
+    print("\n  Per frame, the recorder's own CPU time (its thread), microseconds; the share of the call's")
+    print("  time it holds the interpreter; the mean wait it adds to a frame of the call, microseconds")
+    print(table(["", "median us", "p99 us", "max us", "share %", "mean wait us"], rows))
     return med
 
 
