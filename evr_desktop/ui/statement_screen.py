@@ -50,7 +50,7 @@ from PySide6.QtWidgets import (
 from ..domain.statement_doc import StatementContent, StatementVersion
 from .signature_pad import SignaturePadDialog
 from .statement_panel import StatementPanel
-from .widgets import guard_wheels, keep_on_screen
+from .widgets import FlowLayout, guard_wheels, keep_on_screen
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -137,9 +137,11 @@ class StatementScreen(QWidget):
             "for police and prosecution only. Recorded as a disclosure."
         )
         self.message_box: QMessageBox | None = None  # the open question or notice, if any
-        bar = QHBoxLayout()
+        # A flow, not a row: docked beside the video (~450 px on a 1366 px screen) the
+        # buttons wrap onto a second line instead of being squeezed until their text is cut.
+        bar = FlowLayout(expand=self.title)
         bar.addWidget(self.back_button)
-        bar.addWidget(self.title, 1)
+        bar.addWidget(self.title)
         bar.addWidget(self.history_button)
         bar.addWidget(self.save_pdf_button)
         bar.addWidget(self.save_rear_button)

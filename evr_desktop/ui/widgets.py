@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 # Not ``Qt``: its first use builds every enum of the namespace (~25-40 ms),
 # and this module loads before the unlock screen's first paint
@@ -12,12 +13,17 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QComboBox,
+    QLayout,
+    QLayoutItem,
     QLineEdit,
     QListWidget,
     QSizePolicy,
     QSplitter,
     QWidget,
 )
+
+if TYPE_CHECKING:
+    from PySide6.QtCore import Qt
 
 
 class FirstPaint(QObject):
@@ -235,3 +241,85 @@ class ScrollingLabelList(QListWidget):
         self.setVisible(bool(lines))
         row = self.fontMetrics().height() + 4
         self.setFixedHeight(min(max(len(lines), 1), self._max_rows) * row + 2 * self.frameWidth() + 2)
+
+
+class FlowLayout(QLayout):
+    """Widgets left to right, wrapping onto a new line when the width runs out
+    (the statement screen's buttons when it is docked beside the video on a
+    1366 px screen: five buttons and the title do not fit one line of ~450 px,
+    and a squeezed button cuts its own text). Each widget keeps its size hint.
+    ``expand``: the widget that takes a line's spare width (the title), so a
+    line that fits looks like a row with a stretch; lines without it are
+    aligned right, where buttons usually sit."""
+
+    def __init__(self, parent: QWidget | None = None, expand: QWidget | None = None, spacing: int = 6) -> None:
+        super().__init__(parent)
+        self._items: list[QLayoutItem] = []
+        self._expand = expand
+        self.setSpacing(spacing)
+        self.setContentsMargins(0, 0, 0, 0)
+
+    def addItem(self, item: QLayoutItem) -> None:  # noqa: N802 - Qt's name
+        self._items.append(item)
+
+    def count(self) -> int:
+        return len(self._items)
+
+    def itemAt(self, index: int) -> QLayoutItem | None:  # noqa: N802
+        return self._items[index] if 0 <= index < len(self._items) else None
+
+    def takeAt(self, index: int) -> QLayoutItem | None:  # noqa: N802
+        return self._items.pop(index) if 0 <= index < len(self._items) else None
+
+    def expandingDirections(self) -> Qt.Orientation:  # noqa: N802
+        from PySide6.QtCore import Qt
+
+        return Qt.Orientation(0)
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802
+        return self._lay_out(QRect(0, 0, width, 0), apply=False)
+
+    def setGeometry(self, rect: QRect) -> None:  # noqa: N802
+        super().setGeometry(rect)
+        self._lay_out(rect, apply=True)
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        visible = [i for i in self._items if not i.isEmpty()]
+        width = sum(i.sizeHint().width() for i in visible) + self.spacing() * max(0, len(visible) - 1)
+        height = max((i.sizeHint().height() for i in visible), default=0)
+        return QSize(width, height)
+
+    def minimumSize(self) -> QSize:  # noqa: N802
+        visible = [i for i in self._items if not i.isEmpty()]
+        return QSize(max((i.sizeHint().width() for i in visible), default=0),
+                     max((i.sizeHint().height() for i in visible), default=0))
+
+    def _lay_out(self, rect: QRect, apply: bool) -> int:
+        """Place the items (when ``apply``); the height they take at ``rect``'s width."""
+        gap = self.spacing()
+        lines: list[list[QLayoutItem]] = [[]]
+        used = 0
+        for item in (i for i in self._items if not i.isEmpty()):
+            w = item.sizeHint().width()
+            if lines[-1] and used + gap + w > rect.width():
+                lines.append([])
+                used = 0
+            used += (gap if lines[-1] else 0) + w
+            lines[-1].append(item)
+        y = rect.y()
+        for line in (ln for ln in lines if ln):
+            height = max(i.sizeHint().height() for i in line)
+            spare = max(0, rect.width() - sum(i.sizeHint().width() for i in line) - gap * (len(line) - 1))
+            grow = next((i for i in line if i.widget() is not None and i.widget() is self._expand), None)
+            x = rect.x() + (0 if grow is not None else spare)
+            for item in line:
+                w = item.sizeHint().width() + (spare if item is grow else 0)
+                if apply:
+                    item.setGeometry(QRect(x, y + (height - item.sizeHint().height()) // 2, w,
+                                           item.sizeHint().height()))
+                x += w + gap
+            y += height + gap
+        return max(0, y - gap - rect.y())

@@ -71,9 +71,27 @@ class Recorder:
             for w in app.topLevelWidgets() if w.isVisible()
         ]
         screen.grabWindow(0).save(str(self.out / f"{name}.png"))
-        entry = {"screen": rect(area), "windows": windows, **extra}
+        entry = {"screen": rect(area), "windows": windows, "squeezed": squeezed_buttons(), **extra}
         self.report["screens"][name] = entry
         return entry
+
+
+def squeezed_buttons() -> list[str]:
+    """Visible buttons narrower than their text needs (Qt cuts the text of a
+    button squeezed below its size hint): each as "window/button: width < hint"."""
+    from PySide6.QtWidgets import QAbstractButton, QCheckBox, QRadioButton
+
+    out = []
+    for top in QApplication.topLevelWidgets():
+        if not top.isVisible():
+            continue
+        for b in top.findChildren(QAbstractButton):
+            if not b.isVisible() or not b.text() or isinstance(b, (QCheckBox, QRadioButton)):
+                continue
+            if b.width() < b.sizeHint().width() - 1:
+                out.append(f"{top.objectName() or type(top).__name__}/{b.objectName() or b.text()}: "
+                           f"{b.width()} < {b.sizeHint().width()}")
+    return out
 
 
 def visible_rect(widget: QWidget) -> dict[str, Any]:

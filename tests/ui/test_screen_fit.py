@@ -64,6 +64,7 @@ def test_every_window_fits_the_screen_and_the_call_keeps_its_controls(screen_run
         assert entry["windows"], name
         for w in entry["windows"]:
             assert w["inside"], f"{name}: {w['name']} {w['frame']} is not inside the screen {entry['screen']}"
+        assert entry["squeezed"] == [], f"{name}: buttons too narrow for their text: {entry['squeezed']}"
     statement = report["screens"]["4-statement-missing"]
     assert statement["missing"] >= 30  # the list scrolls inside its own area: the window still fits
     diff = report["screens"]["5-history"]["diff"]
