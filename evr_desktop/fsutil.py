@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
@@ -77,3 +78,20 @@ def append_durably(path: Path, data: bytes) -> None:
         os.close(fd)
     if new:
         fsync_dir(path.parent)
+
+
+def sha256_of(stream: BinaryIO) -> tuple[str, int]:
+    """SHA-256 (hex) and size of what ``stream`` reads to its end, a megabyte at a time."""
+    import hashlib
+
+    digest, size = hashlib.sha256(), 0
+    while chunk := stream.read(1 << 20):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 (hex) of the file at ``path``."""
+    with open(path, "rb") as f:
+        return sha256_of(f)[0]

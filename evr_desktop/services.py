@@ -695,29 +695,19 @@ class Session:
             opened.close()
 
     def _remove_exported(self, current: appt.Appointment, src: Any) -> int:
-        import hashlib
         import json
         import shutil
 
         from .evidence.names import safe_id
+        from .fsutil import sha256_file, sha256_of
         from .recording.manifest import MANIFEST_FILE, START_FILE
 
         def bundle_sha(rel: str) -> str:  # the bundle's bytes as they are, "" if missing or damaged
-            digest = hashlib.sha256()
             try:
                 with src.open(rel) as f:
-                    while chunk := f.read(1 << 20):
-                        digest.update(chunk)
+                    return sha256_of(f)[0]
             except (OSError, ValueError):
                 return ""
-            return digest.hexdigest()
-
-        def laptop_sha(path: Path) -> str:
-            digest = hashlib.sha256()
-            with open(path, "rb") as f:
-                while chunk := f.read(1 << 20):
-                    digest.update(chunk)
-            return digest.hexdigest()
 
         try:
             manifest = json.loads(src.read("manifest.json"))
@@ -736,7 +726,7 @@ class Session:
             rid = safe_id(folder.name)
             masters = sorted(p for p in folder.iterdir() if p.is_file() and not p.is_symlink()
                              and (p.name.startswith("seg-") or p.name in (MANIFEST_FILE, START_FILE)))
-            wanted = [(f"recordings/{rid}/{p.name}", laptop_sha(p)) for p in masters]
+            wanted = [(f"recordings/{rid}/{p.name}", sha256_file(p)) for p in masters]
             stills = {s.id: s for s in self.list_stills(current.id) if Path(s.file).parent.parent == folder}
             exhibits = {ex.get("id"): ex for ex in manifest.get("exhibits", [])}
             if any(still_id not in exhibits for still_id in stills):

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
+from ..fsutil import sha256_of
 from .bundle import MANIFEST, SIGNATURE, SUMS
 
 MAX_MANIFEST = 16 << 20
@@ -57,12 +58,8 @@ class BundleReport:
 
 
 def _sha256_file(src: _Folder, rel: str) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
     with src.open(rel) as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+        return sha256_of(f)
 
 
 def _walk(folder: Path, report: BundleReport) -> dict[str, Path]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..fsutil import atomic_write
+from ..fsutil import atomic_write, sha256_file
 from ..vault.age import Decryptor, Identity, decrypt, decrypt_prefix, encrypt
 
 MANIFEST_FILE = "manifest.json.age"
@@ -75,14 +75,6 @@ def read_start(folder: Path) -> dict[str, Any]:
     return data
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def check_segments(folder: Path, manifest: Manifest) -> None:
     """Raise :class:`ManifestError` naming the first segment that is missing,
     out of place, replaced, or not listed."""
@@ -96,7 +88,7 @@ def check_segments(folder: Path, manifest: Manifest) -> None:
         path = folder / seg["file"]
         if not path.exists():
             raise ManifestError(f"segment {i} ({seg['file']}) is missing")
-        digest = _sha256_file(path)
+        digest = sha256_file(path)
         if digest != seg["ciphertext_sha256"]:
             other = by_hash.get(digest)
             if other is not None:

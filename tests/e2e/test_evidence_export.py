@@ -65,6 +65,17 @@ def _case(session, tmp: Path):
     return a
 
 
+def _new_session(profile: Path):
+    """A fresh officer's session in ``profile`` (a test's own), no demo data."""
+    from evr_desktop.config import Paths
+    from evr_desktop.services import Workspace
+    from tests.conftest import OFFICER, PASSPHRASE, fast_kdf
+
+    workspace = Workspace(Paths(profile=profile, demo=True), make_kdf=fast_kdf)
+    workspace.start()
+    return workspace.create(OFFICER, PASSPHRASE, with_demo_data=False)
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """One export for the whole module (it signs a PDF and writes a recording): the bundle,
@@ -284,14 +295,9 @@ def test_a_statement_re_signed_with_another_certificate_is_named(exported, tmp_p
 
 
 def test_a_cancelled_or_failed_export_leaves_nothing_and_nothing_to_export_is_refused(tmp_path):
-    from evr_desktop.config import Paths
     from evr_desktop.domain.errors import Refused
-    from evr_desktop.services import Workspace
-    from tests.conftest import OFFICER, PASSPHRASE, fast_kdf
 
-    workspace = Workspace(Paths(profile=tmp_path / "profile", demo=True), make_kdf=fast_kdf)
-    workspace.start()
-    session = workspace.create(OFFICER, PASSPHRASE, with_demo_data=False)
+    session = _new_session(tmp_path / "profile")
     empty = session.save_appointment(make(), new=True)
     dest = tmp_path / "dest"
     dest.mkdir()
@@ -317,15 +323,9 @@ def test_a_cancelled_or_failed_export_leaves_nothing_and_nothing_to_export_is_re
 def test_a_decrypted_copy_only_where_allowed_with_a_reason_and_removal_after_a_verified_export(tmp_path):
     from dataclasses import replace
 
-    from evr_desktop.config import Paths
     from evr_desktop.domain.errors import Refused
-    from evr_desktop.services import Workspace
-    from tests.conftest import OFFICER, PASSPHRASE, fast_kdf
 
-    paths = Paths(profile=tmp_path / "profile", demo=True)
-    workspace = Workspace(paths, make_kdf=fast_kdf)
-    workspace.start()
-    session = workspace.create(OFFICER, PASSPHRASE, with_demo_data=False)
+    session = _new_session(tmp_path / "profile")
     a = _case(session, tmp_path)
     dest = tmp_path / "dest"
     dest.mkdir()
@@ -388,14 +388,7 @@ def test_a_zip_bundle_verifies_in_place_unzips_to_a_folder_the_tools_accept_and_
     import zipfile
     from dataclasses import replace
 
-    from evr_desktop.config import Paths
-    from evr_desktop.services import Workspace
-    from tests.conftest import OFFICER, PASSPHRASE, fast_kdf
-
-    paths = Paths(profile=tmp_path / "profile", demo=True)
-    workspace = Workspace(paths, make_kdf=fast_kdf)
-    workspace.start()
-    session = workspace.create(OFFICER, PASSPHRASE, with_demo_data=False)
+    session = _new_session(tmp_path / "profile")
     a = _case(session, tmp_path)
     dest = tmp_path / "dest"
     dest.mkdir()

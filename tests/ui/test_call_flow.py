@@ -147,6 +147,24 @@ def test_officer_calls_a_waiting_victim(qtbot, unlocked, victim_loop, monkeypatc
         on_loop(victim_loop, http.close())
 
 
+def chromium_victim_called(qtbot, main, a, page, timeout: int = 20000):  # noqa: ANN001, ANN201
+    """The victim's Chromium ``page`` opens the link, agrees and waits; the
+    officer sees them waiting, selects the appointment and presses Call, as an
+    officer would; returns the call window once it says Connected."""
+    from evr_desktop.domain.appointment import Status
+
+    page.goto(main.calls.links[a.id])
+    page.locator("#consent-agree").click()
+    page.locator("#perm-start").click()
+    page.locator("#screen-waiting").wait_for(state="visible", timeout=timeout)
+    qtbot.waitUntil(lambda: main.session.store.get(a.id).status is Status.VICTIM_WAITING, timeout=10000)
+    select(main, a.id)
+    qtbot.mouseClick(main.queue.detail.call_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: main.calls.screen is not None and main.calls.screen.appointment == a.id
+                    and main.calls.screen.state.text() == "Connected", timeout=timeout)
+    return main.calls.screen
+
+
 def select(main, appointment_id: str) -> None:
     proxy = main.queue.proxy
     for r in range(proxy.rowCount()):

@@ -24,7 +24,7 @@ from evr_desktop.logs import configure
 from tests.conftest import logging_kept
 from tests.e2e.browser import chromium, phone, playwright
 from tests.ui.conftest import set_up
-from tests.ui.test_call_flow import book_and_send_link, select
+from tests.ui.test_call_flow import book_and_send_link, chromium_victim_called
 
 pytestmark = pytest.mark.slow
 WAIT_MS = 20000
@@ -81,16 +81,7 @@ def _call(qtbot, main, monkeypatch) -> None:
                            OffenceType.BURGLARY_THEFT)
     with playwright() as p, chromium(p) as browser:
         page = browser.new_context(**phone(p)).new_page()
-        page.goto(main.calls.links[a.id])
-        page.locator("#consent-agree").click()
-        page.locator("#perm-start").click()
-        page.locator("#screen-waiting").wait_for(state="visible", timeout=WAIT_MS)
-        qtbot.waitUntil(lambda: main.session.store.get(a.id).status is Status.VICTIM_WAITING, timeout=10000)
-        select(main, a.id)
-        qtbot.mouseClick(main.queue.detail.call_button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: main.calls.screen is not None and main.calls.screen.state.text() == "Connected",
-                        timeout=WAIT_MS)
-        screen = main.calls.screen
+        screen = chromium_victim_called(qtbot, main, a, page, WAIT_MS)
         qtbot.waitUntil(lambda: screen.remote.frames_painted >= 10, timeout=WAIT_MS)
         # A reconnect too: new candidates, new SDP, all through the loggers again.
         qtbot.mouseClick(screen.reconnect_button, Qt.MouseButton.LeftButton)

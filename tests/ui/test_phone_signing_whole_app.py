@@ -24,7 +24,7 @@ from PySide6.QtCore import Qt
 from evr_desktop.domain.appointment import OffenceType, Status
 from tests.e2e.browser import PageWatch, chromium, phone, playwright
 from tests.e2e.test_phone_signing_chromium import draw_signature
-from tests.ui.test_call_flow import book_and_send_link, select
+from tests.ui.test_call_flow import book_and_send_link, chromium_victim_called
 from tests.ui.test_statement_flow import complete_fields
 
 pytestmark = pytest.mark.slow
@@ -42,17 +42,7 @@ def test_the_victim_signs_on_the_phone_in_a_recorded_call_of_the_whole_app(qtbot
         context = browser.new_context(**phone(p))
         page = context.new_page()
         watch = PageWatch(page)
-        page.goto(main.calls.links[a.id])
-        page.locator("#consent-agree").click()
-        page.locator("#perm-start").click()
-        page.locator("#screen-waiting").wait_for(state="visible", timeout=WAIT_MS)
-        qtbot.waitUntil(lambda: main.session.store.get(a.id).status is Status.VICTIM_WAITING, timeout=10000)
-        select(main, a.id)
-        qtbot.mouseClick(main.queue.detail.call_button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: main.calls.screen is not None and main.calls.screen.appointment == a.id,
-                        timeout=10000)
-        call = main.calls.screen
-        qtbot.waitUntil(lambda: call.state.text() == "Connected", timeout=WAIT_MS)
+        call = chromium_victim_called(qtbot, main, a, page, WAIT_MS)
         page.locator("#rec-indicator").wait_for(state="visible", timeout=WAIT_MS)  # recorded, and the phone says so
         qtbot.waitUntil(lambda: main._statement_screen is not None
                         and main._statement_screen.parent() is call.splitter, timeout=10000)
