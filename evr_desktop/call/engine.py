@@ -533,7 +533,7 @@ class CallSession:
         @channel.on("open")
         def _on_open() -> None:
             self._mark("datachannel_open")
-            if self.appointment in self.engine.recording_shown:
+            if self.appointment in self.engine.recording_on:
                 self.send_recording_state()  # a restart's new channel: the page shows it again
 
         @pc.on("connectionstatechange")
@@ -768,7 +768,7 @@ class CallSession:
         the channel's ``open`` sends it again, so a reconnect keeps the page true."""
         ch = self.channel
         if ch is not None and ch.readyState == "open":
-            on = self.engine.recording_shown.get(self.appointment, False)
+            on = self.appointment in self.engine.recording_on
             ch.send(json.dumps({"type": "recording", "state": "on" if on else "off"}))
 
     async def send_chat(self, text: str, mid: str | None = None) -> str:
@@ -993,8 +993,8 @@ class CallEngine:
         self.frame_listener: Callable[[str], None] | None = None
         self.sessions: dict[str, CallSession] = {}
         self.waiting: set[str] = set()
-        #: appointment -> whether its recording is running (what the victim's page shows)
-        self.recording_shown: dict[str, bool] = {}
+        #: appointments whose recording is running (what the victim's page shows)
+        self.recording_on: set[str] = set()
         # The victim page's commitments to its DTLS fingerprint (docs/victim-page.md):
         # the latest not yet opened by an answer, the last one opened, and who waits.
         self.commits: dict[str, str] = {}
@@ -1169,7 +1169,10 @@ class CallEngine:
         Thread-safe (the recorder reports on its own thread)."""
 
         async def tell() -> None:
-            self.recording_shown[appointment] = on
+            if on:
+                self.recording_on.add(appointment)
+            else:
+                self.recording_on.discard(appointment)
             session = self.sessions.get(appointment)
             if session is not None:
                 session.send_recording_state()

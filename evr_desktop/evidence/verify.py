@@ -266,24 +266,24 @@ def _decrypts_to(src: _Folder, rel: str, identities: Sequence[Any], plaintext_sh
 
 def verify_bundle(folder: str | os.PathLike[str], ca_pem: bytes | None = None,
                   identities: Sequence[Any] = ()) -> BundleReport:
-    """``identities``: age identities (the escrow's) to also decrypt every
+    """Check the bundle at ``folder`` (its folder, or its zip read in place).
+    ``identities``: age identities (the escrow's) to also decrypt every
     recording segment and still, authenticated, against their plaintext hashes."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-
     report = BundleReport(str(folder))
     src = open_bundle(folder, report)
     if src is None:
         return report
     try:
-        _verify(src, report, ca_pem, identities, x509, hashes)
+        _verify(src, report, ca_pem, identities)
     finally:
         src.close()
     return report
 
 
-def _verify(src: _Folder, report: BundleReport, ca_pem: bytes | None, identities: Sequence[Any],
-            x509: Any, hashes: Any) -> None:
+def _verify(src: _Folder, report: BundleReport, ca_pem: bytes | None, identities: Sequence[Any]) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
     found = src.files
     try:
         manifest_bytes = src.read(MANIFEST)
