@@ -1210,8 +1210,8 @@ class CallEngine:
         return media.video.latest_rgb() if media is not None else None
 
     def latest_local_preview(self) -> np.ndarray | None:
-        """The same, at most 320 px wide (made on the capture thread): what the
-        call window's self view paints."""
+        """The same, at most 320 px wide and BGRA (made on the capture thread):
+        what the call window's self view paints, as it is."""
         media = self._media
         return media.video.latest_preview() if media is not None else None
 

@@ -292,19 +292,9 @@ class MediaChild:
     def _local_frames(self) -> None:
         last = None
         while not self._stopping:
-            preview = self.engine.latest_local_preview()
+            preview = self.engine.latest_local_preview()  # BGRA, made on the capture thread
             if preview is not None and preview is not last:
                 last = preview
-                if preview.ndim == 3 and preview.shape[2] == 3:
-                    import numpy as np
-
-                    h, w = preview.shape[:2]
-                    bgra = np.empty((h, w, 4), np.uint8)
-                    bgra[:, :, 0] = preview[:, :, 2]
-                    bgra[:, :, 1] = preview[:, :, 1]
-                    bgra[:, :, 2] = preview[:, :, 0]
-                    bgra[:, :, 3] = 255
-                    preview = bgra
                 self.local.publish("local", preview)
             time.sleep(LOCAL_POLL)
 

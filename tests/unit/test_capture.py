@@ -285,12 +285,13 @@ def test_the_self_view_preview_is_made_small_on_the_capture_thread():
             for _ in range(3):
                 await asyncio.wait_for(video.recv(), 2)
             full, small = video.latest_rgb(), video.latest_preview()
-            assert full.shape == (720, 1280, 3) and small.shape == (180, 320, 3)
+            assert full.shape == (720, 1280, 3) and small.shape == (180, 320, 4)  # BGRA, as Qt paints it
             # the same picture: the colour bars line up once scaled down
             import cv2
 
-            ref = cv2.resize(full, (320, 180), interpolation=cv2.INTER_AREA)
+            ref = cv2.cvtColor(cv2.resize(full, (320, 180), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2BGRA)
             assert np.abs(ref.astype(int) - small.astype(int)).mean() < 2
+            assert (small[:, :, 3] == 255).all()
             video.enabled = False  # camera off: no preview either
             await asyncio.wait_for(video.recv(), 2)
             await asyncio.wait_for(video.recv(), 2)
