@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .domain.officer import OfficerIdentity
     from .domain.recording import RecordingChoice, RecordingOutcome
     from .domain.safety import SafetyAlert, Signal
+    from .evidence.verify import BundleFiles
     from .notify.base import Notifier, SendResult
     from .notify.outbox import OutboxNotifier
     from .recording.library import PlaybackSegment, RecordingSummary
@@ -694,7 +695,7 @@ class Session:
         finally:
             opened.close()
 
-    def _remove_exported(self, current: appt.Appointment, src: Any) -> int:
+    def _remove_exported(self, current: appt.Appointment, src: BundleFiles) -> int:
         import json
         import shutil
 

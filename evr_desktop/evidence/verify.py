@@ -57,7 +57,7 @@ class BundleReport:
                 "problems": self.problems, "notes": self.notes, "checked": self.checked}
 
 
-def _sha256_file(src: _Folder, rel: str) -> tuple[str, int]:
+def _sha256_file(src: BundleFiles, rel: str) -> tuple[str, int]:
     with src.open(rel) as f:
         return sha256_of(f)
 
@@ -76,11 +76,13 @@ def _walk(folder: Path, report: BundleReport) -> dict[str, Path]:
     return found
 
 
-class _Folder:
-    """A bundle folder's files: relative POSIX path -> its file (links refused)."""
+class BundleFiles:
+    """A bundle's files, by relative POSIX path: here a folder's (links
+    refused, named in ``report``); ``_Zip`` reads a zip's members the same way.
+    ``files`` maps each path to where it is read from."""
 
     def __init__(self, root: Path, report: BundleReport) -> None:
-        self.files = _walk(root, report)
+        self.files: dict[str, Any] = _walk(root, report)
 
     def open(self, rel: str) -> BinaryIO:
         if rel not in self.files:
@@ -98,7 +100,7 @@ class _Folder:
         pass
 
 
-class _Zip(_Folder):
+class _Zip(BundleFiles):
     """A zipped bundle, read in place (nothing is extracted: a bundle holds
     signed statements, and a verifier must not leave copies of them around).
     Every member must sit inside one top folder, with a plain relative name
@@ -109,8 +111,7 @@ class _Zip(_Folder):
         import zipfile
 
         self.zf = zipfile.ZipFile(path)
-        self.members: dict[str, Any] = {}
-        self.files = {}
+        self.files = {}  # path in the bundle -> its ZipInfo
         tops: set[str] = set()
         for info in self.zf.infolist():
             name = info.filename
@@ -130,18 +131,17 @@ class _Zip(_Folder):
                 continue
             tops.add(parts[0])
             rel = "/".join(parts[1:])
-            if rel in self.members:
+            if rel in self.files:
                 report.problems.append(f"zip member {name}: in the zip twice")
                 continue
-            self.members[rel] = info
-            self.files[rel] = Path(name)
+            self.files[rel] = info
         if len(tops) > 1:
             report.problems.append("the zip holds more than one folder: " + ", ".join(sorted(tops)[:5]))
 
     def open(self, rel: str) -> BinaryIO:
-        if rel not in self.members:
+        if rel not in self.files:
             raise FileNotFoundError(rel)
-        return _Member(self.zf.open(self.members[rel]))  # type: ignore[return-value]
+        return _Member(self.zf.open(self.files[rel]))  # type: ignore[return-value]
 
     def close(self) -> None:
         self.zf.close()
@@ -178,7 +178,7 @@ class _Member:
         self._f.close()
 
 
-def open_bundle(path: str | os.PathLike[str], report: BundleReport) -> _Folder | None:
+def open_bundle(path: str | os.PathLike[str], report: BundleReport) -> BundleFiles | None:
     """The bundle at ``path``, a folder or a ``.zip`` of one; None (and the
     problem in ``report``) if it is neither."""
     import zipfile
@@ -188,7 +188,7 @@ def open_bundle(path: str | os.PathLike[str], report: BundleReport) -> _Folder |
         report.problems.append(f"{root} is a link, not a bundle")
         return None
     if root.is_dir():
-        return _Folder(root, report)
+        return BundleFiles(root, report)
     if root.is_file():
         try:
             return _Zip(root, report)
@@ -247,8 +247,8 @@ def verify_cms(manifest: bytes, der: bytes, ca: Any) -> tuple[Any, str]:
     return cert, ""
 
 
-def _decrypts_to(src: _Folder, rel: str, identities: Sequence[Any], plaintext_sha256: str | None) -> str:
-    """"" when ``path`` decrypts (authenticated, to its end) and, given a hash, to
+def _decrypts_to(src: BundleFiles, rel: str, identities: Sequence[Any], plaintext_sha256: str | None) -> str:
+    """"" when the bundle's file ``rel`` decrypts (authenticated, to its end) and, given a hash, to
     exactly that plaintext; else why not."""
     from ..vault.age import AgeError, Decryptor
 
@@ -280,7 +280,7 @@ def verify_bundle(folder: str | os.PathLike[str], ca_pem: bytes | None = None,
     return report
 
 
-def _verify(src: _Folder, report: BundleReport, ca_pem: bytes | None, identities: Sequence[Any]) -> None:
+def _verify(src: BundleFiles, report: BundleReport, ca_pem: bytes | None, identities: Sequence[Any]) -> None:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
 
@@ -409,7 +409,7 @@ def _verify(src: _Folder, report: BundleReport, ca_pem: bytes | None, identities
     _verify_audit(src, manifest, ca, report)
 
 
-def _verify_audit(src: _Folder, manifest: dict[str, Any], ca: Any, report: BundleReport) -> None:
+def _verify_audit(src: BundleFiles, manifest: dict[str, Any], ca: Any, report: BundleReport) -> None:
     from ..audit.log import entry_hash
     from ..audit.merkle import verify_inclusion
     from ..audit.signed import check_signature

@@ -408,9 +408,13 @@ def test_a_zip_bundle_verifies_in_place_unzips_to_a_folder_the_tools_accept_and_
     assert zipped.suffix == ".zip" and zipped.is_file() and list(dest.iterdir()) == [zipped]
     assert seen[-1][0] == seen[-1][1] and all(x[0] <= y[0] for x, y in zip(seen, seen[1:], strict=False))
     assert stat_module.S_IMODE(zipped.stat().st_mode) == 0o600
-    report = verify_bundle(zipped, ca)
+    from evr_desktop.vault.age import X25519Identity
+
+    # -i: every segment and still decrypted from its zip member, authenticated, against its plaintext hash
+    report = verify_bundle(zipped, ca, [X25519Identity.from_string(session.vault.age_identity)])
     assert report.ok and report.anchored, report.problems
     assert report.checked["signed PDFs"] >= 2 and report.checked["recording segments"] >= 1
+    assert report.checked["files decrypted"] == report.checked["recording segments"] + 1  # and the still
     assert main(["evidence", "verify", str(zipped)]) == 0  # the CLI takes the zip as it is
     # A second export never replaces the first.
     again = session.export_case(a.id, dest, as_zip=True)
