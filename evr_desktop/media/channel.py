@@ -100,7 +100,6 @@ CHILD_SENDS: Spec = {
     "ready": {"speaker_note": ((str,), True)},
     "reply": {**_ID, "ok": ((bool,), True), "result": ((object,), False), "error": ((dict,), False)},
     "event": {"event": ((str,), True), "fields": ((dict,), True)},
-    "frame": {"key": ((str,), True)},
     "pong": {**_ID},
     "recording_status": {**_APPT, "state": ((str,), True), "message": ((str,), True)},
     "recording_ended": {**_APPT, "result": ((dict,), True)},

@@ -36,16 +36,12 @@ from typing import Any
 from ..call import events as ev
 from ..recording.router import RecordingRouter
 from .channel import PARENT_SENDS, STILL_RESULT_FIELDS, Channel, ChannelClosed, ProtocolError
-from .frames import FrameSlot
+from .frames import FrameSlot, ring
 
 log = logging.getLogger("evr_desktop.media")
 
 PARENT_POLL = 0.5  # s: how often the parent's pid is checked
 LOCAL_POLL = 0.033  # s: how often the self view's newest preview is looked for
-# A wake-up is not queued behind this many messages: the frame is in shared
-# memory anyway and the window's 16 ms poll finds it, so a GUI that stops
-# reading for a while gets no flood of stale wake-ups and the events go first.
-MAX_WAKEUP_BACKLOG = 32
 
 
 def event_message(e: ev.Event) -> dict[str, Any]:
@@ -100,11 +96,14 @@ def error_fields(exc: BaseException) -> dict[str, Any]:
 
 
 class MediaChild:
-    def __init__(self, channel: Channel, remote: FrameSlot, local: FrameSlot, calls: Any):
+    def __init__(self, channel: Channel, remote: FrameSlot, local: FrameSlot, calls: Any,
+                 wakeup_fd: int | None = None):
         self._working_locks: dict[str, threading.Lock] = {}
         self.channel = channel
         self.remote = remote
         self.local = local
+        # The write end of the app's frame wake-up pipe (``FrameWakeup``); None: no wake-ups.
+        self.wakeup_fd = wakeup_fd
         self.calls = calls
         self.engine = calls.engine
         self._stopping = False
@@ -283,11 +282,13 @@ class MediaChild:
         return fn(self.player)
 
     def on_frame(self, key: str) -> None:
-        """Display thread: the newest remote frame into shared memory, then the wake-up."""
+        """Display thread: the newest remote frame into shared memory, then the
+        wake-up, one byte on the app's pipe straight from this thread (no
+        message, no writer thread; the app's GUI thread watches the pipe)."""
         appointment = key.removeprefix("remote:")
         frame = self.engine.latest_remote_bgra(appointment)
-        if frame is not None and self.remote.publish(key, frame) and self.channel.backlog < MAX_WAKEUP_BACKLOG:
-            self.send({"type": "frame", "key": key})
+        if frame is not None and self.remote.publish(key, frame) and self.wakeup_fd is not None:
+            ring(self.wakeup_fd)
 
     def _local_frames(self) -> None:
         last = None
@@ -464,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parent", type=int, required=True)
     p.add_argument("--remote-frames", required=True)
     p.add_argument("--local-frames", required=True)
+    p.add_argument("--frame-wakeup-fd", type=int, help="the write end of the app's frame wake-up pipe")
     p.add_argument("--host-candidates", default="with-loopback")
     p.add_argument("--rendezvous-fd", type=int, help="the app's listening socket for the demo's rendezvous")
     p.add_argument("--rendezvous-url", help="force mode: the force's rendezvous (https://)")
@@ -502,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
     router = RecordingRouter()
     calls = EmbeddedCalls(host_candidates=args.host_candidates, tap_sink=router, **kwargs)
     calls.start()
-    child = MediaChild(channel, remote, local, calls)
+    child = MediaChild(channel, remote, local, calls, wakeup_fd=args.frame_wakeup_fd)
     child.router = router
     child.synthetic = synthetic
     engine = calls.engine

@@ -13,7 +13,9 @@ engine runs.
   loop's thread): keep listeners short (the UI's bridge queues a signal).
 - Display frames: ``latest_remote_bgra()`` / ``latest_local_preview()`` read
   the shared slots (frames.py): a view, valid until the next call returns a
-  newer frame; ``frame_listener(key)`` is called for each new remote frame.
+  newer frame. Each new remote frame is also a byte on ``frame_wakeup_fd``
+  (a pipe from the child, ``FrameWakeup``), which the call window watches on
+  its own thread: no message and no thread between the frame and the paint.
 
 Supervision (``_supervise``, one long-lived thread, which also spawns every
 child so that Linux's parent-death signal, tied to the spawning *thread*,
@@ -41,6 +43,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +53,7 @@ import numpy as np
 from ..call import events as ev
 from ..domain.phone_signing import BadPageMessage, check_strokes, is_review_id
 from .channel import CHILD_SENDS, STILL_RESULT_FIELDS, Channel, ChannelClosed, ProtocolError, _is
-from .frames import LOCAL_MAX, REMOTE_MAX, FrameSlot
+from .frames import LOCAL_MAX, REMOTE_MAX, FrameSlot, FrameWakeup
 
 log = logging.getLogger("evr_desktop.media")
 
@@ -258,6 +261,8 @@ class MediaCalls:
         self.protocol_errors = 0  # messages from the child refused here
         self.refused_by_child: list[str] = []  # codes of our messages the child refused (newest last, 100 kept)
         self.restarts = 0
+        # New remote frames wake the GUI thread through this pipe (made by start()).
+        self.wakeup: FrameWakeup | None = None
         self._child: _Child | None = None
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -291,6 +296,10 @@ class MediaCalls:
         """Start the child and wait until its engine and rendezvous are up."""
         if self._supervisor is not None:
             return
+        if self.wakeup is None:
+            self.wakeup = FrameWakeup()
+            # Closed with this object: the window's notifier on its read end goes first.
+            weakref.finalize(self, self.wakeup.close)
         if self.force_url is None:
             self._listen = socket.create_server(("127.0.0.1", 0))
         self._supervisor = threading.Thread(target=self._supervise, name="media-supervisor", daemon=True)
@@ -408,11 +417,7 @@ class MediaCalls:
 
     def _dispatch(self, child: _Child, m: dict[str, Any]) -> None:
         kind = m["type"]
-        if kind == "frame":
-            fn = self.engine.frame_listener
-            if fn is not None:
-                fn(m["key"])
-        elif kind == "event":
+        if kind == "event":
             e = event_from(m["event"], m["fields"])
             appointment = getattr(e, "appointment", None)
             if isinstance(e, ev.CallEnded):
@@ -462,17 +467,19 @@ class MediaCalls:
         remote = FrameSlot.create(REMOTE_MAX)
         local = FrameSlot.create(LOCAL_MAX)
         mine, theirs = socket.socketpair()
+        assert self.wakeup is not None  # made by start()
+        wakeup = self.wakeup.write_fd
         if self.force_url is not None:
             where = ["--rendezvous-url", self.force_url, *(["--rendezvous-ca", self.force_ca] if self.force_ca else [])]
-            fds: tuple[int, ...] = (theirs.fileno(),)
+            fds: tuple[int, ...] = (theirs.fileno(), wakeup)
         else:
             assert self._listen is not None
             where = ["--rendezvous-fd", str(self._listen.fileno())]
-            fds = (theirs.fileno(), self._listen.fileno())
+            fds = (theirs.fileno(), wakeup, self._listen.fileno())
         try:
             proc = subprocess.Popen(
                 [*media_command(), "--fd", str(theirs.fileno()), "--parent", str(os.getpid()), *where,
-                 "--remote-frames", remote.name, "--local-frames", local.name,
+                 "--remote-frames", remote.name, "--local-frames", local.name, "--frame-wakeup-fd", str(wakeup),
                  "--host-candidates", self.host_candidates,
                  *(["--synthetic", "x".join(map(str, self.synthetic))] if self.synthetic else [])],
                 pass_fds=fds, stdin=subprocess.DEVNULL, close_fds=True,
@@ -620,14 +627,19 @@ class MediaEngine:
     def __init__(self, calls: MediaCalls):
         self._calls = calls
         self._listeners = ev.Listeners(log)
-        # Called on the channel's reader thread with "remote:<appointment>" for each new frame.
-        self.frame_listener: Callable[[str], None] | None = None
         # Called on the reader thread with each ``player_status`` message (playback).
         self.player_listener: Callable[[dict[str, Any]], None] | None = None
 
     @property
     def settings(self) -> MediaSettings:
         return self._calls.settings
+
+    @property
+    def frame_wakeup(self) -> FrameWakeup | None:
+        """The pipe that says a new remote frame is in shared memory (None
+        until the media process is started); the in-process engine has
+        ``frame_listener`` instead."""
+        return self._calls.wakeup
 
     @property
     def running(self) -> bool:

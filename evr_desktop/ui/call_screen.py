@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QRectF, QSocketNotifier, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QKeySequence, QPainter, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -244,6 +244,8 @@ class CallScreen(QWidget):
         for keys, slot in (("Ctrl+Shift+M", self.toggle_mute), ("Ctrl+Shift+V", self.toggle_camera),
                            ("Ctrl+Shift+E", self.ask_to_end), (STILL_SHORTCUT, self.request_still)):
             QShortcut(QKeySequence(keys), self, activated=slot)
+        self._wakeup: Any = None  # the media process's FrameWakeup, once watched
+        self._wakeup_notifier: QSocketNotifier | None = None
         self._frames = QTimer(self)
         self._frames.setInterval(FRAME_INTERVAL_MS)
         self._frames.timeout.connect(self._pull_frames)
@@ -289,8 +291,7 @@ class CallScreen(QWidget):
         self._last_error = ""
         self.remote.clear()
         self._started = time.monotonic()
-        key = f"remote:{appointment_id}"
-        self.engine.frame_listener = lambda k: k == key and self._remote_frame.emit()
+        self._watch_frames(f"remote:{appointment_id}")
         self._frames.start()
         self._clock.start()
         self.engine.start_call(appointment_id)
@@ -321,8 +322,27 @@ class CallScreen(QWidget):
         if self.confirm_leave("End the call"):
             self.end_call()
 
+    def _watch_frames(self, key: str) -> None:
+        """Paint each new frame of the victim as soon as it is there. The media
+        process rings a pipe (``frame_wakeup``) that this thread watches; the
+        engine in this process calls ``frame_listener`` on its display thread,
+        which queues a signal here. The 16 ms timer is the fallback either way."""
+        wakeup = getattr(self.engine, "frame_wakeup", None)
+        if wakeup is None:
+            self.engine.frame_listener = lambda k: k == key and self._remote_frame.emit()
+        elif self._wakeup is not wakeup:  # one pipe for the app's life: watched once
+            self._wakeup = wakeup
+            self._wakeup_notifier = QSocketNotifier(wakeup.read_fd, QSocketNotifier.Type.Read, self)
+            self._wakeup_notifier.activated.connect(self._woken)
+
+    def _woken(self, *_args: Any) -> None:
+        if self._wakeup is not None:
+            self._wakeup.drain()
+        self._pull_frames()
+
     def _finish(self, appointment: str, text: str) -> None:
-        self.engine.frame_listener = None
+        if getattr(self.engine, "frame_wakeup", None) is None:
+            self.engine.frame_listener = None
         self._recording_since = None
         self.recording.hide()
         self.still_button.setEnabled(False)

@@ -98,6 +98,13 @@ def test_officer_calls_a_waiting_victim(qtbot, unlocked, victim_loop, monkeypatc
         # Video both ways, painted on the officer's side.
         qtbot.waitUntil(lambda: screen.remote.frames_painted >= 5 and victim.frames["video"] >= 5, timeout=20000)
         assert victim.frames["audio"] > 0
+        # The media process wakes the window for each frame through its pipe: with
+        # the window's fallback poll stopped, frames still arrive and are painted.
+        assert main.calls.embedded.engine.frame_wakeup is not None
+        screen._frames.stop()
+        painted = screen.remote.frames_painted
+        qtbot.waitUntil(lambda: screen.remote.frames_painted >= painted + 10, timeout=10000)
+        screen._frames.start()
         # Chat each way.
         screen.chat_input.setText("Hello, can you hear me?")
         screen.send_chat()

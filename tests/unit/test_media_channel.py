@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
 import socket
 import struct
 import threading
@@ -362,3 +363,32 @@ def test_frames_latest_wins_as_a_view_and_the_held_buffer_is_never_written():
     small = np.full((10, 20, 4), 9, np.uint8)
     writer.publish("remote:a", small)
     assert reader.acquire().shape == (10, 20, 4)
+
+
+def test_the_frame_wakeup_pipe_never_blocks_the_media_process():
+    """The child rings once per frame from its display thread: a GUI that does
+    not read (a long paint, a modal dialog) must never make it wait, and a
+    GUI that is gone must never make it fail. Any one wake-up paints the newest
+    frame, so dropped bytes lose nothing."""
+    from evr_desktop.media.frames import FrameWakeup, ring
+
+    w = FrameWakeup()
+    try:
+        assert w.drain() == 0
+        ring(w.write_fd)
+        ring(w.write_fd)
+        assert w.drain() == 2 and w.drain() == 0
+        for _ in range(200_000):  # far more than a pipe holds (64 KiB on Linux): a blocking write hangs here
+            ring(w.write_fd)
+        assert 0 < w.drain() < 200_000
+        ring(w.write_fd)
+        assert w.drain() == 1  # after a full pipe, the next frame still wakes
+    finally:
+        w.close()
+    assert w.drain() == 0  # closed: nothing to read, nothing raised
+    r, wfd = os.pipe()
+    os.close(r)
+    try:
+        ring(wfd)  # the reader gone (the app died): nothing raised
+    finally:
+        os.close(wfd)
