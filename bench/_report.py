@@ -10,6 +10,19 @@ def stats(values: list[float]) -> tuple[float, float, float]:
     return statistics.median(values), min(values), max(values)
 
 
+def bootstrap_median(values: list[float], draws: int = 4000, seed: int = 10) -> tuple[float, float, float]:
+    """The median of ``values`` and a 90% bootstrap interval of it (values
+    drawn with replacement, a fixed seed so that a report can be re-printed
+    from the same figures). For paired comparisons (each measurement against
+    its partner taken minutes apart), where the pairing removes the machine's
+    drift that a difference of two medians keeps."""
+    import random
+
+    rng = random.Random(seed)
+    meds = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(draws))
+    return statistics.median(values), meds[int(0.05 * draws)], meds[int(0.95 * draws) - 1]
+
+
 def table(headers: list[str], rows: list[list[str]]) -> str:
     """First column left-aligned, the rest (numbers) right-aligned."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]

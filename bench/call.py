@@ -74,7 +74,7 @@ from datetime import date, datetime, timedelta, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-from _report import stats, table  # noqa: E402  bench/ is sys.path[0] when run as a script
+from _report import bootstrap_median, stats, table  # noqa: E402  bench/ is sys.path[0] when run as a script
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -883,19 +883,28 @@ def matrix(args: Any) -> int:
     print("CPU = cores used per second of call by the officer's side (Chromium not counted); g2g = glass-to-glass")
     print(f"median ms over {args.runs} run(s) at the same size (A/B of this script). Cells: the median over the "
           "rounds [min-max].")
-    ratio_rows = []
+    ratio_rows, interval_rows = [], []
     for load in (0, 2):
         a, b = out[("in-process", load)], out[("media", load)]
         pairs = list(zip(a, b, strict=False))  # round by round (a failed run shortens the list)
         if not pairs:
             continue
-        cells = []
-        for key in ("CPU total", "g2g o->v", "g2g v->o", "longest ms", "p99 ms"):
+        label = f"{'load on both cores' if load else 'no added load'} ({len(pairs)} rounds)"
+        cells, intervals = [], []
+        for key in RATIO_KEYS:
             ratios = [y[key] / x[key] for x, y in pairs if x[key] and x[key] == x[key] and y[key] == y[key]]
             cells.append(spread(ratios, "{:.2f}") if ratios else "-")
-        ratio_rows.append([f"{'load on both cores' if load else 'no added load'} ({len(pairs)} rounds)", *cells])
+            if len(ratios) >= 3:
+                _med, lo, hi = bootstrap_median(ratios)
+                intervals.append(f"{lo:.2f}-{hi:.2f}")
+            else:
+                intervals.append("-")
+        ratio_rows.append([label, *cells])
+        interval_rows.append([label, *intervals])
     print("\nMedia process / in process, round by round (under 1: the media process is lower; median [min-max]):")
-    print(table(["load", "CPU total", "g2g o->v", "g2g v->o", "longest", "p99"], ratio_rows))
+    print(table(["load", *RATIO_KEYS], ratio_rows))
+    print("\nThe same ratios' median, 90% bootstrap interval (rounds drawn with replacement; needs 3 rounds):")
+    print(table(["load", *RATIO_KEYS], interval_rows))
     return 0 if failed == 0 else 1
 
 
@@ -905,6 +914,10 @@ MATRIX_COLUMNS: list[tuple[str, str]] = [
     ("CPU GUI", "{:.2f}"), ("CPU media", "{:.2f}"), ("CPU total", "{:.3f}"), ("fps", "{:.1f}"),
     ("g2g o->v", "{:.0f}"), ("g2g v->o", "{:.0f}"),
 ]
+
+
+#: D's ratio columns (media process / in process, round by round).
+RATIO_KEYS = ["CPU total", "g2g o->v", "g2g v->o", "longest ms", "p99 ms", "> 16 ms"]
 
 
 def matrix_row(r: dict, size: str) -> dict[str, float]:
