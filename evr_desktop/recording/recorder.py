@@ -143,6 +143,7 @@ class _Counts:
     flags: int = 0
     mux_errors: int = 0
     ignored: int = 0
+    keyframe_requests: int = 0  # asked of on_keyframe_wanted (each costs the call a keyframe)
 
 
 def _iso(ts: float) -> str:
@@ -292,6 +293,10 @@ class Recorder:
                 log.error("recorder: the manifest could not be written: %s", exc)
                 self.error = self.error or f"the manifest could not be written: {exc}"
             self.state = CLOSED
+            log.info("recorder: closed after %.1f s: %d segments, frames per track %s, dropped %s, "
+                     "keyframe requests %d", duration, len(self.writer.segments),
+                     [t.frames for t in self._tracks], [t.dropped for t in self._tracks],
+                     self.counts.keyframe_requests)
             finalised = finalised and manifest_sha is not None  # else the next unlock's recovery closes it
             return RecordingResult(
                 folder=self.folder, recording_id=self.recording_id, manifest_sha256=manifest_sha,
@@ -380,6 +385,7 @@ class Recorder:
         if now - track.last_want < 1.0 or self._on_keyframe_wanted is None:
             return
         track.last_want = now
+        self.counts.keyframe_requests += 1
         try:
             self._on_keyframe_wanted(track.key[0])
         except Exception:
