@@ -322,6 +322,7 @@ def test_video_waits_for_a_keyframe_and_asks_for_one(tmp_path, keys, frames) -> 
     cut = [f for i, f in enumerate(frames) if i != first_key]
     rec, result, statuses, wanted = _record(tmp_path / "r", keys, cut)
     assert "received" in wanted
+    assert rec.counts.keyframe_requests == len(wanted)  # the close log's count is what was asked
     victim_video = rec._tracks[0]
     assert victim_video.dropped > 0 and victim_video.frames > 0
     mkv = tmp_path / "r.mkv"
