@@ -293,10 +293,13 @@ class Recorder:
                 log.error("recorder: the manifest could not be written: %s", exc)
                 self.error = self.error or f"the manifest could not be written: {exc}"
             self.state = CLOSED
+            sync = self.writer.syncer.stats
             log.info("recorder: closed after %.1f s: %d segments, frames per track %s, dropped %s, "
-                     "keyframe requests %d", duration, len(self.writer.segments),
+                     "keyframe requests %d, fsyncs %d files + %d folder, %.1f ms in all, longest %.1f ms",
+                     duration, len(self.writer.segments),
                      [t.frames for t in self._tracks], [t.dropped for t in self._tracks],
-                     self.counts.keyframe_requests)
+                     self.counts.keyframe_requests, sync.files, sync.folders, sync.seconds * 1000,
+                     sync.longest * 1000)
             finalised = finalised and manifest_sha is not None  # else the next unlock's recovery closes it
             return RecordingResult(
                 folder=self.folder, recording_id=self.recording_id, manifest_sha256=manifest_sha,

@@ -537,3 +537,81 @@ def test_segments_cut_exactly_at_cluster_ends_however_the_muxer_writes(recorded,
         assert b"".join(parts) == plain, how
         assert all(p.startswith(b"\x1f\x43\xb6\x75") for p in parts[1:]), how
         assert [s.start_ms for s in segs] == reference.cluster_timestamps, how
+
+
+def test_fsyncs_run_off_the_writers_thread_and_close_waits_for_them(recorded, keys, tmp_path, monkeypatch) -> None:
+    """The writer runs on the tap's worker: a segment's fsync must not hold it
+    (a slow disk would hold every frame behind it), yet every finalised segment
+    is fsynced, closed and its folder fsynced before ``close()`` returns."""
+    import threading
+
+    from evr_desktop.recording import segments as seg_mod
+    from evr_desktop.recording.segments import SegmentWriter
+
+    plain = recorded[4]
+    writer_thread = threading.get_ident()
+    release = threading.Event()
+    synced: list[tuple[int, int, bool]] = []  # (fd, thread, is a folder)
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        release.wait(10)  # a disk that takes its time, until the test lets it go
+        synced.append((fd, threading.get_ident(), os.path.isdir(f"/proc/self/fd/{fd}")
+                       and os.path.isdir(os.readlink(f"/proc/self/fd/{fd}"))))
+        real_fsync(fd)
+
+    monkeypatch.setattr(seg_mod.os, "fsync", slow_fsync)
+    monkeypatch.setattr("evr_desktop.fsutil.os.fsync", slow_fsync)
+    fds_before = len(os.listdir("/proc/self/fd"))
+    writer = SegmentWriter(tmp_path, [k.recipient for k in keys], fsync=True)
+    writer.write(plain)  # every Cluster finalised while the first fsync is still blocked
+    assert len(writer.segments) > 3 and all(s.complete for s in writer.segments[:-1])
+    assert synced == []  # none done yet, and the writer was not held
+    done = threading.Event()
+    closer = threading.Thread(target=lambda: (writer.close(), done.set()))
+    closer.start()
+    assert not done.wait(0.3)  # close() waits for the fsyncs still to come
+    release.set()
+    closer.join(10)
+    assert done.is_set() and writer.error is None
+    files = [s for s in synced if not s[2]]
+    assert len(files) == len(writer.segments)  # each segment's file, once
+    assert any(s[2] for s in synced)  # and the folder
+    assert all(t != writer_thread for _, t, _ in synced)
+    assert len(os.listdir("/proc/self/fd")) == fds_before  # every segment file closed
+    assert writer.syncer.stats.files == len(writer.segments)
+    parts = [decrypt((tmp_path / s.file).read_bytes(), [keys[0]]) for s in writer.segments]
+    assert b"".join(parts) == plain
+
+
+def test_a_failed_fsync_fails_the_recording_and_marks_the_segment(tmp_path, keys, frames, monkeypatch) -> None:
+    """An fsync that fails (EIO at writeback, a disk that filled) is a failed
+    write: the officer is told, the segment it hit is never listed as
+    complete, and what was made durable before stays valid."""
+    import errno
+
+    from evr_desktop.recording import segments as seg_mod
+
+    real_fsync = os.fsync
+
+    def failing(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("seg-000002.age"):
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(seg_mod.os, "fsync", failing)
+    officer, escrow = keys
+    now = [frames[0].monotonic]
+    statuses: list = []
+    rec = Recorder(tmp_path / "r", officer_recipient=officer.recipient, escrow_recipient=escrow.recipient,
+                   session="appt-1", clock=lambda: now[0], on_status=statuses.append)
+    for f in frames:
+        now[0] = f.monotonic
+        rec(f)
+    result = rec.close("call ended")
+    assert rec.state != RECORDING and not result.finalised
+    assert any(s.state == "failed" and "Input/output error" in s.message for s in statuses)
+    segs = rec.segments
+    assert segs[0].complete and not segs[1].complete and "durable" in segs[1].note
+    assert not any(s.complete for s in segs[1:])
+    assert decrypt((tmp_path / "r" / segs[0].file).read_bytes(), [officer]).startswith(MKV_MAGIC)
