@@ -413,15 +413,16 @@ class Officer:
                 self.queued: list[float] = []
                 self._last = 0.0
                 self._fd: int | None = None
-                self._wait = 0
+                self._wait = 0.0
 
-            def _run_queue_ns(self) -> int:
+            def _run_queue_ns(self) -> float:
+                """NaN where the kernel does not say (not Linux): "unknown", never "none"."""
                 if self._fd is None:
-                    return 0
+                    return float("nan")
                 try:
                     return int(os.pread(self._fd, 128, 0).split()[1])
                 except (OSError, IndexError, ValueError):
-                    return 0
+                    return float("nan")
 
             def start(self) -> None:  # on the GUI thread: the schedstat read is this thread's
                 self.late, self.queued = [], []
@@ -952,11 +953,13 @@ def matrix_row(r: dict, size: str) -> dict[str, float]:
     """One configuration's run of this script (its ``--json``) as D's figures."""
     stall = r["stall"]
     late = sorted(stall["call"]) or [0.0]
-    queued = stall.get("call_queued") or [0.0] * len(stall["call"])
+    queued = stall.get("call_queued") or []
+    known = len(queued) == len(stall["call"]) and all(q == q for q in queued)  # schedstat read (no NaN)
     g2g = [stats(r[size][k])[0] if r[size][k] else float("nan") for k in ("app_o2v", "app_v2o")]
     return {"p99 ms": late[min(len(late) - 1, int(len(late) * 0.99))], "longest ms": late[-1],
             "> 16 ms": sum(v > 16 for v in late),
-            "of which queued": sum(v > 16 and q >= v / 2 for v, q in zip(stall["call"], queued, strict=False)),
+            "of which queued": (sum(v > 16 and q >= v / 2 for v, q in zip(stall["call"], queued, strict=True))
+                                if known else float("nan")),
             "> 50 ms": sum(v > 50 for v in late),
             "CPU GUI": stall["cpu_gui"], "CPU media": stall["cpu_media"],
             "CPU total": stall["cpu_gui"] + stall["cpu_media"], "fps": stall["painted"] / stall["call_s"],
