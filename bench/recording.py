@@ -6,6 +6,8 @@ the call").
     .venv/bin/python bench/recording.py --only A,B                     # no call: ~30 s
     .venv/bin/python bench/recording.py --only C --calls 5 --seconds 30
     .venv/bin/python bench/recording.py --runs 5 --mib 256             # A and B: runs, size
+    .venv/bin/python bench/recording.py --only C --json run1.json      # C's calls kept for pooling
+    .venv/bin/python bench/recording.py --pool run1.json run2.json     # C's tables over several runs
     .venv/bin/python bench/recording.py --only A,B,C,E,D               # and aiortc's MediaRecorder (~9-11 min)
 
 A. Encryption throughput. The same bytes (a 16 MiB random block repeated up to
@@ -533,18 +535,20 @@ def _median(rows: list[dict], key: str) -> float | None:
     return statistics.median(vals) if vals else None
 
 
-def paired(calls: list[dict], key: str, draws: int = 4000) -> tuple[float, float, float, int] | None:
-    """Each "with" call against the "without" call run just before it (the
-    calls alternate, so a pair shares the machine's state of that minute):
-    the median of the pairs' differences, and a 90% bootstrap interval of that
-    median (pairs drawn with replacement, a fixed seed); None under 3 pairs.
-    Pairing removes the drift from call to call that a difference of two
-    medians keeps."""
+def paired(runs: list[list[dict]], key: str, draws: int = 4000) -> tuple[float, float, float, int] | None:
+    """Each "with" call against the "without" call run just before it in the
+    same run (the calls alternate, so a pair shares the machine's state of
+    that minute): the median of the pairs' differences, pooled over ``runs``,
+    and a 90% bootstrap interval of that median (pairs drawn with replacement,
+    a fixed seed); None under 3 pairs. Pairing removes the drift from call to
+    call that a difference of two medians keeps; a pair never spans two runs
+    (a different hour, a different machine state)."""
     diffs = []
-    for before, after in zip(calls, calls[1:], strict=False):
-        if (not before["record"] and after["record"] and after.get("recording")
-                and before.get(key) is not None and after.get(key) is not None):
-            diffs.append(after[key] - before[key])
+    for calls in runs:
+        for before, after in zip(calls, calls[1:], strict=False):
+            if (not before["record"] and after["record"] and after.get("recording")
+                    and before.get(key) is not None and after.get(key) is not None):
+                diffs.append(after[key] - before[key])
     if len(diffs) < 3:
         return None
     return (*bootstrap_median(diffs, draws), len(diffs))
@@ -554,23 +558,10 @@ def _num(v: float | None, fmt: str) -> str:
     return "n/a" if v is None else format(float(format(v, fmt)) + 0.0, fmt)  # + 0.0: never "-0"
 
 
-def report_c(c: dict[str, Any], seconds: float, aiortc: bool = False) -> None:
-    """C's tables; with ``aiortc``, E's (the same columns; CPU media is 0, the
-    engine being in this process; the goals, ours, shown for comparison)."""
+def per_call_table(c: dict[str, Any], aiortc: bool) -> None:
+    """One row per call of a run, then what the recordings held."""
     calls = c["calls"]
-    off = [r for r in calls if not r["record"]]
-    on = [r for r in calls if r["record"] and r.get("recording")]  # an incomplete recording measured nothing
-    w, h = c["size"]
-    n_with = sum(1 for r in calls if r["record"])
-    if aiortc:
-        print(f"\nE. aiortc's MediaRecorder (WebM, decoded frames re-encoded on the engine's loop) on live calls at "
-              f"{w}x{h}, the engine in this process (CPU GUI = the whole officer) <-> Chromium; {len(off)} without "
-              f"and {n_with} with it, interleaved; {seconds:.0f} s measured per call after a {SETTLE_S:.0f} s settle")
-    else:
-        print(f"\nC. Live calls at {w}x{h} both ways, the app's engine in its media process <-> Chromium "
-              f"(headless, the victim's page); {len(off)} without and {n_with} with recording, interleaved; "
-              f"{seconds:.0f} s measured per call after a {SETTLE_S:.0f} s settle")
-    print(f"Machine: {c['machine']}; load average at the end {os.getloadavg()[0]:.1f}\n")
+    on = [r for r in calls if r["record"] and r.get("recording")]
     rows = []
     for n, r in enumerate(calls, start=1):
         rec = r.get("recording")
@@ -601,6 +592,33 @@ def report_c(c: dict[str, Any], seconds: float, aiortc: bool = False) -> None:
             print(f"  recorded victim video: {victim[0]} frames{held} of {received} the engine had decoded "
                   f"when the measurement ended (the call ended just after)")
     print()
+
+
+def report_c(c: dict[str, Any], seconds: float, aiortc: bool = False) -> None:
+    """C's tables; with ``aiortc``, E's (the same columns; CPU media is 0, the
+    engine being in this process; the goals, ours, shown for comparison)."""
+    calls = c["calls"]
+    off = [r for r in calls if not r["record"]]
+    on = [r for r in calls if r["record"] and r.get("recording")]  # an incomplete recording measured nothing
+    w, h = c["size"]
+    n_with = sum(1 for r in calls if r["record"])
+    if aiortc:
+        print(f"\nE. aiortc's MediaRecorder (WebM, decoded frames re-encoded on the engine's loop) on live calls at "
+              f"{w}x{h}, the engine in this process (CPU GUI = the whole officer) <-> Chromium; {len(off)} without "
+              f"and {n_with} with it, interleaved; {seconds:.0f} s measured per call after a {SETTLE_S:.0f} s settle")
+    else:
+        print(f"\nC. Live calls at {w}x{h} both ways, the app's engine in its media process <-> Chromium "
+              f"(headless, the victim's page); {len(off)} without and {n_with} with recording, interleaved; "
+              f"{seconds:.0f} s measured per call after a {SETTLE_S:.0f} s settle")
+    sources = c.get("sources")
+    if sources:  # --pool: the runs' own per-call tables were printed when they ran
+        print(f"Pooled from {len(sources)} runs (--pool; each pair within its own run):")
+        for src in sources:
+            print(f"  {src}")
+        print()
+    else:
+        print(f"Machine: {c['machine']}; load average at the end {os.getloadavg()[0]:.1f}\n")
+        per_call_table(c, aiortc)
     goal_rows = []
 
     def line(label: str, key: str, fmt: str, goal: str, verdict: Any) -> None:
@@ -643,7 +661,7 @@ def report_c(c: dict[str, Any], seconds: float, aiortc: bool = False) -> None:
             ("GUI longest event-loop stall, ms", "longest", ".1f", None),  # judged below: "adds nothing"
             ("GUI stall p99, ms", "p99", ".1f", None),
             ("GUI stalls over 16 ms, count", "over16", ".1f", None)):
-        got = paired(calls, key)
+        got = paired(c.get("runs", [calls]), key)
         if got is None:
             continue
         med, lo, hi, n = got
@@ -751,6 +769,46 @@ def part_d(args: Any, c: dict[str, Any] | None, b_cost: float | None, e: dict[st
 # -- main -------------------------------------------------------------------------------------
 
 
+def save_run(path: Path, c: dict[str, Any], seconds: float) -> None:
+    """C's calls as JSON (no content: timings, counts and the recording
+    check's sizes), with what identifies the run, for ``--pool``."""
+    import json
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent).stdout.strip() or "?"
+    path.write_text(json.dumps({
+        "part": "C", "size": list(c["size"]), "seconds": seconds, "machine": c["machine"], "commit": commit,
+        "ended": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "load_end": round(os.getloadavg()[0], 2),
+        "calls": c["calls"]}, indent=1))
+    print(f"  C: calls written to {path}", file=sys.stderr)
+
+
+def pool(files: list[str]) -> int:
+    """C's tables over several runs' calls, each "with" call still paired
+    only with the "without" call before it in its own run."""
+    import json
+
+    runs = []
+    for name in files:
+        try:
+            run = json.loads(Path(name).read_text())
+        except (OSError, ValueError) as exc:
+            sys.exit(f"--pool: cannot read {name}: {exc}")
+        if not isinstance(run, dict) or run.get("part") != "C" or not isinstance(run.get("calls"), list):
+            sys.exit(f"--pool: {name} is not a file written by --json")
+        runs.append((name, run))
+    shapes = {(tuple(r["size"]), r["seconds"]) for _, r in runs}
+    if len(shapes) > 1:
+        sys.exit(f"--pool: the runs differ in size or seconds per call: {sorted(shapes)}")
+    (size, seconds), = shapes
+    c = {"size": size, "calls": [call for _, r in runs for call in r["calls"]],
+         "runs": [r["calls"] for _, r in runs],
+         "sources": [f"{name}: {len(r['calls'])} calls, ended {r['ended']}, load average {r['load_end']}, "
+                     f"commit {r['commit']}; {r['machine']}" for name, r in runs]}
+    report_c(c, seconds)
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=3, help="A and B: runs of each")
@@ -761,7 +819,12 @@ def main() -> int:
     ap.add_argument("--only", default="A,B,C,D",
                     help="parts to run, e.g. A,B or C; E (aiortc's MediaRecorder on a call, ~3 min) only if named")
     ap.add_argument("--no-warmup", action="store_true", help="C: no untimed first call")
+    ap.add_argument("--json", metavar="FILE", help="C: also write the run's calls to FILE, for --pool")
+    ap.add_argument("--pool", nargs="+", metavar="FILE",
+                    help="run nothing: C's tables over the calls of several --json files (same size and seconds)")
     args = ap.parse_args()
+    if args.pool:
+        return pool(args.pool)
     parts = {p.strip().upper() for p in args.only.split(",") if p.strip()}
     if not parts or parts - set("ABCDE"):
         ap.error(f"--only takes a comma-separated list of A, B, C, D, E, not {args.only!r}")
@@ -786,6 +849,8 @@ def main() -> int:
     if "C" in parts:
         c = part_c(args)
         problems += c["problems"]
+        if args.json:
+            save_run(Path(args.json), c, args.seconds)
         if c["calls"]:
             report_c(c, args.seconds)
     if "E" in parts:
