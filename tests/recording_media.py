@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import fractions
+import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -150,3 +151,18 @@ def small_filesystem(tmp_path: Path, size: str) -> Iterator[Path]:
         yield mnt
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
+
+
+def open_under(folder: Path) -> list[str]:
+    """This process's open descriptors on ``folder`` or anything in it. (Not a
+    count of all descriptors: other tests' threads open and close theirs
+    meanwhile.)"""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed since the listing (the listing's own descriptor, too)
+            continue
+        if target == str(folder) or target.startswith(str(folder) + os.sep):
+            found.append(target)
+    return found

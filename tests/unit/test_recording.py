@@ -36,7 +36,7 @@ from evr_desktop.vault.age import (
     decrypt_prefix,
     encrypt,
 )
-from tests.recording_media import TapFrame, call_frames, h264_stream
+from tests.recording_media import TapFrame, call_frames, h264_stream, open_under
 
 ENC_CHUNK = CHUNK_SIZE + 16
 SECONDS = 6.0
@@ -562,11 +562,11 @@ def test_fsyncs_run_off_the_writers_thread_and_close_waits_for_them(recorded, ke
 
     monkeypatch.setattr(seg_mod.os, "fsync", slow_fsync)
     monkeypatch.setattr("evr_desktop.fsutil.os.fsync", slow_fsync)
-    fds_before = len(os.listdir("/proc/self/fd"))
     writer = SegmentWriter(tmp_path, [k.recipient for k in keys], fsync=True)
     writer.write(plain)  # every Cluster finalised while the first fsync is still blocked
     assert len(writer.segments) > 3 and all(s.complete for s in writer.segments[:-1])
     assert synced == []  # none done yet, and the writer was not held
+    assert open_under(tmp_path)  # the syncer still holds the finished segments open (the check below can see them)
     done = threading.Event()
     closer = threading.Thread(target=lambda: (writer.close(), done.set()))
     closer.start()
@@ -578,7 +578,7 @@ def test_fsyncs_run_off_the_writers_thread_and_close_waits_for_them(recorded, ke
     assert len(files) == len(writer.segments)  # each segment's file, once
     assert any(s[2] for s in synced)  # and the folder
     assert all(t != writer_thread for _, t, _ in synced)
-    assert len(os.listdir("/proc/self/fd")) == fds_before  # every segment file closed
+    assert open_under(tmp_path) == []  # every segment file and the folder closed
     assert writer.syncer.stats.files == len(writer.segments)
     parts = [decrypt((tmp_path / s.file).read_bytes(), [keys[0]]) for s in writer.segments]
     assert b"".join(parts) == plain
