@@ -27,7 +27,7 @@ C. Live calls without and with recording: --calls pairs of calls at --size
    after the call the recording is checked complete (manifest finalised,
    every segment decrypts and matches it, all four media tracks hold frames),
    so a recorder that silently did nothing is never measured as free.
-   Per call, over --seconds after a 1 s settle: CPU seconds per second of
+   Per call, over --seconds after a --settle (1 s): CPU seconds per second of
    call of the media process and of the GUI process, median glass-to-glass
    both ways (bench/call.py's stamp read back at paint / by the page),
    the GUI's longest event-loop stall (bench/call.py's 5 ms timer), video
@@ -426,7 +426,7 @@ def part_c(args: Any, recorder: str = "evr") -> dict[str, Any]:
         try:
             page.locator("#screen-call").wait_for(state="visible", timeout=20_000)
             page.evaluate(VICTIM_WATCH)
-            time.sleep(SETTLE_S)
+            time.sleep(args.settle)
             info0 = officer.calls.engine.call_info(appt).result(5)
             pc0 = page.evaluate(PC_STATS_JS)
             cpu0 = cpu_seconds(officer.pid)
@@ -594,7 +594,7 @@ def per_call_table(c: dict[str, Any], aiortc: bool) -> None:
     print()
 
 
-def report_c(c: dict[str, Any], seconds: float, aiortc: bool = False) -> None:
+def report_c(c: dict[str, Any], seconds: float, settle: float, aiortc: bool = False) -> None:
     """C's tables; with ``aiortc``, E's (the same columns; CPU media is 0, the
     engine being in this process; the goals, ours, shown for comparison)."""
     calls = c["calls"]
@@ -605,11 +605,11 @@ def report_c(c: dict[str, Any], seconds: float, aiortc: bool = False) -> None:
     if aiortc:
         print(f"\nE. aiortc's MediaRecorder (WebM, decoded frames re-encoded on the engine's loop) on live calls at "
               f"{w}x{h}, the engine in this process (CPU GUI = the whole officer) <-> Chromium; {len(off)} without "
-              f"and {n_with} with it, interleaved; {seconds:.0f} s measured per call after a {SETTLE_S:.0f} s settle")
+              f"and {n_with} with it, interleaved; {seconds:.0f} s measured per call after a {settle:.0f} s settle")
     else:
         print(f"\nC. Live calls at {w}x{h} both ways, the app's engine in its media process <-> Chromium "
               f"(headless, the victim's page); {len(off)} without and {n_with} with recording, interleaved; "
-              f"{seconds:.0f} s measured per call after a {SETTLE_S:.0f} s settle")
+              f"{seconds:.0f} s measured per call after a {settle:.0f} s settle")
     sources = c.get("sources")
     if sources:  # --pool: the runs' own per-call tables were printed when they ran
         print(f"Pooled from {len(sources)} runs (--pool; each pair within its own run):")
@@ -769,7 +769,7 @@ def part_d(args: Any, c: dict[str, Any] | None, b_cost: float | None, e: dict[st
 # -- main -------------------------------------------------------------------------------------
 
 
-def save_run(path: Path, c: dict[str, Any], seconds: float) -> None:
+def save_run(path: Path, c: dict[str, Any], seconds: float, settle: float) -> None:
     """C's calls as JSON (no content: timings, counts and the recording
     check's sizes), with what identifies the run, for ``--pool``."""
     import json
@@ -777,7 +777,8 @@ def save_run(path: Path, c: dict[str, Any], seconds: float) -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parent).stdout.strip() or "?"
     path.write_text(json.dumps({
-        "part": "C", "size": list(c["size"]), "seconds": seconds, "machine": c["machine"], "commit": commit,
+        "part": "C", "size": list(c["size"]), "seconds": seconds, "settle": settle, "machine": c["machine"],
+        "commit": commit,
         "ended": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "load_end": round(os.getloadavg()[0], 2),
         "calls": c["calls"]}, indent=1))
     print(f"  C: calls written to {path}", file=sys.stderr)
@@ -797,15 +798,15 @@ def pool(files: list[str]) -> int:
         if not isinstance(run, dict) or run.get("part") != "C" or not isinstance(run.get("calls"), list):
             sys.exit(f"--pool: {name} is not a file written by --json")
         runs.append((name, run))
-    shapes = {(tuple(r["size"]), r["seconds"]) for _, r in runs}
+    shapes = {(tuple(r["size"]), r["seconds"], r.get("settle", SETTLE_S)) for _, r in runs}
     if len(shapes) > 1:
-        sys.exit(f"--pool: the runs differ in size or seconds per call: {sorted(shapes)}")
-    (size, seconds), = shapes
+        sys.exit(f"--pool: the runs differ in size, seconds per call or settle: {sorted(shapes)}")
+    (size, seconds, settle), = shapes
     c = {"size": size, "calls": [call for _, r in runs for call in r["calls"]],
          "runs": [r["calls"] for _, r in runs],
          "sources": [f"{name}: {len(r['calls'])} calls, ended {r['ended']}, load average {r['load_end']}, "
                      f"commit {r['commit']}; {r['machine']}" for name, r in runs]}
-    report_c(c, seconds)
+    report_c(c, seconds, settle)
     return 0
 
 
@@ -819,6 +820,8 @@ def main() -> int:
     ap.add_argument("--only", default="A,B,C,D",
                     help="parts to run, e.g. A,B or C; E (aiortc's MediaRecorder on a call, ~3 min) only if named")
     ap.add_argument("--no-warmup", action="store_true", help="C: no untimed first call")
+    ap.add_argument("--settle", type=float, default=SETTLE_S,
+                    help="C, E: seconds from the first victim frame painted to the meters' start")
     ap.add_argument("--json", metavar="FILE", help="C: also write the run's calls to FILE, for --pool")
     ap.add_argument("--pool", nargs="+", metavar="FILE",
                     help="run nothing: C's tables over the calls of several --json files (same size and seconds)")
@@ -850,14 +853,14 @@ def main() -> int:
         c = part_c(args)
         problems += c["problems"]
         if args.json:
-            save_run(Path(args.json), c, args.seconds)
+            save_run(Path(args.json), c, args.seconds, args.settle)
         if c["calls"]:
-            report_c(c, args.seconds)
+            report_c(c, args.seconds, args.settle)
     if "E" in parts:
         e = part_c(args, recorder="aiortc")
         problems += e["problems"]
         if e["calls"]:
-            report_c(e, args.seconds, aiortc=True)
+            report_c(e, args.seconds, args.settle, aiortc=True)
     if "D" in parts:
         try:
             part_d(args, c, b_cost, e)
