@@ -82,6 +82,13 @@ SETTLE_S = 1.0  # after the first victim frame painted, before C's meters start
 AUDIO_KBPS = 48  # each Opus stream of D's input (aiortc and Chromium send ~30-60 kb/s)
 GOAL_CPU = 0.02  # CPU-seconds per second of call that recording may add (issue 10)
 GOAL_LATENCY = 0.05  # fraction it may add to median glass-to-glass
+# "Adds nothing to the longest stall", made measurable: no effect can be shown
+# to be exactly 0, so "nothing" is an added stall under this margin, a quarter
+# of the kernel's 4 ms scheduling tick (CONFIG_HZ=250 here) and a fifth of the
+# stall meter's 5 ms timer, the smallest delay either could tell apart.
+# (Before this margin a median of +0.1 ms read "open" and -0.1 ms "PASS" on the
+# same interval: a coin toss for a recorder that adds nothing.)
+STALL_MARGIN_MS = 1.0
 
 # Every RTCPeerConnection the victim's page makes, for getStats (join.js keeps
 # its own private); a subclass, so instanceof and generateCertificate still work.
@@ -637,7 +644,8 @@ def report_c(c: dict[str, Any], seconds: float, settle: float, aiortc: bool = Fa
          lambda a, b, d: d < GOAL_LATENCY * a)
     line("glass-to-glass victim->officer, ms", "v2o", ".0f", f"adds < {GOAL_LATENCY:.0%}",
          lambda a, b, d: d < GOAL_LATENCY * a)
-    line("GUI longest event-loop stall, ms", "longest", ".0f", "adds nothing", lambda a, b, d: d <= 0)
+    line("GUI longest event-loop stall, ms", "longest", ".0f", f"adds < {STALL_MARGIN_MS:.0f} ms",
+         lambda a, b, d: d < STALL_MARGIN_MS)
     line("  the same against issue 9's bound", "longest", ".0f", "with < 50", lambda a, b, d: b < 50)
     line("GUI stall p99, ms", "p99", ".1f", "", None)
     line("GUI stalls over 16 ms, count", "over16", ".0f", "", None)
@@ -668,8 +676,9 @@ def report_c(c: dict[str, Any], seconds: float, settle: float, aiortc: bool = Fa
         base = _median(off, key)
         bound = limit(base) if limit is not None and base is not None else None
         pct = f" ({med / base:+.1%}; {lo / base:+.1%} to {hi / base:+.1%})" if base and key in ("o2v", "v2o") else ""
-        if key == "longest":  # "adds nothing": only an interval wholly above 0 shows an added stall
-            goal, verdict = "adds nothing", ("FAIL" if lo > 0 else "PASS" if med <= 0 else "open")
+        if key == "longest":  # "adds nothing": under the margin; an interval wholly above 0 is a stall seen
+            goal = f"adds nothing (< {STALL_MARGIN_MS:.0f})"
+            verdict = "FAIL" if lo > 0 else ("PASS" if hi < STALL_MARGIN_MS else "open")
         else:
             goal = "-" if bound is None else f"< {bound:{fmt}}"
             verdict = "-" if bound is None else ("PASS" if hi < bound else ("FAIL" if lo >= bound else "open"))
@@ -679,8 +688,9 @@ def report_c(c: dict[str, Any], seconds: float, settle: float, aiortc: bool = Fa
         print("pairs' differences and its 90% bootstrap interval. PASS: the whole interval is under the goal;")
         print("FAIL: the whole interval is at or over it; open: the interval straddles it (more pairs decide).")
         print("The longest stall (\"adds nothing\"): FAIL when the whole interval is above 0 (recording adds a")
-        print("stall these pairs can see); PASS when the median difference is 0 or below and the interval")
-        print("reaches 0; open when the median is above 0 but the interval reaches 0.")
+        margin = f"{STALL_MARGIN_MS:.0f} ms"
+        print(f"stall these pairs can see); PASS when the whole interval is under {margin} (a quarter of the")
+        print("kernel's 4 ms tick: nothing the scheduler or the 5 ms meter could tell apart); open otherwise.")
         print(table(["", "pairs", "median difference", "90% interval", "goal", "verdict"], pair_rows))
 
 
