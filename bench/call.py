@@ -990,6 +990,8 @@ def report(results: dict, sizes: list, runs: int, total: float, info: str) -> No
     for size in sizes:
         key = f"{size[0]}x{size[1]}"
         r = results[key]
+        if not r["app_setup"]:  # --runs 0: the stall call only
+            continue
         ref_med = stats(r["ref_setup"])[0]
         rows = []
         call_ref = stats(r["ref_call"])[0]
