@@ -499,7 +499,7 @@ def part_c(args: Any, recorder: str = "evr") -> dict[str, Any]:
         tmp = tempfile.mkdtemp(prefix="evr-bench-call-")
         try:
             with sync_playwright() as p:
-                browser, phone = launch_chromium(p, "", tmp)
+                browser, phone = launch_chromium(p, args.chromium_cores, tmp)
                 out["browser"] = browser.version
                 officer.use_size(size)
                 stamp = STAMP_JS % {"w": size[0], "h": size[1], "fps": FPS} + PC_SPY_JS
@@ -779,7 +779,7 @@ def part_d(args: Any, c: dict[str, Any] | None, b_cost: float | None, e: dict[st
 # -- main -------------------------------------------------------------------------------------
 
 
-def save_run(path: Path, c: dict[str, Any], seconds: float, settle: float) -> None:
+def save_run(path: Path, c: dict[str, Any], seconds: float, settle: float, chromium_cores: str) -> None:
     """C's calls as JSON (no content: timings, counts and the recording
     check's sizes), with what identifies the run, for ``--pool``."""
     import json
@@ -788,7 +788,7 @@ def save_run(path: Path, c: dict[str, Any], seconds: float, settle: float) -> No
                             cwd=Path(__file__).resolve().parent).stdout.strip() or "?"
     path.write_text(json.dumps({
         "part": "C", "size": list(c["size"]), "seconds": seconds, "settle": settle, "machine": c["machine"],
-        "commit": commit,
+        "chromium_cores": chromium_cores, "commit": commit,
         "ended": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "load_end": round(os.getloadavg()[0], 2),
         "calls": c["calls"]}, indent=1))
     print(f"  C: calls written to {path}", file=sys.stderr)
@@ -808,14 +808,16 @@ def pool(files: list[str]) -> int:
         if not isinstance(run, dict) or run.get("part") != "C" or not isinstance(run.get("calls"), list):
             sys.exit(f"--pool: {name} is not a file written by --json")
         runs.append((name, run))
-    shapes = {(tuple(r["size"]), r["seconds"], r.get("settle", SETTLE_S)) for _, r in runs}
+    shapes = {(tuple(r["size"]), r["seconds"], r.get("settle", SETTLE_S), r.get("chromium_cores", ""))
+              for _, r in runs}
     if len(shapes) > 1:
-        sys.exit(f"--pool: the runs differ in size, seconds per call or settle: {sorted(shapes)}")
-    (size, seconds, settle), = shapes
+        sys.exit(f"--pool: the runs differ in size, seconds per call, settle or Chromium's cores: {sorted(shapes)}")
+    (size, seconds, settle, _cores), = shapes
     c = {"size": size, "calls": [call for _, r in runs for call in r["calls"]],
          "runs": [r["calls"] for _, r in runs],
          "sources": [f"{name}: {len(r['calls'])} calls, ended {r['ended']}, load average {r['load_end']}, "
-                     f"commit {r['commit']}; {r['machine']}" for name, r in runs]}
+                     f"commit {r['commit']}, Chromium on cores {r.get('chromium_cores') or 'all'}; {r['machine']}"
+                     for name, r in runs]}
     report_c(c, seconds, settle)
     return 0
 
@@ -832,6 +834,9 @@ def main() -> int:
     ap.add_argument("--no-warmup", action="store_true", help="C: no untimed first call")
     ap.add_argument("--settle", type=float, default=SETTLE_S,
                     help="C, E: seconds from the first victim frame painted to the meters' start")
+    ap.add_argument("--chromium-cores", default="",
+                    help="C, E: confine the victim's Chromium to these cores (taskset -c), e.g. 1, so that it "
+                         "stands in for the phone rather than a second app on the laptop (as bench/call.py D)")
     ap.add_argument("--json", metavar="FILE", help="C: also write the run's calls to FILE, for --pool")
     ap.add_argument("--pool", nargs="+", metavar="FILE",
                     help="run nothing: C's tables over the calls of several --json files (same size and seconds)")
@@ -863,7 +868,7 @@ def main() -> int:
         c = part_c(args)
         problems += c["problems"]
         if args.json:
-            save_run(Path(args.json), c, args.seconds, args.settle)
+            save_run(Path(args.json), c, args.seconds, args.settle, args.chromium_cores)
         if c["calls"]:
             report_c(c, args.seconds, args.settle)
     if "E" in parts:
