@@ -59,6 +59,7 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
@@ -347,8 +348,6 @@ class AiortcRecorders:
     def check(self, appointment: str, seconds: float) -> dict[str, Any]:
         """The WebM file of the call, closed, read by ffprobe: both streams
         with packets (frames recorded, against frames decoded in C's note)."""
-        import json
-
         deadline = time.monotonic() + 20
         while appointment not in self.done and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -782,8 +781,6 @@ def part_d(args: Any, c: dict[str, Any] | None, b_cost: float | None, e: dict[st
 def save_run(path: Path, c: dict[str, Any], seconds: float, settle: float, chromium_cores: str) -> None:
     """C's calls as JSON (no content: timings, counts and the recording
     check's sizes), with what identifies the run, for ``--pool``."""
-    import json
-
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parent).stdout.strip() or "?"
     path.write_text(json.dumps({
@@ -797,15 +794,14 @@ def save_run(path: Path, c: dict[str, Any], seconds: float, settle: float, chrom
 def pool(files: list[str]) -> int:
     """C's tables over several runs' calls, each "with" call still paired
     only with the "without" call before it in its own run."""
-    import json
-
     runs = []
     for name in files:
         try:
             run = json.loads(Path(name).read_text())
         except (OSError, ValueError) as exc:
             sys.exit(f"--pool: cannot read {name}: {exc}")
-        if not isinstance(run, dict) or run.get("part") != "C" or not isinstance(run.get("calls"), list):
+        if (not isinstance(run, dict) or run.get("part") != "C" or not isinstance(run.get("calls"), list)
+                or not all(k in run for k in ("size", "seconds", "ended", "load_end", "commit", "machine"))):
             sys.exit(f"--pool: {name} is not a file written by --json")
         runs.append((name, run))
     shapes = {(tuple(r["size"]), r["seconds"], r.get("settle", SETTLE_S), r.get("chromium_cores", ""))
@@ -839,7 +835,8 @@ def main() -> int:
                          "stands in for the phone rather than a second app on the laptop (as bench/call.py D)")
     ap.add_argument("--json", metavar="FILE", help="C: also write the run's calls to FILE, for --pool")
     ap.add_argument("--pool", nargs="+", metavar="FILE",
-                    help="run nothing: C's tables over the calls of several --json files (same size and seconds)")
+                    help="run nothing: C's tables over the calls of several --json files "
+                         "(same size, seconds, settle and Chromium's cores)")
     args = ap.parse_args()
     if args.pool:
         return pool(args.pool)
