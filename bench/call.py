@@ -623,6 +623,8 @@ def main() -> int:
     ap.add_argument("--json", default="", help="also write the results to this file")
     ap.add_argument("--rounds", type=int, default=1,
                     help="D: times the four configurations run, interleaved (medians and ratios over them)")
+    ap.add_argument("--loads", default="0,2",
+                    help="D: the added loads to run (busy processes; 0,2: none, and one on each core)")
     ap.add_argument("--matrix", action="store_true",
                     help="D: in-process vs media process, Chromium on one core, without and with a CPU load")
     args = ap.parse_args()
@@ -863,21 +865,25 @@ def cpu_seconds(media_pid: int | None) -> tuple[float, float]:
 def matrix(args: Any) -> int:
     """D: each configuration in a process of its own, ``--rounds`` times
     interleaved (in-process, media, in-process under load, media under load,
-    then again), so that a machine that drifts hits every configuration alike.
+    then again with media first in each load, and so on), so that a machine
+    that drifts hits every configuration alike.
     One table of medians over the rounds (with the range where there are
     several), then the media process against in process round by round: the
     ratio of each round's figures, whose median and range are the comparison
     the issue asks for (same machine, minutes apart, not a best single run)."""
     import subprocess
 
-    configs = [(engine, load) for load in (0, 2) for engine in ("in-process", "media")]
+    loads = [int(v) for v in args.loads.split(",") if v.strip()]
+    configs = [(engine, load) for load in loads for engine in ("in-process", "media")]
     out: dict[tuple[str, int], list[dict]] = {c: [] for c in configs}
     tmp = Path(tempfile.mkdtemp(prefix="evr-bench-matrix-"))
     started = time.monotonic()
     failed = 0
     try:
         for rnd in range(args.rounds):
-            for engine, load in configs:
+            # Odd rounds run media first: a machine that drifts within a round favours neither.
+            for engine, load in (configs if rnd % 2 == 0 else
+                                 [(e, ld) for ld in loads for e in ("media", "in-process")]):
                 result = tmp / f"{engine}-{load}-{rnd}.json"
                 cmd = [sys.executable, str(Path(__file__).resolve()), "--engine", engine, "--load", str(load),
                        "--chromium-cores", "1", "--runs", str(args.runs), "--sizes", args.stall_size,
@@ -912,7 +918,7 @@ def matrix(args: Any) -> int:
     print(f"median ms over {args.runs} run(s) at the same size (A/B of this script). Cells: the median over the "
           "rounds [min-max].")
     ratio_rows, interval_rows = [], []
-    for load in (0, 2):
+    for load in loads:
         a, b = out[("in-process", load)], out[("media", load)]
         pairs = list(zip(a, b, strict=False))  # round by round (a failed run shortens the list)
         if not pairs:
@@ -933,6 +939,23 @@ def matrix(args: Any) -> int:
     print(table(["load", *RATIO_KEYS], ratio_rows))
     print("\nThe same ratios' median, 90% bootstrap interval (rounds drawn with replacement; needs 3 rounds):")
     print(table(["load", *RATIO_KEYS], interval_rows))
+    diff_rows = []
+    for load in loads:
+        pairs = list(zip(out[("in-process", load)], out[("media", load)], strict=False))
+        cells = []
+        for key in DIFF_KEYS:
+            diffs = [y[key] - x[key] for x, y in pairs if x[key] == x[key] and y[key] == y[key]]
+            if len(diffs) >= 3:
+                med, lo, hi = bootstrap_median(diffs)
+                cells.append(f"{med:+.3f} [{lo:+.3f}, {hi:+.3f}]" if key == "CPU total"
+                             else f"{med:+.1f} [{lo:+.1f}, {hi:+.1f}]")
+            else:
+                cells.append("-")
+        diff_rows.append([f"{'load on both cores' if load else 'no added load'} ({len(pairs)} rounds)", *cells])
+    print("\nMedia process - in process, round by round: the differences' median [90% bootstrap interval]")
+    print("(CPU in cores per second of call, glass-to-glass in ms; needs 3 rounds). 'No worse' is shown when the")
+    print("whole interval is at or under 0:")
+    print(table(["load", *DIFF_KEYS], diff_rows))
     return 0 if failed == 0 else 1
 
 
@@ -943,6 +966,10 @@ MATRIX_COLUMNS: list[tuple[str, str]] = [
     ("CPU GUI", "{:.2f}"), ("CPU media", "{:.2f}"), ("CPU total", "{:.3f}"), ("fps", "{:.1f}"),
     ("g2g o->v", "{:.0f}"), ("g2g v->o", "{:.0f}"),
 ]
+
+
+#: D's paired differences (media process - in process, round by round).
+DIFF_KEYS = ["CPU total", "g2g o->v", "g2g v->o"]
 
 
 #: D's ratio columns (media process / in process, round by round).
