@@ -903,7 +903,8 @@ def matrix(args: Any) -> int:
     print(f"\nD. In process vs media process at {args.stall_size} both ways, the victim's Chromium on core 1 "
           f"(taskset); {args.stall_seconds:.0f} s call per row and round, {args.rounds} round(s) interleaved; "
           f"total {time.monotonic() - started:.0f} s")
-    print(f"Load: one busy Python process pinned to each core. Load average at the end: {os.getloadavg()[0]:.1f}.")
+    print(("Load: one busy Python process pinned to each core. " if any(loads) else "No added load. ")
+          + f"Load average at the end: {os.getloadavg()[0]:.1f}.")
     rows = []
     for engine, load in configs:
         got = out[(engine, load)]
