@@ -628,6 +628,12 @@ def main() -> int:
     ap.add_argument("--matrix", action="store_true",
                     help="D: in-process vs media process, Chromium on one core, without and with a CPU load")
     args = ap.parse_args()
+    try:
+        loads = [int(v) for v in args.loads.split(",") if v.strip()]
+    except ValueError:
+        loads = []
+    if not loads or any(v not in (0, 2) for v in loads):
+        ap.error(f"--loads {args.loads!r}: give 0, 2 or 0,2 (none, and one busy process on each core)")
     if args.matrix:
         return matrix(args)
     sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes.split(",") if s]
@@ -918,7 +924,7 @@ def matrix(args: Any) -> int:
     print("CPU = cores used per second of call by the officer's side (Chromium not counted); g2g = glass-to-glass")
     print(f"median ms over {args.runs} run(s) at the same size (A/B of this script). Cells: the median over the "
           "rounds [min-max].")
-    ratio_rows, interval_rows = [], []
+    ratio_rows, interval_rows, diff_rows = [], [], []
     for load in loads:
         a, b = out[("in-process", load)], out[("media", load)]
         pairs = list(zip(a, b, strict=False))  # round by round (a failed run shortens the list)
@@ -936,23 +942,20 @@ def matrix(args: Any) -> int:
                 intervals.append("-")
         ratio_rows.append([label, *cells])
         interval_rows.append([label, *intervals])
-    print("\nMedia process / in process, round by round (under 1: the media process is lower; median [min-max]):")
-    print(table(["load", *RATIO_KEYS], ratio_rows))
-    print("\nThe same ratios' median, 90% bootstrap interval (rounds drawn with replacement; needs 3 rounds):")
-    print(table(["load", *RATIO_KEYS], interval_rows))
-    diff_rows = []
-    for load in loads:
-        pairs = list(zip(out[("in-process", load)], out[("media", load)], strict=False))
-        cells = []
+        diffs_cells = []
         for key in DIFF_KEYS:
             diffs = [y[key] - x[key] for x, y in pairs if x[key] == x[key] and y[key] == y[key]]
             if len(diffs) >= 3:
                 med, lo, hi = bootstrap_median(diffs)
-                cells.append(f"{med:+.3f} [{lo:+.3f}, {hi:+.3f}]" if key == "CPU total"
-                             else f"{med:+.1f} [{lo:+.1f}, {hi:+.1f}]")
+                diffs_cells.append(f"{med:+.3f} [{lo:+.3f}, {hi:+.3f}]" if key == "CPU total"
+                                   else f"{med:+.1f} [{lo:+.1f}, {hi:+.1f}]")
             else:
-                cells.append("-")
-        diff_rows.append([f"{'load on both cores' if load else 'no added load'} ({len(pairs)} rounds)", *cells])
+                diffs_cells.append("-")
+        diff_rows.append([label, *diffs_cells])
+    print("\nMedia process / in process, round by round (under 1: the media process is lower; median [min-max]):")
+    print(table(["load", *RATIO_KEYS], ratio_rows))
+    print("\nThe same ratios' median, 90% bootstrap interval (rounds drawn with replacement; needs 3 rounds):")
+    print(table(["load", *RATIO_KEYS], interval_rows))
     print("\nMedia process - in process, round by round: the differences' median [90% bootstrap interval]")
     print("(CPU in cores per second of call, glass-to-glass in ms; needs 3 rounds). 'No worse' is shown when the")
     print("whole interval is at or under 0:")
