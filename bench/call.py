@@ -634,6 +634,7 @@ def main() -> int:
         loads = []
     if not loads or any(v not in (0, 2) for v in loads):
         ap.error(f"--loads {args.loads!r}: give 0, 2 or 0,2 (none, and one busy process on each core)")
+    args.loads = loads
     if args.matrix:
         return matrix(args)
     sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes.split(",") if s]
@@ -879,7 +880,7 @@ def matrix(args: Any) -> int:
     the issue asks for (same machine, minutes apart, not a best single run)."""
     import subprocess
 
-    loads = [int(v) for v in args.loads.split(",") if v.strip()]
+    loads: list[int] = args.loads  # checked by main(): 0 (no added load) and/or 2 (one busy process per core)
     configs = [(engine, load) for load in loads for engine in ("in-process", "media")]
     out: dict[tuple[str, int], list[dict]] = {c: [] for c in configs}
     tmp = Path(tempfile.mkdtemp(prefix="evr-bench-matrix-"))
@@ -888,8 +889,8 @@ def matrix(args: Any) -> int:
     try:
         for rnd in range(args.rounds):
             # Odd rounds run media first: a machine that drifts within a round favours neither.
-            for engine, load in (configs if rnd % 2 == 0 else
-                                 [(e, ld) for ld in loads for e in ("media", "in-process")]):
+            engines = ("in-process", "media") if rnd % 2 == 0 else ("media", "in-process")
+            for engine, load in [(engine, load) for load in loads for engine in engines]:
                 result = tmp / f"{engine}-{load}-{rnd}.json"
                 cmd = [sys.executable, str(Path(__file__).resolve()), "--engine", engine, "--load", str(load),
                        "--chromium-cores", "1", "--runs", str(args.runs), "--sizes", args.stall_size,
